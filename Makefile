@@ -1,0 +1,75 @@
+# The verbs a user types. Everything runs from the repo's own virtual environments:
+#   .venv/      the project (pipeline, service, frontend, tests)
+#   .venv-sam/  aws-sam-cli, which pins its own dependencies
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+STAMP := $(VENV)/.installed
+SAM_STAMP := $(SAM_VENV)/.installed
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help install demo test test-fast lint typecheck bench eval sam-validate sam-local standin-image deploy clean
+
+help:
+	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
+	@echo "make test        install test dependencies and run the whole suite (slow integration tests included)"
+	@echo "make test-fast   the suite without the slow integration tests"
+	@echo "make bench       pipeline and service benchmarks (prints figures)"
+	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
+	@echo "make sam-local   sam build + sam local start-api against the local S3"
+	@echo "make deploy      sam build && sam deploy (needs an AWS account)"
+
+$(STAMP): pyproject.toml layers/reccore/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e layers/reccore -e '.[serve,frontend,dev]'
+	$(PY) -m pip install --quiet --no-deps recbole==1.2.1  # ships MovieLens-100K; never import its modules
+	touch $@
+
+install: $(STAMP)
+
+$(SAM_STAMP):
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+	touch $@
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP) $(SAM_STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) scripts/bench_pipeline.py
+	$(PY) scripts/bench_service.py
+
+eval: $(STAMP)
+	$(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
+
+sam-validate: $(SAM_STAMP)
+	AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x $(SAM) validate --lint
+
+standin-image:
+	scripts/standin_base_image.sh
+
+sam-local: $(STAMP) $(SAM_STAMP)
+	$(PY) scripts/sam_local.py
+
+deploy: $(SAM_STAMP)
+	$(SAM) build && $(SAM) deploy
+
+clean:
+	rm -rf .aws-sam test-output .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,216 @@
+"""The artifact format: key layout, manifest schema, and checksummed read/write.
+
+Layout under a store's prefix::
+
+    models/LATEST                      the current version id, written last
+    models/<version>/manifest.json     every file's size and sha256, params, data stats, metrics
+    models/<version>/<file>            the files named in :class:`Files`
+
+No pickle anywhere: arrays are ``.npy`` read with ``allow_pickle=False``, the
+indexes use FAISS's own format, ids and metadata are JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from reccore.errors import ArtifactIntegrityError, ModelNotFoundError
+from reccore.storage import ArtifactStore
+
+FORMAT_VERSION = 1
+MODELS_DIR = "models"
+LATEST_KEY = f"{MODELS_DIR}/LATEST"
+MANIFEST_NAME = "manifest.json"
+
+
+class Files:
+    """The file names inside one model version. The only place that knows them."""
+
+    USER_FACTORS = "user_factors.npy"  # float32 (n_users, k): x_u · V · Σ⁻¹
+    ITEM_FACTORS = "item_factors.npy"  # float32 (n_items, k): V · Σ (content vectors for cold items)
+    SINGULAR_VALUES = "singular_values.npy"  # float32 (k,)
+    ITEM_WEIGHTS = "item_weights.npy"  # float32 (n_items,): per-item factor of the weighting, for fold-in
+    POPULARITY = "popularity.npy"  # float32 (n_items,): recency-weighted popularity score
+    CONTENT_BASED = "content_based.npy"  # bool (n_items,): vector comes from metadata, not interactions
+    ITEM_MAP = "item_map.npy"  # float32 (n_items, 2): PCA of the item vectors
+    HISTORY_INDPTR = "history_indptr.npy"  # int64 (n_users + 1,): CSR row pointers, newest first per user
+    HISTORY_ITEMS = "history_items.npy"  # int32: item index per interaction
+    HISTORY_TIMES = "history_times.npy"  # int64: unix seconds
+    HISTORY_EVENTS = "history_events.npy"  # int8: position in manifest.event_types
+    USERS = "users.json"  # [user_id, ...] in row order
+    ITEMS = "items.json"  # {"item_id": [...], "title": [...], "category": [...], "price": [...]}
+    INDEX_IP = "index_ip.faiss"  # item vectors, inner product: recommendation
+    INDEX_COS = "index_cos.faiss"  # normalised item vectors, inner product = cosine: similar items
+
+    ALL = (
+        USER_FACTORS, ITEM_FACTORS, SINGULAR_VALUES, ITEM_WEIGHTS, POPULARITY, CONTENT_BASED, ITEM_MAP,
+        HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS, USERS, ITEMS, INDEX_IP, INDEX_COS,
+    )  # fmt: skip
+
+
+class FileEntry(BaseModel):
+    size: int
+    sha256: str
+
+
+class IndexInfo(BaseModel):
+    type: str  # "flat" | "hnsw"
+    metric: str = "inner_product"
+    dims: int
+    recall_at_10: float | None = None  # measured against exact search; None for an exact index
+
+
+class Manifest(BaseModel):
+    """Everything a reader needs to know about one published model."""
+
+    format_version: int = FORMAT_VERSION
+    version: str
+    created_at: datetime
+    params: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    index: IndexInfo
+    event_types: list[str]  # code -> name, for history_events
+    files: dict[str, FileEntry] = Field(default_factory=dict)
+
+
+def new_version(now: datetime | None = None) -> str:
+    """A sortable, collision-resistant version id such as ``20261126T043512Z-9f2c1a``."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def version_key(version: str, name: str) -> str:
+    return f"{MODELS_DIR}/{version}/{name}"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def npy_load(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def read_latest_version(store: ArtifactStore) -> str:
+    """The version id LATEST points to; :class:`ModelNotFoundError` if nothing is published."""
+    try:
+        version = store.get(LATEST_KEY).decode().strip()
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"no model published at {store.uri}/{LATEST_KEY}") from exc
+    if not version:
+        raise ModelNotFoundError(f"{store.uri}/{LATEST_KEY} is empty")
+    return version
+
+
+def read_manifest(store: ArtifactStore, version: str) -> Manifest:
+    key = version_key(version, MANIFEST_NAME)
+    try:
+        raw = store.get(key)
+    except FileNotFoundError as exc:
+        raise ArtifactIntegrityError(f"manifest missing: {store.uri}/{key}") from exc
+    try:
+        manifest = Manifest.model_validate_json(raw)
+    except ValueError as exc:
+        raise ArtifactIntegrityError(f"manifest unreadable: {store.uri}/{key}: {exc}") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise ArtifactIntegrityError(
+            f"{store.uri}/{key}: format_version {manifest.format_version}, this reader needs {FORMAT_VERSION}"
+        )
+    missing = [name for name in Files.ALL if name not in manifest.files]
+    if missing:
+        raise ArtifactIntegrityError(f"{store.uri}/{key} does not list {', '.join(missing)}")
+    return manifest
+
+
+def read_verified(store: ArtifactStore, manifest: Manifest, name: str) -> bytes:
+    """The bytes of one file of ``manifest``, after checking size and sha256."""
+    key = version_key(manifest.version, name)
+    entry = manifest.files.get(name)
+    if entry is None:
+        raise ArtifactIntegrityError(f"{name} is not listed in the manifest of {manifest.version}")
+    try:
+        data = store.get(key)
+    except FileNotFoundError as exc:
+        raise ArtifactIntegrityError(f"missing file {store.uri}/{key}") from exc
+    if len(data) != entry.size or sha256(data) != entry.sha256:
+        raise ArtifactIntegrityError(
+            f"checksum mismatch for {store.uri}/{key}: expected {entry.size} bytes sha256 {entry.sha256[:12]}…, "
+            f"got {len(data)} bytes sha256 {sha256(data)[:12]}…"
+        )
+    return data
+
+
+def list_versions(store: ArtifactStore) -> list[str]:
+    """Version ids that have a manifest, oldest first."""
+    suffix = "/" + MANIFEST_NAME
+    keys = store.list_keys(MODELS_DIR + "/")
+    return sorted(k[len(MODELS_DIR) + 1 : -len(suffix)] for k in keys if k.endswith(suffix))
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def publish(store: ArtifactStore, manifest: Manifest, files: dict[str, bytes], retention: int = 5) -> Manifest:
+    """Upload ``files``, then the manifest, verify both, and only then move LATEST.
+
+    If anything fails before LATEST is written, the partial version is removed
+    (best effort) and the exception propagates: the live model never changes.
+    Afterwards, versions beyond ``retention`` (oldest first) are deleted.
+    """
+    missing = [name for name in Files.ALL if name not in files]
+    if missing:
+        raise ValueError(f"publish: files missing from the model: {', '.join(missing)}")
+    manifest = manifest.model_copy(
+        update={"files": {name: FileEntry(size=len(data), sha256=sha256(data)) for name, data in files.items()}}
+    )
+    try:
+        for name, data in files.items():
+            store.put(version_key(manifest.version, name), data)
+        store.put(version_key(manifest.version, MANIFEST_NAME), manifest.model_dump_json(indent=2).encode())
+        written = read_manifest(store, manifest.version)
+        for name in files:
+            read_verified(store, written, name)
+    except BaseException:
+        _delete_version(store, manifest.version)
+        raise
+    store.put(LATEST_KEY, manifest.version.encode())
+    prune(store, retention, keep=manifest.version)
+    return manifest
+
+
+def prune(store: ArtifactStore, retention: int, keep: str) -> list[str]:
+    """Delete all but the newest ``retention`` versions, never ``keep``. Returns the deleted ids."""
+    versions = [v for v in list_versions(store) if v != keep]
+    doomed = versions[: max(0, len(versions) - (retention - 1))]
+    for version in doomed:
+        _delete_version(store, version)
+    return doomed
+
+
+def _delete_version(store: ArtifactStore, version: str) -> None:
+    try:
+        store.delete(store.list_keys(f"{MODELS_DIR}/{version}/"))
+    except Exception:  # noqa: BLE001 - cleanup must not mask the original failure
+        pass

@@ -1,0 +1,155 @@
+"""A servable model: the published files turned into arrays, id maps and FAISS indexes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from reccore.artifacts import Files, Manifest, npy_load, read_latest_version, read_manifest, read_verified
+from reccore.errors import ArtifactIntegrityError, ModelLoadError
+from reccore.storage import ArtifactStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """One immutable model version. Requests hold a reference for their whole lifetime."""
+
+    manifest: Manifest
+    user_ids: list[str]
+    item_ids: list[str]
+    titles: list[str]
+    categories: list[str]
+    prices: np.ndarray
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    singular_values: np.ndarray
+    item_weights: np.ndarray
+    popularity: np.ndarray
+    content_based: np.ndarray
+    item_map: np.ndarray
+    history_indptr: np.ndarray
+    history_items: np.ndarray
+    history_times: np.ndarray
+    history_events: np.ndarray
+    index_ip: faiss.Index
+    index_cos: faiss.Index
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    user_index: dict[str, int] = field(init=False)
+    item_index: dict[str, int] = field(init=False)
+    category_names: list[str] = field(init=False)
+    category_codes: np.ndarray = field(init=False)
+    popular_order: np.ndarray = field(init=False)
+    item_counts: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n_items, n_users = len(self.item_ids), len(self.user_ids)
+        shapes = {
+            Files.ITEM_FACTORS: (self.item_factors.shape[0], n_items),
+            Files.USER_FACTORS: (self.user_factors.shape[0], n_users),
+            Files.POPULARITY: (len(self.popularity), n_items),
+            Files.CONTENT_BASED: (len(self.content_based), n_items),
+            Files.ITEM_MAP: (len(self.item_map), n_items),
+            Files.HISTORY_INDPTR: (len(self.history_indptr), n_users + 1),
+            Files.INDEX_IP: (self.index_ip.ntotal, n_items),
+            Files.INDEX_COS: (self.index_cos.ntotal, n_items),
+        }
+        bad = [f"{name} has {got} rows, expected {want}" for name, (got, want) in shapes.items() if got != want]
+        if bad:
+            raise ModelLoadError(f"model {self.manifest.version} is inconsistent: " + "; ".join(bad))
+        set_ = object.__setattr__  # frozen dataclass: derived fields are set once here
+        set_(self, "user_index", {u: i for i, u in enumerate(self.user_ids)})
+        set_(self, "item_index", {it: i for i, it in enumerate(self.item_ids)})
+        names, codes = np.unique(np.asarray(self.categories, dtype=object).astype(str), return_inverse=True)
+        set_(self, "category_names", [str(n) for n in names])
+        set_(self, "category_codes", codes.astype(np.int32))
+        set_(self, "popular_order", np.argsort(-self.popularity, kind="stable").astype(np.int32))
+        set_(self, "item_counts", np.bincount(self.history_items, minlength=n_items))
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    def user_history(self, user: int) -> slice:
+        """Positions of ``user``'s interactions in the history arrays, newest first."""
+        return slice(int(self.history_indptr[user]), int(self.history_indptr[user + 1]))
+
+
+def load_model(store: ArtifactStore, version: str | None = None, cache_dir: str | None = None) -> Model:
+    """Read, verify and assemble a published model (the one LATEST names by default).
+
+    Raises
+    ------
+    ModelNotFoundError
+        Nothing is published at the store.
+    ArtifactIntegrityError
+        A file is missing or fails its size/sha256 check.
+    ModelLoadError
+        The files are intact but do not form a usable model.
+    """
+    version = version or read_latest_version(store)
+    manifest = read_manifest(store, version)
+    files = {name: read_verified(store, manifest, name) for name in Files.ALL}
+    return build_model(manifest, files, cache_dir=cache_dir)
+
+
+def build_model(manifest: Manifest, files: dict[str, bytes], cache_dir: str | None = None) -> Model:
+    """Assemble a :class:`Model` from already verified file contents."""
+    try:
+        items = json.loads(files[Files.ITEMS])
+        arrays = {name: npy_load(files[name]) for name in Files.ALL if name.endswith(".npy")}
+        return Model(
+            manifest=manifest,
+            user_ids=[str(u) for u in json.loads(files[Files.USERS])],
+            item_ids=[str(i) for i in items["item_id"]],
+            titles=[str(t) for t in items["title"]],
+            categories=[str(c) for c in items["category"]],
+            prices=np.asarray(items["price"], dtype=np.float32),
+            user_factors=arrays[Files.USER_FACTORS],
+            item_factors=arrays[Files.ITEM_FACTORS],
+            singular_values=arrays[Files.SINGULAR_VALUES],
+            item_weights=arrays[Files.ITEM_WEIGHTS],
+            popularity=arrays[Files.POPULARITY],
+            content_based=arrays[Files.CONTENT_BASED].astype(bool),
+            item_map=arrays[Files.ITEM_MAP],
+            history_indptr=arrays[Files.HISTORY_INDPTR],
+            history_items=arrays[Files.HISTORY_ITEMS],
+            history_times=arrays[Files.HISTORY_TIMES],
+            history_events=arrays[Files.HISTORY_EVENTS],
+            index_ip=_read_index(files[Files.INDEX_IP], cache_dir),
+            index_cos=_read_index(files[Files.INDEX_COS], cache_dir),
+        )
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(f"model {manifest.version} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+
+
+def _read_index(data: bytes, cache_dir: str | None) -> faiss.Index:
+    # Through a file rather than deserialize_index, which keeps a second copy in RAM (faiss#1082).
+    directory = Path(cache_dir or tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(suffix=".faiss", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return faiss.read_index(path)
+    except RuntimeError as exc:
+        raise ArtifactIntegrityError(f"FAISS index unreadable: {exc}") from exc
+    finally:
+        os.unlink(path)

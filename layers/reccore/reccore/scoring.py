@@ -1,0 +1,153 @@
+"""Scoring math the service (and the offline evaluation) uses: user vectors, fold-in, filters, retrieval.
+
+Conventions (see ``Files``): item vectors are ``Q = V·Σ`` and a user vector is
+``p = x·V·Σ⁻¹ = x·Q·Σ⁻²`` for a weighted interaction row ``x``. A score is the
+inner product ``p·q``, i.e. the rank-k reconstruction ``(UΣVᵀ)[u, i]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import faiss
+import numpy as np
+
+from reccore.model import Model
+from reccore.weighting import weight_rows
+
+Source = Literal["model", "content", "popular"]
+# Below this fraction of allowed items, scoring the allowed subset directly beats an over-fetching index search.
+_DIRECT_SCORING_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which items a recommendation may contain (item positions, category names)."""
+
+    exclude_items: frozenset[int] = frozenset()
+    include_categories: frozenset[str] | None = None
+    exclude_categories: frozenset[str] = frozenset()
+
+
+@dataclass
+class Ranking:
+    """Recommended item positions, best first, with scores and where each came from."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    sources: list[Source] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def seen_items(model: Model, user: int) -> np.ndarray:
+    """Item positions ``user`` interacted with in the training data."""
+    return np.unique(model.history_items[model.user_history(user)])
+
+
+def fold_in(model: Model, items: np.ndarray, strengths: np.ndarray | None = None) -> np.ndarray:
+    """Project an interaction row onto the latent space: ``p = x·V·Σ⁻¹``.
+
+    Parameters
+    ----------
+    items
+        Item positions (repeats add up, as repeated interactions do in training).
+    strengths
+        Raw strength per entry of ``items`` (event weight or rating); 1 each by default.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    if strengths is None:
+        strengths = np.ones(len(items), dtype=np.float64)
+    unique, inverse = np.unique(items, return_inverse=True)
+    raw = np.bincount(inverse, weights=strengths, minlength=len(unique))
+    params = model.manifest.params.get("weighting", {})
+    values = weight_rows(
+        np.array([0, len(unique)]),
+        unique,
+        raw,
+        model.item_weights,
+        params.get("scheme", "log"),
+        float(params.get("avg_row_length", 1.0)),
+    )
+    sigma_sq = np.square(model.singular_values.astype(np.float64))
+    vector = values.astype(np.float64) @ model.item_factors[unique].astype(np.float64) / sigma_sq
+    return vector.astype(np.float32)
+
+
+def allowed_items(model: Model, filters: Filters, seen: Iterable[int] = ()) -> np.ndarray:
+    """Boolean mask over the catalogue of items that pass ``filters`` and are not in ``seen``."""
+    allowed = np.ones(model.n_items, dtype=bool)
+    if filters.include_categories is not None:
+        allowed &= np.isin(model.category_codes, _category_codes(model, filters.include_categories))
+    if filters.exclude_categories:
+        allowed &= ~np.isin(model.category_codes, _category_codes(model, filters.exclude_categories))
+    blocked = np.fromiter((*filters.exclude_items, *seen), dtype=np.int64)
+    allowed[blocked] = False
+    return allowed
+
+
+def top_items(model: Model, vector: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` allowed items with the highest inner product with ``vector``, via the FAISS index."""
+    n_allowed = int(allowed.sum())
+    k = min(k, n_allowed)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    if n_allowed < _DIRECT_SCORING_FRACTION * model.n_items:
+        candidates = np.flatnonzero(allowed)
+        scores = model.item_factors[candidates] @ vector
+        best = np.argsort(-scores, kind="stable")[:k]
+        return candidates[best], scores[best].astype(np.float32)
+    # Fetching k plus every disallowed item guarantees k allowed hits from an exact index.
+    fetch = min(model.n_items, k + model.n_items - n_allowed)
+    ids, scores = _search(model.index_ip, vector, fetch)
+    keep = allowed[ids]
+    return ids[keep][:k], scores[keep][:k]
+
+
+def recommend(model: Model, vector: np.ndarray | None, k: int, allowed: np.ndarray) -> Ranking:
+    """Top-``k`` by ``vector`` (if any), backfilled from popularity to ``k`` items when the filters allow."""
+    if vector is not None:
+        items, scores = top_items(model, vector, k, allowed)
+    else:
+        items, scores = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    sources: list[Source] = ["content" if model.content_based[i] else "model" for i in items]
+    need = k - len(items)
+    if need > 0:
+        remaining = allowed.copy()
+        remaining[items] = False
+        fill = model.popular_order[remaining[model.popular_order]][:need]
+        items = np.concatenate([items, fill])
+        scores = np.concatenate([scores, model.popularity[fill]])
+        sources += ["popular"] * len(fill)
+    return Ranking(items=items.astype(np.int64), scores=scores.astype(np.float32), sources=sources)
+
+
+def similar_items(model: Model, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` items nearest to ``item`` by cosine of their vectors, ``item`` itself excluded."""
+    vector = model.item_factors[item].astype(np.float32)
+    norm = float(np.linalg.norm(vector))
+    if norm == 0.0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    ids, scores = _search(model.index_cos, vector / norm, min(model.n_items, k + 1))
+    keep = ids != item
+    return ids[keep][:k], scores[keep][:k]
+
+
+def _search(index: faiss.Index, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+    if isinstance(index, faiss.IndexHNSW):
+        # Per-call parameters: never mutate an index other requests are searching.
+        params = faiss.SearchParametersHNSW(efSearch=max(index.hnsw.efSearch, k))
+        scores, ids = index.search(query, k, params=params)
+    else:
+        scores, ids = index.search(query, k)
+    valid = ids[0] >= 0
+    return ids[0][valid].astype(np.int64), scores[0][valid]
+
+
+def _category_codes(model: Model, names: Iterable[str]) -> np.ndarray:
+    lookup = {name: code for code, name in enumerate(model.category_names)}
+    return np.array([lookup[n] for n in names if n in lookup], dtype=np.int32)

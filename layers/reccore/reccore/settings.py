@@ -1,0 +1,76 @@
+"""Every environment variable the system reads, in one place.
+
+All names carry the ``REC_`` prefix (pydantic-settings derives them from the
+field names: ``model_uri`` -> ``REC_MODEL_URI``). AWS variables keep their
+standard names and are read by boto3 itself (``AWS_ENDPOINT_URL_S3``,
+``AWS_DEFAULT_REGION``, credentials), so nothing here duplicates them.
+
+Settings are built on first use through the cached ``get_*`` functions, never at
+import time, so tests can set the environment and call ``cache_clear()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "REC_"
+DEFAULT_MODEL_URI = "s3://recsys-artifacts/recsys"
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", protected_namespaces=())
+
+
+class ServiceSettings(_Base):
+    """Settings of the recommend service (the Lambda function and ``make demo``'s uvicorn)."""
+
+    model_uri: str = Field(DEFAULT_MODEL_URI, description="Where the pipeline publishes: s3://bucket/prefix or a directory.")
+    refresh_seconds: float = Field(60.0, ge=0, description="How often a request may check LATEST for a newer model.")
+    root_path: str = Field("", description="API Gateway stage prefix, e.g. /prod, so /docs works behind a stage.")
+    cors_origins: str = Field("*", description="Comma-separated origins allowed by CORS when served by uvicorn.")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
+    cache_dir: str = Field("/tmp/reccore", description="Scratch space for downloaded index files.")
+    log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
+
+
+class PipelineSettings(_Base):
+    """Defaults of ``python -m pipeline run``; each CLI flag overrides its variable."""
+
+    source: str = Field("synthetic", description="synthetic | movielens-100k | path or s3:// URI of an interactions table.")
+    items: str | None = Field(None, description="Optional item metadata table (CSV/Parquet, local or s3://).")
+    output: str = Field(DEFAULT_MODEL_URI, description="Where to publish: s3://bucket/prefix or a directory.")
+    interactions: int = Field(100_000, ge=1_000, description="Synthetic source: number of interactions.")
+    seed: int = Field(42, description="Seed of the synthetic data, the SVD and the evaluation sampling.")
+    factors: int = Field(50, ge=2, le=1000, description="Latent factors k of the truncated SVD.")
+    weighting: Literal["none", "log", "bm25", "tfidf"] = Field("bm25", description="Confidence weighting of the matrix.")
+    index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type.")
+    min_recall: float = Field(0.95, ge=0.0, le=1.0, description="Refuse to publish an approximate index below this recall@10.")
+    retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
+    force: bool = Field(False, description="Publish even if the model does not beat popularity.")
+
+
+class FrontendSettings(_Base):
+    """Settings of the Streamlit dashboard."""
+
+    api_url: str = Field(DEFAULT_API_URL, description="Base URL of the recommend API.")
+    api_timeout: float = Field(5.0, gt=0, description="Seconds before an API call is abandoned.")
+
+
+@lru_cache(maxsize=1)
+def get_service_settings() -> ServiceSettings:
+    return ServiceSettings()
+
+
+@lru_cache(maxsize=1)
+def get_pipeline_settings() -> PipelineSettings:
+    return PipelineSettings()
+
+
+@lru_cache(maxsize=1)
+def get_frontend_settings() -> FrontendSettings:
+    return FrontendSettings()

@@ -1,0 +1,130 @@
+"""Where artifacts live: one small interface, an S3 backend and a local-directory backend.
+
+``open_store("s3://bucket/prefix")`` or ``open_store("/some/dir")`` gives an
+:class:`ArtifactStore` whose keys are relative to the prefix. The S3 client is
+created lazily on first use and honours boto3's standard variables, so
+``AWS_ENDPOINT_URL_S3`` points it at a local S3 (moto) with no extra setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from reccore.errors import ConfigError
+
+
+class ArtifactStore(Protocol):
+    """Key/value blob storage under one prefix."""
+
+    uri: str
+
+    def get(self, key: str) -> bytes:
+        """Return the bytes at ``key``; raise ``FileNotFoundError`` if there are none."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key``, replacing what was there."""
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key that starts with ``prefix``."""
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete ``keys``; missing keys are ignored."""
+
+
+class LocalStore:
+    """A directory on disk."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)  # atomic on POSIX: readers never see half a file
+
+    def list_keys(self, prefix: str) -> list[str]:
+        if not self.root.exists():
+            return []
+        keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and not k.endswith(".tmp"))
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+
+
+class S3Store:
+    """A bucket and key prefix in S3 (or any S3 API, via ``AWS_ENDPOINT_URL_S3``)."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        if len(bucket) < 3:
+            raise ConfigError(f"invalid S3 bucket name {bucket!r}")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3  # deferred: importing the service must touch no AWS code path
+
+            self._client = boto3.client("s3")
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey as exc:
+            raise FileNotFoundError(f"{self.uri}/{key}") from exc
+        except self.client.exceptions.NoSuchBucket as exc:
+            raise FileNotFoundError(f"{self.uri}/{key} (no such bucket)") from exc
+        body: bytes = response["Body"].read()
+        return body
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        except self.client.exceptions.NoSuchBucket:
+            return []
+        return sorted(keys)
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # S3's batch limit
+            batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+
+def open_store(uri: str, client: Any = None) -> ArtifactStore:
+    """Open ``s3://bucket/prefix`` as an :class:`S3Store`, anything else as a :class:`LocalStore`."""
+    if not uri:
+        raise ConfigError("empty artifact location: expected s3://bucket/prefix or a directory")
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        return S3Store(parsed.netloc, parsed.path, client=client)
+    if parsed.scheme in ("", "file"):
+        return LocalStore(parsed.path if parsed.scheme == "file" else uri)
+    raise ConfigError(f"unsupported artifact location {uri!r}: expected s3://bucket/prefix or a directory")

@@ -1,0 +1,1 @@
+"""The training pipeline: sources → training → FAISS index → evaluation → publish."""

@@ -1,0 +1,84 @@
+"""Offline evaluation through the production path: packaged artifacts → ``reccore`` model → service scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.data import InteractionLog
+from pipeline.metrics import summarise
+from reccore.model import Model
+from reccore.scoring import Filters, allowed_items, recommend, seen_items
+
+K = 10
+MAX_EVAL_USERS = 5000
+
+
+def time_split(log: InteractionLog, holdout: float = 0.2, min_interactions: int = 5) -> np.ndarray:
+    """Test mask holding out each user's newest ``holdout`` share (at least one) of interactions.
+
+    Users with fewer than ``min_interactions`` stay wholly in training.
+    """
+    return _hold_out_last(log.users, log.timestamps, log.n_users, holdout, min_interactions)
+
+
+def random_split(log: InteractionLog, holdout: float = 0.2, seed: int = 42, min_interactions: int = 5) -> np.ndarray:
+    """Test mask holding out a seeded random ``holdout`` share of each eligible user's interactions."""
+    order_key = np.random.default_rng(seed).permutation(log.n_interactions)
+    return _hold_out_last(log.users, order_key, log.n_users, holdout, min_interactions)
+
+
+def _hold_out_last(
+    users: np.ndarray, order_key: np.ndarray, n_users: int, holdout: float, min_interactions: int
+) -> np.ndarray:
+    order = np.lexsort((order_key, users))
+    counts = np.bincount(users, minlength=n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    sorted_users = users[order]
+    position = np.arange(len(users)) - starts[sorted_users]
+    n_test = np.where(counts >= min_interactions, np.maximum(1, np.floor(counts * holdout)), 0)
+    test = np.zeros(len(users), dtype=bool)
+    test[order] = position >= (counts - n_test)[sorted_users]
+    return test
+
+
+def relevant_items(train: InteractionLog, test: InteractionLog) -> dict[int, set[int]]:
+    """Per test user, held-out items they had not already interacted with in training."""
+    seen = set(zip(train.users.tolist(), train.items.tolist(), strict=True))
+    relevant: dict[int, set[int]] = {}
+    for user, item in zip(test.users.tolist(), test.items.tolist(), strict=True):
+        if (user, item) not in seen:
+            relevant.setdefault(user, set()).add(item)
+    return relevant
+
+
+def sample_users(users: Iterable[int], limit: int, seed: int) -> list[int]:
+    pool = sorted(users)
+    if len(pool) <= limit:
+        return pool
+    return sorted(np.random.default_rng(seed).choice(pool, size=limit, replace=False).tolist())
+
+
+def rank_users(model: Model, users: list[int], strategy: str, k: int = K, progress: bool = False) -> dict[int, list[int]]:
+    """Top-``k`` per user exactly as the service computes it (seen items excluded)."""
+    rankings: dict[int, list[int]] = {}
+    for user in tqdm(users, desc=f"evaluate {strategy}", disable=not progress, leave=False):
+        allowed = allowed_items(model, Filters(), seen_items(model, user))
+        vector = model.user_factors[user] if strategy == "model" else None
+        rankings[user] = recommend(model, vector, k, allowed).items.tolist()
+    return rankings
+
+
+def evaluate(
+    model: Model, relevant: dict[int, set[int]], seed: int = 42, k: int = K, progress: bool = False
+) -> dict[str, dict[str, float]]:
+    """Metrics of the SVD model and of the popularity baseline on the same users."""
+    users = sample_users(relevant, MAX_EVAL_USERS, seed)
+    popularity_rank = np.empty(model.n_items, dtype=np.int64)
+    popularity_rank[model.popular_order] = np.arange(model.n_items)
+    return {
+        name: summarise(rank_users(model, users, name, k, progress), relevant, k, model.n_items, popularity_rank)
+        for name in ("model", "popularity")
+    }

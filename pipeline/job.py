@@ -1,0 +1,114 @@
+"""The pipeline job: load → evaluate on a time split → retrain on everything → index → publish.
+
+``run`` is what both the CLI and the Lambda handler call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.evaluate import evaluate, relevant_items, time_split
+from pipeline.package import package
+from pipeline.sources import load_source
+from pipeline.train import train
+from reccore.artifacts import publish
+from reccore.errors import QualityGateError
+from reccore.model import build_model
+from reccore.settings import PipelineSettings
+from reccore.storage import open_store
+
+GATE_METRIC = "ndcg@10"
+
+
+@dataclass
+class RunResult:
+    """What a run did: the published version, where, the metrics, and how long each stage took."""
+
+    version: str
+    uri: str
+    metrics: dict[str, dict[str, float]]
+    data: dict[str, Any]
+    index: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "uri": self.uri,
+            "metrics": self.metrics,
+            "data": self.data,
+            "index": self.index,
+            "timings": self.timings,
+            "sizes": self.sizes,
+        }
+
+
+class _Stages:
+    def __init__(self, report: bool) -> None:
+        self.timings: dict[str, float] = {}
+        self.report = report
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.report:
+            print(f"… {name}", flush=True)
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
+    """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure."""
+    stage = _Stages(progress)
+    params = {"seed": settings.seed, "index": settings.index, "source": settings.source}
+
+    with stage("load"):
+        log = load_source(settings.source, settings.items, interactions=settings.interactions, seed=settings.seed)
+    with stage("split"):
+        test_mask = time_split(log)
+        train_log, test_log = log.subset(~test_mask), log.subset(test_mask)
+        relevant = relevant_items(train_log, test_log)
+    with stage("train on the training split"):
+        held_out_model = train(train_log, settings.factors, settings.weighting, settings.seed)
+    with stage("evaluate"):
+        manifest, files = package(train_log, held_out_model, "flat", params, settings.seed)
+        metrics = evaluate(build_model(manifest, files), relevant, settings.seed, progress=progress)
+    _check_beats_popularity(metrics, settings.force)
+
+    with stage("train on all data"):
+        trained = train(log, settings.factors, settings.weighting, settings.seed)
+    with stage("index"):
+        manifest, files = package(log, trained, settings.index, params, settings.seed)
+        manifest.metrics = metrics
+    recall = manifest.index.recall_at_10
+    if recall is not None and recall < settings.min_recall:
+        raise QualityGateError(
+            f"{settings.index} index recall@10 is {recall:.3f} against exact search, below --min-recall "
+            f"{settings.min_recall}; nothing published (use --index flat or lower --min-recall)"
+        )
+    with stage("publish"):
+        store = open_store(settings.output)
+        published = publish(store, manifest, files, retention=settings.retention)
+    return RunResult(
+        version=published.version,
+        uri=f"{store.uri}/models/{published.version}",
+        metrics=metrics,
+        data=published.data,
+        index=published.index.model_dump(),
+        timings=stage.timings,
+        sizes={name: len(data) for name, data in files.items()},
+    )
+
+
+def _check_beats_popularity(metrics: dict[str, dict[str, float]], force: bool) -> None:
+    model, popular = metrics["model"][GATE_METRIC], metrics["popularity"][GATE_METRIC]
+    if model <= popular and not force:
+        raise QualityGateError(
+            f"the model's {GATE_METRIC} {model:.4f} does not beat popularity's {popular:.4f}; "
+            "nothing published (--force publishes anyway)"
+        )

@@ -1,0 +1,99 @@
+"""Turn a trained model into the published file set and its manifest (the writer side of ``reccore.artifacts``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from pipeline.data import InteractionLog
+from pipeline.index import IndexKind, build_index, normalise, recall_at_10, sample_rows, serialize
+from pipeline.train import TrainedModel
+from reccore.artifacts import Files, IndexInfo, Manifest, json_bytes, new_version, npy_bytes
+
+
+def history_arrays(log: InteractionLog) -> dict[str, np.ndarray]:
+    """Each user's interactions as CSR arrays, newest first within a user."""
+    order = np.lexsort((-log.timestamps, log.users))
+    counts = np.bincount(log.users, minlength=log.n_users)
+    indptr = np.zeros(log.n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return {
+        Files.HISTORY_INDPTR: indptr,
+        Files.HISTORY_ITEMS: log.items[order].astype(np.int32),
+        Files.HISTORY_TIMES: log.timestamps[order].astype(np.int64),
+        Files.HISTORY_EVENTS: log.events[order].astype(np.int8),
+    }
+
+
+def package(
+    log: InteractionLog,
+    trained: TrainedModel,
+    index_kind: IndexKind = "flat",
+    params: dict[str, Any] | None = None,
+    seed: int = 42,
+) -> tuple[Manifest, dict[str, bytes]]:
+    """The manifest (without file checksums; ``publish`` adds them) and the bytes of every file.
+
+    For an approximate index, recall@10 against exact search is measured on both
+    indexes (user vectors as queries for recommendation, item vectors for similarity)
+    and the lower one is recorded.
+    """
+    unit_items = normalise(trained.item_factors)
+    index_ip = build_index(trained.item_factors, index_kind)
+    index_cos = build_index(unit_items, index_kind)
+    recall = None
+    if index_kind != "flat":
+        recall = min(
+            recall_at_10(index_ip, trained.item_factors, sample_rows(trained.user_factors, 1000, seed)),
+            recall_at_10(index_cos, unit_items, sample_rows(unit_items, 1000, seed)),
+        )
+    arrays: dict[str, np.ndarray] = {
+        Files.USER_FACTORS: trained.user_factors,
+        Files.ITEM_FACTORS: trained.item_factors,
+        Files.SINGULAR_VALUES: trained.singular_values,
+        Files.ITEM_WEIGHTS: trained.item_weights,
+        Files.POPULARITY: trained.popularity,
+        Files.CONTENT_BASED: trained.content_based,
+        Files.ITEM_MAP: trained.item_map,
+        **history_arrays(log),
+    }
+    files = {name: npy_bytes(array) for name, array in arrays.items()}
+    files[Files.USERS] = json_bytes([str(u) for u in log.user_ids])
+    files[Files.ITEMS] = json_bytes(
+        {
+            "item_id": [str(i) for i in log.item_ids],
+            "title": list(log.titles),
+            "category": list(log.categories),
+            "price": [round(float(p), 2) for p in log.prices],
+        }
+    )
+    files[Files.INDEX_IP] = serialize(index_ip)
+    files[Files.INDEX_COS] = serialize(index_cos)
+    manifest = Manifest(
+        version=new_version(),
+        created_at=datetime.now(UTC),
+        params={**(params or {}), "factors": int(trained.item_factors.shape[1]), "weighting": trained.weighting},
+        data=data_stats(log, trained),
+        index=IndexInfo(type=index_kind, dims=int(trained.item_factors.shape[1]), recall_at_10=recall),
+        event_types=list(log.event_types),
+    )
+    return manifest, files
+
+
+def data_stats(log: InteractionLog, trained: TrainedModel) -> dict[str, Any]:
+    """Sizes and shape of the training data, for the manifest and the run summary."""
+    counts = np.bincount(log.items, minlength=log.n_items)
+    top = np.sort(counts)[::-1][: max(1, log.n_items // 100)]
+    pairs = len(np.unique(log.users.astype(np.int64) * log.n_items + log.items))
+    return {
+        "source": log.source,
+        "n_users": log.n_users,
+        "n_items": log.n_items,
+        "n_interactions": log.n_interactions,
+        "density": pairs / max(1, log.n_users * log.n_items),
+        "content_based_items": int(trained.content_based.sum()),
+        "top_1pct_item_share": float(top.sum() / max(1, counts.sum())),
+        "time_range": [int(log.timestamps.min()), int(log.timestamps.max())] if log.n_interactions else None,
+    }

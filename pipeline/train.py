@@ -1,0 +1,125 @@
+"""Training: sparse weighted matrix → truncated SVD → user/item factors, content vectors, popularity, 2-D map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import Ridge
+from sklearn.utils.extmath import randomized_svd
+
+from pipeline.data import InteractionLog
+from reccore.weighting import Scheme, item_weights, weight_rows
+
+POPULARITY_HALF_LIFE_DAYS = 30.0
+RIDGE_ALPHA = 1.0
+
+
+@dataclass
+class TrainedModel:
+    """Everything training produces, as arrays aligned with the log's user and item codes."""
+
+    user_factors: np.ndarray  # float32 (n_users, k) = X·V·Σ⁻¹
+    item_factors: np.ndarray  # float32 (n_items, k) = V·Σ, content vectors for cold items
+    singular_values: np.ndarray  # float32 (k,)
+    item_weights: np.ndarray  # float32 (n_items,)
+    content_based: np.ndarray  # bool (n_items,)
+    popularity: np.ndarray  # float32 (n_items,)
+    item_map: np.ndarray  # float32 (n_items, 2)
+    weighting: dict[str, object]  # scheme + parameters fold-in needs
+
+
+def interaction_matrix(log: InteractionLog) -> sp.csr_matrix:
+    """Raw user×item strengths (repeat interactions summed), sparse; never densified."""
+    matrix = sp.csr_matrix(
+        (log.weights.astype(np.float32), (log.users, log.items)), shape=(log.n_users, log.n_items), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    return matrix
+
+
+def weighted_matrix(raw: sp.csr_matrix, scheme: Scheme) -> tuple[sp.csr_matrix, np.ndarray, dict[str, object]]:
+    """Apply the confidence weighting; returns the matrix, the per-item weights and the fold-in parameters."""
+    document_freq = np.bincount(raw.indices, minlength=raw.shape[1])
+    active_rows = np.diff(raw.indptr) > 0
+    row_sums = np.asarray(raw.sum(axis=1)).ravel()
+    avg_row_length = float(row_sums[active_rows].mean()) if active_rows.any() else 1.0
+    weights = item_weights(document_freq, int(active_rows.sum()), scheme)
+    data = weight_rows(raw.indptr, raw.indices, raw.data, weights, scheme, avg_row_length)
+    weighted = sp.csr_matrix((data, raw.indices, raw.indptr), shape=raw.shape)
+    return weighted, weights, {"scheme": scheme, "avg_row_length": avg_row_length}
+
+
+def truncated_svd(matrix: sp.csr_matrix, factors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right singular vectors ``V`` (n_items, k) and singular values ``Σ`` of a sparse matrix."""
+    k = min(factors, min(matrix.shape) - 1)
+    if k < 1:
+        raise ValueError(f"factors: the matrix {matrix.shape} is too small for an SVD")
+    _, sigma, vt = randomized_svd(matrix, n_components=k, n_iter=7, random_state=seed)
+    sigma = np.maximum(sigma, 1e-6)  # a zero singular value would make fold-in divide by zero
+    return vt.T.astype(np.float32), sigma.astype(np.float32)
+
+
+def content_vectors(
+    log: InteractionLog, item_factors: np.ndarray, warm: np.ndarray
+) -> np.ndarray:
+    """Predict latent vectors from metadata (ridge on one-hot category + log price), fit on warm items."""
+    features = item_features(log)
+    if warm.sum() < 2:
+        return np.zeros_like(item_factors)
+    model = Ridge(alpha=RIDGE_ALPHA).fit(features[warm], item_factors[warm])
+    return model.predict(features).astype(np.float32)
+
+
+def item_features(log: InteractionLog) -> np.ndarray:
+    """One-hot category and standardised log price per catalogue item."""
+    _, category = np.unique(np.asarray(log.categories, dtype=str), return_inverse=True)
+    onehot = np.zeros((log.n_items, int(category.max()) + 1 if log.n_items else 0), dtype=np.float32)
+    onehot[np.arange(log.n_items), category] = 1.0
+    log_price = np.log1p(np.maximum(log.prices.astype(np.float64), 0.0))
+    spread = log_price.std() or 1.0
+    price = ((log_price - log_price.mean()) / spread).astype(np.float32)
+    return np.column_stack([onehot, price, onehot * price[:, None]])
+
+
+def recency_popularity(log: InteractionLog, half_life_days: float = POPULARITY_HALF_LIFE_DAYS) -> np.ndarray:
+    """Interaction weight per item, each decayed by its age relative to the newest interaction."""
+    if log.n_interactions == 0:
+        return np.zeros(log.n_items, dtype=np.float32)
+    age_days = (log.timestamps.max() - log.timestamps).astype(np.float64) / 86_400.0
+    decayed = log.weights.astype(np.float64) * np.exp2(-age_days / half_life_days)
+    return np.bincount(log.items, weights=decayed, minlength=log.n_items).astype(np.float32)
+
+
+def project_2d(vectors: np.ndarray) -> np.ndarray:
+    """PCA of the row-normalised vectors (cosine geometry, so the map is not dominated by popular items)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms == 0, 1.0, norms)
+    centred = unit - unit.mean(axis=0)
+    _, _, components = np.linalg.svd(centred.T @ centred)
+    return (centred @ components[:2].T).astype(np.float32)
+
+
+def train(log: InteractionLog, factors: int = 50, scheme: Scheme = "bm25", seed: int = 42) -> TrainedModel:
+    """Fit the hybrid model on ``log``."""
+    raw = interaction_matrix(log)
+    weighted, weights, weighting = weighted_matrix(raw, scheme)
+    v, sigma = truncated_svd(weighted, factors, seed)
+    item_factors = v * sigma
+    # Users are stored as their own fold-in (x·V·Σ⁻¹), so known and folded-in users are scored identically.
+    user_factors = np.asarray(weighted @ (v / sigma), dtype=np.float32)
+    warm = np.bincount(raw.indices, minlength=log.n_items) > 0
+    cold = ~warm
+    if cold.any():
+        item_factors[cold] = content_vectors(log, item_factors, warm)[cold]
+    return TrainedModel(
+        user_factors=user_factors,
+        item_factors=item_factors.astype(np.float32),
+        singular_values=sigma,
+        item_weights=weights,
+        content_based=cold,
+        popularity=recency_popularity(log),
+        item_map=project_2d(item_factors),
+        weighting=weighting,
+    )
