@@ -61,7 +61,9 @@ def sample_users(users: Iterable[int], limit: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(pool, size=limit, replace=False).tolist())
 
 
-def rank_users(model: Model, users: list[int], strategy: str, k: int = K, progress: bool = False) -> dict[int, list[int]]:
+def rank_users(
+    model: Model, users: list[int], strategy: str, k: int = K, progress: bool = False
+) -> dict[int, list[int]]:
     """Top-``k`` per user exactly as the service computes it (seen items excluded)."""
     rankings: dict[int, list[int]] = {}
     for user in tqdm(users, desc=f"evaluate {strategy}", disable=not progress, leave=False):

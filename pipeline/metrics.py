@@ -6,7 +6,7 @@ relevant ids; :func:`summarise` averages them over users.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -59,8 +59,8 @@ def mean_popularity_rank(recommendations: Iterable[Sequence[int]], popularity_ra
 
 
 def summarise(
-    rankings: dict[int, Sequence[int]],
-    relevant: dict[int, set[int]],
+    rankings: Mapping[int, Sequence[int]],
+    relevant: Mapping[int, set[int]],
     k: int,
     n_items: int,
     popularity_rank: np.ndarray | None = None,

@@ -61,15 +61,13 @@ def truncated_svd(matrix: sp.csr_matrix, factors: int, seed: int) -> tuple[np.nd
     return vt.T.astype(np.float32), sigma.astype(np.float32)
 
 
-def content_vectors(
-    log: InteractionLog, item_factors: np.ndarray, warm: np.ndarray
-) -> np.ndarray:
+def content_vectors(log: InteractionLog, item_factors: np.ndarray, warm: np.ndarray) -> np.ndarray:
     """Predict latent vectors from metadata (ridge on one-hot category + log price), fit on warm items."""
     features = item_features(log)
     if warm.sum() < 2:
         return np.zeros_like(item_factors)
     model = Ridge(alpha=RIDGE_ALPHA).fit(features[warm], item_factors[warm])
-    return model.predict(features).astype(np.float32)
+    return model.predict(features).reshape(len(features), -1).astype(np.float32)
 
 
 def item_features(log: InteractionLog) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,8 @@ from pydantic import BaseModel, Field
 
 from reccore.errors import ArtifactIntegrityError, ModelNotFoundError
 from reccore.storage import ArtifactStore
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MODELS_DIR = "models"
@@ -83,9 +86,9 @@ class Manifest(BaseModel):
 
 
 def new_version(now: datetime | None = None) -> str:
-    """A sortable, collision-resistant version id such as ``20261126T043512Z-9f2c1a``."""
+    """A sortable, collision-resistant version id such as ``20261126T043512.123456Z-9f2c1a``."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{now:%Y%m%dT%H%M%S.%fZ}-{secrets.token_hex(3)}"
 
 
 def version_key(version: str, name: str) -> str:
@@ -212,5 +215,5 @@ def prune(store: ArtifactStore, retention: int, keep: str) -> list[str]:
 def _delete_version(store: ArtifactStore, version: str) -> None:
     try:
         store.delete(store.list_keys(f"{MODELS_DIR}/{version}/"))
-    except Exception:  # noqa: BLE001 - cleanup must not mask the original failure
-        pass
+    except Exception as exc:  # noqa: BLE001 - cleanup must not mask the failure being handled
+        logger.warning("could not delete version %s at %s: %s", version, store.uri, exc)

@@ -18,6 +18,9 @@ from reccore.model import Model
 from reccore.weighting import weight_rows
 
 Source = Literal["model", "content", "popular"]
+# Requests search one vector at a time; OpenMP's thread hand-off costs more than such a search
+# (measured: 415 µs with 2 threads vs 120 µs with 1 for a 10k-item flat index).
+faiss.omp_set_num_threads(1)
 # Below this fraction of allowed items, scoring the allowed subset directly beats an over-fetching index search.
 _DIRECT_SCORING_FRACTION = 0.2
 
@@ -140,7 +143,7 @@ def _search(index: faiss.Index, vector: np.ndarray, k: int) -> tuple[np.ndarray,
     query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
     if isinstance(index, faiss.IndexHNSW):
         # Per-call parameters: never mutate an index other requests are searching.
-        params = faiss.SearchParametersHNSW(efSearch=max(index.hnsw.efSearch, k))
+        params = faiss.SearchParametersHNSW(efSearch=max(index.hnsw.efSearch, k))  # type: ignore[attr-defined]
         scores, ids = index.search(query, k, params=params)
     else:
         scores, ids = index.search(query, k)

@@ -29,7 +29,9 @@ class _Base(BaseSettings):
 class ServiceSettings(_Base):
     """Settings of the recommend service (the Lambda function and ``make demo``'s uvicorn)."""
 
-    model_uri: str = Field(DEFAULT_MODEL_URI, description="Where the pipeline publishes: s3://bucket/prefix or a directory.")
+    model_uri: str = Field(
+        DEFAULT_MODEL_URI, description="Where the pipeline publishes: s3://bucket/prefix or a directory."
+    )
     refresh_seconds: float = Field(60.0, ge=0, description="How often a request may check LATEST for a newer model.")
     root_path: str = Field("", description="API Gateway stage prefix, e.g. /prod, so /docs works behind a stage.")
     cors_origins: str = Field("*", description="Comma-separated origins allowed by CORS when served by uvicorn.")
@@ -41,15 +43,21 @@ class ServiceSettings(_Base):
 class PipelineSettings(_Base):
     """Defaults of ``python -m pipeline run``; each CLI flag overrides its variable."""
 
-    source: str = Field("synthetic", description="synthetic | movielens-100k | path or s3:// URI of an interactions table.")
+    source: str = Field(
+        "synthetic", description="synthetic | movielens-100k | path or s3:// URI of an interactions table."
+    )
     items: str | None = Field(None, description="Optional item metadata table (CSV/Parquet, local or s3://).")
     output: str = Field(DEFAULT_MODEL_URI, description="Where to publish: s3://bucket/prefix or a directory.")
     interactions: int = Field(100_000, ge=1_000, description="Synthetic source: number of interactions.")
     seed: int = Field(42, description="Seed of the synthetic data, the SVD and the evaluation sampling.")
     factors: int = Field(50, ge=2, le=1000, description="Latent factors k of the truncated SVD.")
-    weighting: Literal["none", "log", "bm25", "tfidf"] = Field("bm25", description="Confidence weighting of the matrix.")
+    weighting: Literal["none", "log", "bm25", "tfidf"] = Field(
+        "bm25", description="Confidence weighting of the matrix."
+    )
     index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type.")
-    min_recall: float = Field(0.95, ge=0.0, le=1.0, description="Refuse to publish an approximate index below this recall@10.")
+    min_recall: float = Field(
+        0.95, ge=0.0, le=1.0, description="Refuse to publish an approximate index below this recall@10."
+    )
     retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
     force: bool = Field(False, description="Publish even if the model does not beat popularity.")
 

@@ -1,0 +1,61 @@
+"""Every way the pipeline gets data, behind one function: :func:`load_source`."""
+
+from __future__ import annotations
+
+from pipeline.data import InteractionLog
+from reccore.errors import ConfigError, DataSourceError
+
+SYNTHETIC = "synthetic"
+MOVIELENS_100K = "movielens-100k"
+
+
+def load_source(
+    source: str, items: str | None = None, *, interactions: int = 100_000, seed: int = 42
+) -> InteractionLog:
+    """Load an interaction log from a named source or a table.
+
+    Parameters
+    ----------
+    source : str
+        ``"synthetic"``, ``"movielens-100k"``, or a local path / ``s3://bucket/key`` URI of a
+        ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` interactions table.
+    items : str, optional
+        Items table for a file source (``item_id`` plus ``title``, ``category``, ``price``).
+    interactions : int
+        Number of rows for ``"synthetic"``; ignored otherwise.
+    seed : int
+        Seed for ``"synthetic"``; ignored otherwise.
+
+    Returns
+    -------
+    InteractionLog
+        Validated log whose ``source`` names where it came from.
+
+    Raises
+    ------
+    DataSourceError
+        The input is missing, unreadable or malformed (the message names the file), or
+        ``items`` was given for a source that has its own catalogue.
+    ConfigError
+        ``interactions`` is too small for the synthetic generator.
+    """
+    if source in (SYNTHETIC, MOVIELENS_100K) and items is not None:
+        raise DataSourceError(f"{items}: an items table applies only to file sources, not to {source!r}")
+    if source == SYNTHETIC:
+        from pipeline.sources.synthetic import generate
+
+        try:
+            return generate(interactions, seed)
+        except ValueError as exc:
+            raise ConfigError(f"synthetic source: {exc}") from exc
+    if source == MOVIELENS_100K:
+        from pipeline.sources.movielens import load_movielens_100k
+
+        return load_movielens_100k()
+    # Deferred: pandas/pyarrow cost ~0.5 s to import and the synthetic path needs neither.
+    from pipeline.sources.files import load_files
+
+    return load_files(source, items)
+
+
+__all__ = ["MOVIELENS_100K", "SYNTHETIC", "load_source"]

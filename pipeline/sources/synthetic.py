@@ -1,0 +1,227 @@
+"""A seeded synthetic shop whose interactions carry real collaborative signal.
+
+Generative story (all of it vectorised numpy; memory is O(interactions + users x categories)):
+
+1. Sizes grow with ``n_interactions`` (``n``), so density falls as the shop grows::
+
+       n_items = 10_000 * sqrt(n / 100_000)          # 10k at 100k, 100k at 10M
+       n_users = 6_500 * (n / 100_000) ** 0.94       # 6.5k at 100k, ~490k at 10M
+
+   (both clipped so that tiny test logs stay sane and every user has >= 1 row).
+2. Each item belongs to one of 20 categories; ~5% of items are cold (never sampled).
+   Within a category, warm items have Zipf popularity ``(rank + 2) ** -1.05``, so a
+   few items dominate and the median item has only a handful of interactions.
+3. Each user has a persistent taste: a sparse Dirichlet over categories (mass on 1-3 of
+   them) mixed with a little of the global category mix. Activity is Pareto (heavy tail).
+4. An interaction draws its category from the user's taste, then an item within that
+   category by popularity. Warm items that the draw missed get one interaction moved to
+   them from a popular item of the same category, so the cold share stays ~5%.
+5. Timestamps are uniform over 180 days ending at a fixed date; ~3% of users (cold users)
+   appear only in the newest 10%. Events: view / click / purchase, weights 1 / 2 / 5.
+
+The log is returned sorted by timestamp.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.data import InteractionLog
+
+END_TIMESTAMP = 1_719_705_600  # 2024-06-30T00:00:00Z: fixed, so a seed reproduces the log exactly
+SPAN_SECONDS = 180 * 86_400
+EVENT_TYPES = ["view", "click", "purchase"]
+EVENT_WEIGHTS = np.array([1.0, 2.0, 5.0], dtype=np.float32)
+EVENT_PROBS = np.array([0.75, 0.20, 0.05])
+COLD_ITEM_SHARE = 0.05
+COLD_USER_SHARE = 0.03
+COLD_USER_WINDOW = 0.10  # cold users' rows fall in this newest fraction of the time range
+
+# category -> (median price, nouns used in titles). Prices differ by category so that
+# metadata predicts something.
+CATALOGUE: dict[str, tuple[float, tuple[str, ...]]] = {
+    "books": (15.0, ("Novel", "Cookbook", "Guide", "Anthology", "Memoir")),
+    "electronics": (180.0, ("Headphones", "Speaker", "Charger", "Monitor", "Router")),
+    "clothing": (35.0, ("Jacket", "Shirt", "Sweater", "Dress", "Scarf")),
+    "home": (45.0, ("Lamp", "Rug", "Vase", "Clock", "Cushion")),
+    "kitchen": (30.0, ("Pan", "Knife", "Kettle", "Blender", "Mug")),
+    "sports": (50.0, ("Ball", "Racket", "Mat", "Helmet", "Bottle")),
+    "toys": (25.0, ("Puzzle", "Robot", "Doll", "Kite", "Blocks")),
+    "beauty": (20.0, ("Serum", "Lipstick", "Cream", "Palette", "Shampoo")),
+    "garden": (40.0, ("Planter", "Hose", "Shears", "Seeds", "Lantern")),
+    "music": (12.0, ("Album", "Vinyl", "Songbook", "Single", "Boxset")),
+    "movies": (14.0, ("Film", "Documentary", "Series", "Collection", "Classic")),
+    "games": (50.0, ("Console Game", "Board Game", "Card Game", "Controller", "Expansion")),
+    "automotive": (60.0, ("Wiper", "Mat Set", "Dashcam", "Polish", "Tool Kit")),
+    "pets": (22.0, ("Leash", "Bed", "Bowl", "Toy", "Treats")),
+    "office": (18.0, ("Notebook", "Pen Set", "Stapler", "Desk Tray", "Planner")),
+    "health": (25.0, ("Vitamins", "Thermometer", "Scale", "Brace", "Kit")),
+    "jewelry": (90.0, ("Ring", "Necklace", "Bracelet", "Earrings", "Watch")),
+    "baby": (28.0, ("Stroller", "Bib", "Rattle", "Blanket", "Monitor")),
+    "tools": (55.0, ("Drill", "Hammer", "Wrench", "Saw", "Level")),
+    "grocery": (8.0, ("Coffee", "Tea", "Chocolate", "Olive Oil", "Granola")),
+}
+ADJECTIVES = (
+    "Classic", "Deluxe", "Compact", "Vintage", "Modern", "Essential", "Premium", "Eco",
+    "Smart", "Cozy", "Bold", "Gentle", "Rapid", "Golden", "Silent", "Bright",
+    "Rustic", "Urban", "Wild", "Lucky",
+)  # fmt: skip
+
+
+def _sizes(n: int) -> tuple[int, int]:
+    n_items = int(np.clip(round(10_000 * np.sqrt(n / 100_000)), 60, 2_000_000))
+    n_users = int(np.clip(round(6_500 * (n / 100_000) ** 0.94), 10, max(10, n // 2)))
+    return n_items, n_users
+
+
+def _catalogue(rng: np.random.Generator, n_items: int) -> dict[str, np.ndarray]:
+    """Item categories, cold flags, popularity within category, titles and prices."""
+    names = list(CATALOGUE)
+    n_cat = len(names)
+    # Uneven category sizes, every category non-empty.
+    shares = rng.dirichlet(np.full(n_cat, 8.0))
+    category = rng.choice(n_cat, size=n_items, p=shares)
+    category[:n_cat] = np.arange(n_cat)
+    rng.shuffle(category)
+    cold = np.zeros(n_items, dtype=bool)
+    cold[rng.choice(n_items, size=round(COLD_ITEM_SHARE * n_items), replace=False)] = True
+    # Rank of each item inside its category (random order), for Zipf popularity.
+    order = np.lexsort((rng.random(n_items), category))
+    starts = np.searchsorted(category[order], np.arange(n_cat))
+    rank = np.empty(n_items, dtype=np.int64)
+    rank[order] = np.arange(n_items) - starts[category[order]]
+    popularity = (rank + 2.0) ** -1.05
+    popularity[cold] = 0.0
+
+    median_price = np.array([CATALOGUE[c][0] for c in names])
+    prices = np.round(median_price[category] * rng.lognormal(0.0, 0.45, n_items), 2)
+    nouns = np.array([noun for c in names for noun in CATALOGUE[c][1]])
+    noun = category * 5 + rng.integers(0, 5, n_items)
+    adjective = np.array(ADJECTIVES)[rng.integers(0, len(ADJECTIVES), n_items)]
+    label = np.array([c.title() for c in names])[category]
+    titles = np.strings.add(label, " #")
+    for part in (np.arange(1, n_items + 1).astype(str), " ", adjective, " ", nouns[noun]):
+        titles = np.strings.add(titles, part)
+    return {"category": category, "cold": cold, "popularity": popularity, "prices": prices, "titles": titles}
+
+
+def _sample_items(
+    rng: np.random.Generator, inter_cat: np.ndarray, category: np.ndarray, popularity: np.ndarray
+) -> np.ndarray:
+    """Draw one item per interaction, inside its category, by popularity (inverse CDF)."""
+    n_cat = int(category.max()) + 1
+    warm = np.flatnonzero(popularity > 0)
+    warm = warm[np.argsort(category[warm], kind="stable")]
+    warm_cat = category[warm]
+    mass = popularity[warm]
+    mass = mass / np.bincount(warm_cat, weights=mass, minlength=n_cat)[warm_cat]
+    cdf = np.cumsum(mass)
+    first = np.searchsorted(warm_cat, np.arange(n_cat))
+    last = np.searchsorted(warm_cat, np.arange(n_cat), side="right") - 1
+    # Category c spans cdf values (c, c + 1]; clip guards float rounding at the edges.
+    pos = np.searchsorted(cdf, inter_cat + rng.random(len(inter_cat)), side="right")
+    pos = np.clip(pos, first[inter_cat], last[inter_cat])
+    return warm[pos].astype(np.int32)
+
+
+def _cover_warm_items(
+    rng: np.random.Generator, items: np.ndarray, inter_cat: np.ndarray, category: np.ndarray, cold: np.ndarray
+) -> None:
+    """Give each warm item the draw missed one interaction, taken from a busy item of its category."""
+    counts = np.bincount(items, minlength=len(category))
+    missed = np.flatnonzero((counts == 0) & ~cold)
+    if len(missed) == 0:
+        return
+    # Donors are rows of items with >= 3 interactions, so no donor item becomes cold.
+    donor_rows = np.flatnonzero(counts[items] >= 3)
+    donor_rows = donor_rows[np.argsort(inter_cat[donor_rows], kind="stable")]
+    donor_cat = inter_cat[donor_rows]
+    for c in np.unique(category[missed]):  # one pass per category (20), not per row
+        need = missed[category[missed] == c]
+        lo, hi = np.searchsorted(donor_cat, [c, c + 1])
+        take = min(len(need), hi - lo)
+        rows = donor_rows[lo + rng.choice(hi - lo, size=take, replace=False)]
+        items[rows] = need[:take]
+
+
+def generate(n_interactions: int = 100_000, seed: int = 42) -> InteractionLog:
+    """Generate a reproducible synthetic interaction log with power-law users and items.
+
+    Parameters
+    ----------
+    n_interactions : int
+        Number of interaction rows. Catalogue and user counts grow with it (see module docstring).
+    seed : int
+        Seed of ``np.random.default_rng``; the same seed gives an identical log.
+
+    Returns
+    -------
+    InteractionLog
+        Sorted by timestamp, ``source="synthetic"``; ``extra`` records the seed, the user tastes'
+        dominant category per user and the cold users' codes.
+
+    Raises
+    ------
+    ValueError
+        If ``n_interactions`` is smaller than 20.
+    """
+    if n_interactions < 20:
+        raise ValueError(f"n_interactions must be >= 20, got {n_interactions}")
+    rng = np.random.default_rng(seed)
+    n = int(n_interactions)
+    n_items, n_users = _sizes(n)
+    cat = _catalogue(rng, n_items)
+    n_cat = len(CATALOGUE)
+
+    # Users: Pareto activity on top of a small floor, so every user has at least one row.
+    floor = min(3, n // n_users)
+    activity = np.minimum(rng.pareto(1.6, n_users) + 1.0, 300.0)
+    per_user = floor + rng.multinomial(n - floor * n_users, activity / activity.sum())
+    # Tastes: sparse Dirichlet (1-3 dominant categories) plus 8% of the global category mix.
+    taste = rng.dirichlet(np.full(n_cat, 0.07), size=n_users)
+    global_mix = np.bincount(cat["category"], minlength=n_cat) / n_items
+    taste = 0.92 * taste + 0.08 * global_mix
+    taste /= taste.sum(axis=1, keepdims=True)  # multinomial insists the rows sum to <= 1
+    per_user_cat = rng.multinomial(per_user, taste)  # (n_users, n_cat), rows sum to per_user
+
+    users = np.repeat(np.arange(n_users, dtype=np.int32), per_user)
+    inter_cat = np.repeat(np.tile(np.arange(n_cat, dtype=np.int16), n_users), per_user_cat.ravel())
+    del per_user_cat
+    items = _sample_items(rng, inter_cat, cat["category"], cat["popularity"])
+    _cover_warm_items(rng, items, inter_cat, cat["category"], cat["cold"])
+    del inter_cat
+
+    # Time: warm users over the whole window, cold users only in its newest 10%.
+    cold_users = np.sort(rng.choice(n_users, size=max(1, round(COLD_USER_SHARE * n_users)), replace=False))
+    is_cold_user = np.zeros(n_users, dtype=bool)
+    is_cold_user[cold_users] = True
+    start = END_TIMESTAMP - SPAN_SECONDS
+    offset = rng.random(n)
+    offset = np.where(is_cold_user[users], 1.0 - COLD_USER_WINDOW * offset, offset)
+    timestamps = (start + offset * SPAN_SECONDS).astype(np.int64)
+    del offset
+    events = rng.choice(len(EVENT_TYPES), size=n, p=EVENT_PROBS).astype(np.int8)
+
+    order = np.argsort(timestamps, kind="stable")
+    width_u, width_i = len(str(n_users)), len(str(n_items))
+    log = InteractionLog(
+        user_ids=np.strings.add("u", np.strings.zfill(np.arange(1, n_users + 1).astype(str), width_u)),
+        item_ids=np.strings.add("i", np.strings.zfill(np.arange(1, n_items + 1).astype(str), width_i)),
+        users=users[order],
+        items=items[order],
+        weights=EVENT_WEIGHTS[events[order]],
+        timestamps=timestamps[order],
+        events=events[order],
+        event_types=list(EVENT_TYPES),
+        titles=cat["titles"].tolist(),
+        categories=np.array(list(CATALOGUE))[cat["category"]].tolist(),
+        prices=cat["prices"].astype(np.float64),
+        source="synthetic",
+        extra={
+            "seed": seed,
+            "cold_users": cold_users.astype(np.int32),
+            "user_top_category": taste.argmax(axis=1).astype(np.int16),
+        },
+    )
+    log.validate()
+    return log

@@ -1,0 +1,180 @@
+"""The artifact format: round trips through moto's S3 and a directory, integrity checks, atomic publish."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from moto import mock_aws
+
+from pipeline.package import package
+from pipeline.train import train
+from reccore.artifacts import (
+    LATEST_KEY,
+    Files,
+    Manifest,
+    list_versions,
+    new_version,
+    publish,
+    read_latest_version,
+    read_manifest,
+    version_key,
+)
+from reccore.errors import ArtifactIntegrityError, ConfigError, ModelNotFoundError
+from reccore.model import load_model
+from reccore.storage import ArtifactStore, LocalStore, S3Store, open_store
+from tests.pipeline.conftest import block_log
+
+BUCKET = "artifact-tests"
+
+
+@pytest.fixture(scope="module")
+def packaged() -> tuple[Manifest, dict[str, bytes]]:
+    log = block_log(cold_items=2)
+    return package(log, train(log, factors=3))
+
+
+@pytest.fixture
+def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Store]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield S3Store(BUCKET, "team/recs")
+
+
+@pytest.fixture(params=["s3", "local"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
+    if request.param == "local":
+        yield LocalStore(tmp_path / "models")
+    else:
+        yield request.getfixturevalue("s3_store")
+
+
+def fresh(manifest: Manifest) -> Manifest:
+    return manifest.model_copy(update={"version": new_version()})
+
+
+def test_round_trip_preserves_every_array(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    manifest, files = packaged
+    published = publish(store, fresh(manifest), files)
+    model = load_model(store)
+    assert model.version == published.version == read_latest_version(store)
+    assert set(published.files) == set(Files.ALL)
+    np.testing.assert_array_equal(model.item_factors, np.load(_npy(files[Files.ITEM_FACTORS])))
+    assert model.item_ids[:3] == ["i0", "i1", "i2"]
+    assert model.content_based.sum() == 4
+    assert model.index_ip.ntotal == model.n_items
+
+
+def test_s3_keys_live_under_the_prefix(s3_store: S3Store, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    published = publish(s3_store, fresh(packaged[0]), packaged[1])
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert f"team/recs/{LATEST_KEY}" in keys
+    assert f"team/recs/models/{published.version}/manifest.json" in keys
+    assert all(k.startswith("team/recs/models/") for k in keys)
+
+
+def test_nothing_published_is_a_clear_error(store: ArtifactStore) -> None:
+    with pytest.raises(ModelNotFoundError, match="no model published at"):
+        load_model(store)
+
+
+def test_corrupted_file_is_detected(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    published = publish(store, fresh(packaged[0]), packaged[1])
+    key = version_key(published.version, Files.ITEM_FACTORS)
+    data = bytearray(store.get(key))
+    data[-1] ^= 0xFF
+    store.put(key, bytes(data))
+    with pytest.raises(ArtifactIntegrityError, match=r"checksum mismatch .*item_factors\.npy"):
+        load_model(store)
+
+
+def test_missing_file_is_detected(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    published = publish(store, fresh(packaged[0]), packaged[1])
+    store.delete([version_key(published.version, Files.INDEX_COS)])
+    with pytest.raises(ArtifactIntegrityError, match=r"missing file .*index_cos\.faiss"):
+        load_model(store)
+
+
+def test_unreadable_manifest_is_detected(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    published = publish(store, fresh(packaged[0]), packaged[1])
+    store.put(version_key(published.version, "manifest.json"), b"{not json")
+    with pytest.raises(ArtifactIntegrityError, match="manifest unreadable"):
+        read_manifest(store, published.version)
+
+
+class FailingStore:
+    """Wraps a store and fails the n-th upload, as a network error mid-publish would."""
+
+    def __init__(self, inner: ArtifactStore, fail_on_put: int) -> None:
+        self.inner, self.uri, self.remaining = inner, inner.uri, fail_on_put
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            raise ConnectionError(f"injected failure uploading {key}")
+        self.inner.put(key, data)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return self.inner.list_keys(prefix)
+
+    def delete(self, keys: list[str]) -> None:
+        self.inner.delete(keys)
+
+
+@pytest.mark.parametrize("fail_on_put", [1, 7, len(Files.ALL) + 1])  # first file, mid-way, the manifest
+def test_failed_publish_leaves_latest_on_the_previous_version(
+    store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]], fail_on_put: int
+) -> None:
+    manifest, files = packaged
+    first = publish(store, fresh(manifest), files)
+    with pytest.raises(ConnectionError, match="injected failure"):
+        publish(FailingStore(store, fail_on_put), fresh(manifest), files)  # type: ignore[arg-type]
+    assert read_latest_version(store) == first.version
+    assert list_versions(store) == [first.version]
+    assert store.list_keys("models/") == sorted(
+        [LATEST_KEY, version_key(first.version, "manifest.json")] + [version_key(first.version, f) for f in Files.ALL]
+    )
+    assert load_model(store).version == first.version
+
+
+def test_retention_keeps_the_newest_versions(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    manifest, files = packaged
+    versions = [publish(store, fresh(manifest), files, retention=2).version for _ in range(4)]
+    assert list_versions(store) == sorted(versions)[-2:]
+    assert read_latest_version(store) == versions[-1]
+
+
+def test_open_store_parses_locations(tmp_path: Path) -> None:
+    s3 = open_store("s3://bucket-name/a/b/")
+    assert isinstance(s3, S3Store) and s3.bucket == "bucket-name" and s3.prefix == "a/b"
+    assert isinstance(open_store(str(tmp_path)), LocalStore)
+    with pytest.raises(ConfigError):
+        open_store("gs://elsewhere/x")
+    with pytest.raises(ConfigError):
+        open_store("s3://ab/x")
+
+
+def test_arrays_are_written_without_pickle(packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    for name, data in packaged[1].items():
+        if name.endswith(".npy"):
+            array = np.load(_npy(data), allow_pickle=False)
+            assert array.dtype != object, name
+
+
+def _npy(data: bytes):  # type: ignore[no-untyped-def]
+    import io
+
+    return io.BytesIO(data)

@@ -1,0 +1,95 @@
+"""The CLI end to end: a run publishes, bad input stops with one message and publishes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pipeline.index
+import pipeline.job
+from pipeline.cli import main
+from pipeline.handler import handler
+from reccore.artifacts import list_versions, read_latest_version
+from reccore.model import load_model
+from reccore.storage import open_store
+
+SMALL = ["--interactions", "20000", "--seed", "3"]
+
+
+def test_run_publishes_and_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--output", str(tmp_path), *SMALL]) == 0
+    out = capsys.readouterr().out
+    version = read_latest_version(open_store(str(tmp_path)))
+    assert f"published {version}" in out
+    for word in ("stage timings", "publish", "ndcg@10", "popularity", "20,000 interactions"):
+        assert word in out
+    model = load_model(open_store(str(tmp_path)))
+    assert model.manifest.metrics["model"]["ndcg@10"] > model.manifest.metrics["popularity"]["ndcg@10"]
+    assert model.manifest.params["factors"] == 50
+
+
+def test_env_settings_are_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REC_OUTPUT", str(tmp_path))
+    monkeypatch.setenv("REC_FACTORS", "8")
+    assert main(["run", *SMALL]) == 0
+    assert load_model(open_store(str(tmp_path))).manifest.params["factors"] == 8
+
+
+def test_bad_input_file_is_one_message_and_publishes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "events.csv"
+    bad.write_text("user,item\n1,2\n")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--source", str(bad), "--output", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert message.startswith("error:") and "events.csv" in message and "user_id" in message
+    assert len(message.splitlines()) == 1
+    assert not out.exists() or list_versions(open_store(str(out))) == []
+
+
+def test_invalid_setting_is_one_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--factors", "1", "--output", "/nonexistent"]) == 2
+    assert "factors" in capsys.readouterr().err
+
+
+def test_model_that_does_not_beat_popularity_is_not_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def rigged(*args: object, **kwargs: object) -> dict[str, dict[str, float]]:
+        return {"model": {"ndcg@10": 0.01}, "popularity": {"ndcg@10": 0.02}}
+
+    monkeypatch.setattr(pipeline.job, "evaluate", rigged)
+    assert main(["run", "--output", str(tmp_path), *SMALL]) == 2
+    assert "does not beat popularity" in capsys.readouterr().err
+    assert list_versions(open_store(str(tmp_path))) == []
+    assert main(["run", "--output", str(tmp_path), "--force", *SMALL]) == 0
+    assert len(list_versions(open_store(str(tmp_path)))) == 1
+
+
+def test_hnsw_below_min_recall_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(pipeline.index, "HNSW_EF_SEARCH", 1)  # a deliberately poor search
+    monkeypatch.setattr(pipeline.index, "HNSW_M", 4)
+    assert main(["run", "--output", str(tmp_path), "--index", "hnsw", *SMALL]) == 2
+    assert "recall@10" in capsys.readouterr().err
+    assert list_versions(open_store(str(tmp_path))) == []
+
+
+def test_hnsw_with_good_recall_is_published_with_its_recall(tmp_path: Path) -> None:
+    assert main(["run", "--output", str(tmp_path), "--index", "hnsw", "--min-recall", "0.9", *SMALL]) == 0
+    index = load_model(open_store(str(tmp_path))).manifest.index
+    assert index.type == "hnsw" and index.recall_at_10 is not None and index.recall_at_10 >= 0.9
+
+
+def test_lambda_handler_runs_the_same_job(tmp_path: Path) -> None:
+    result = handler({"source": "synthetic", "interactions": 5000, "output": str(tmp_path), "unknown": 1}, None)
+    assert result["version"] == read_latest_version(open_store(str(tmp_path)))
+    assert result["data"]["n_interactions"] == 5000

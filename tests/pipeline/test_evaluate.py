@@ -1,0 +1,56 @@
+"""Splits (no leakage) and the evaluation through the production scoring path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.evaluate import evaluate, random_split, relevant_items, time_split
+from pipeline.package import package
+from pipeline.sources.synthetic import generate
+from pipeline.train import train
+from reccore.model import build_model
+
+
+@pytest.fixture(scope="module")
+def log():  # type: ignore[no-untyped-def]
+    return generate(20_000, seed=5)
+
+
+def test_time_split_holds_out_each_users_newest_interactions(log) -> None:  # type: ignore[no-untyped-def]
+    test = time_split(log, holdout=0.2, min_interactions=5)
+    counts = np.bincount(log.users, minlength=log.n_users)
+    held = np.bincount(log.users[test], minlength=log.n_users)
+    eligible = counts >= 5
+    assert (held[~eligible] == 0).all()
+    np.testing.assert_array_equal(held[eligible], np.maximum(1, np.floor(counts[eligible] * 0.2)))
+    for user in np.flatnonzero(eligible)[:200]:
+        mine = log.users == user
+        assert log.timestamps[mine & test].min() >= log.timestamps[mine & ~test].max()
+
+
+@pytest.mark.parametrize("split", ["time", "random"])
+def test_no_held_out_interaction_is_in_training(log, split: str) -> None:  # type: ignore[no-untyped-def]
+    test = time_split(log) if split == "time" else random_split(log, seed=3)
+    train_rows = set(np.flatnonzero(~test).tolist())
+    test_rows = set(np.flatnonzero(test).tolist())
+    assert not train_rows & test_rows
+    assert len(train_rows) + len(test_rows) == log.n_interactions
+    relevant = relevant_items(log.subset(~test), log.subset(test))
+    train_pairs = set(zip(log.users[~test].tolist(), log.items[~test].tolist(), strict=True))
+    assert all((user, item) not in train_pairs for user, items in relevant.items() for item in items)
+
+
+def test_random_split_is_seeded(log) -> None:  # type: ignore[no-untyped-def]
+    np.testing.assert_array_equal(random_split(log, seed=1), random_split(log, seed=1))
+    assert (random_split(log, seed=1) != random_split(log, seed=2)).any()
+
+
+def test_svd_beats_popularity_on_synthetic_data(log) -> None:  # type: ignore[no-untyped-def]
+    test = time_split(log)
+    train_log = log.subset(~test)
+    model = build_model(*package(train_log, train(train_log, factors=20)))
+    metrics = evaluate(model, relevant_items(train_log, log.subset(test)))
+    assert metrics["model"]["ndcg@10"] > 1.5 * metrics["popularity"]["ndcg@10"] > 0
+    assert metrics["model"]["coverage"] > metrics["popularity"]["coverage"]
+    assert metrics["model"]["users"] == metrics["popularity"]["users"] > 100

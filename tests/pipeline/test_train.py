@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from pipeline.package import package
+from pipeline.train import interaction_matrix, train, weighted_matrix
+from reccore.model import build_model
+from reccore.scoring import Filters, allowed_items, fold_in, recommend, seen_items
+from reccore.weighting import SCHEMES
+from tests.pipeline.conftest import block_log
+
+
+def test_matrix_is_sparse_and_sums_repeats(block) -> None:  # type: ignore[no-untyped-def]
+    block.users = np.concatenate([block.users, block.users[:1]])
+    block.items = np.concatenate([block.items, block.items[:1]])
+    block.weights = np.concatenate([block.weights, np.array([4.0], dtype=np.float32)])
+    matrix = interaction_matrix(block)
+    assert sp.issparse(matrix)
+    assert matrix[block.users[0], block.items[0]] == pytest.approx(5.0)
+
+
+def test_block_structure_is_recovered(block) -> None:  # type: ignore[no-untyped-def]
+    # Two factors: one per block. More would add within-block factors that can push unseen
+    # in-block items below the (exactly zero) out-of-block scores.
+    manifest, files = package(block, train(block, factors=2, scheme="log"))
+    model = build_model(manifest, files)
+    for user in range(block.n_users):
+        ranking = recommend(
+            model, model.user_factors[user], 3, allowed_items(model, Filters(), seen_items(model, user))
+        )
+        first_half = user < block.n_users // 2
+        expected = np.arange(10) if first_half else np.arange(10, 20)
+        assert set(ranking.items.tolist()) <= set(expected.tolist()), (user, ranking.items)
+        assert not set(ranking.items.tolist()) & set(seen_items(model, user).tolist())
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_fold_in_of_a_training_row_reproduces_the_trained_vector(scheme: str) -> None:
+    log = block_log(n_users=60, n_items=30, per_user=8, seed=3)
+    log.weights = np.random.default_rng(1).integers(1, 6, size=log.n_interactions).astype(np.float32)
+    model = build_model(*package(log, train(log, factors=5, scheme=scheme)))  # type: ignore[arg-type]
+    for user in (0, 17, 42, 59):
+        mask = log.users == user
+        folded = fold_in(model, log.items[mask], log.weights[mask])
+        np.testing.assert_allclose(folded, model.user_factors[user], rtol=1e-4, atol=1e-5)
+
+
+def test_scores_are_the_best_rank_k_reconstruction(block) -> None:  # type: ignore[no-untyped-def]
+    block.weights = np.random.default_rng(7).uniform(1, 5, size=block.n_interactions).astype(np.float32)
+    trained = train(block, factors=5, scheme="none")
+    dense = weighted_matrix(interaction_matrix(block), "none")[0].toarray()
+    u, s, vt = np.linalg.svd(dense, full_matrices=False)
+    best_rank_5 = (u[:, :5] * s[:5]) @ vt[:5]
+    np.testing.assert_allclose(trained.user_factors @ trained.item_factors.T, best_rank_5, atol=1e-3)
+    np.testing.assert_allclose(trained.singular_values, s[:5], rtol=1e-4)
+
+
+def test_content_vectors_land_near_their_category() -> None:
+    log = block_log(cold_items=3)
+    trained = train(log, factors=4, scheme="log")
+    assert trained.content_based.sum() == 6
+    assert not trained.content_based[:20].any()
+    unit = trained.item_factors / np.linalg.norm(trained.item_factors, axis=1, keepdims=True)
+    for cold in np.flatnonzero(trained.content_based):
+        nearest_warm = np.argsort(-(unit[:20] @ unit[cold]))[:5]
+        expected = log.categories[cold]
+        assert all(log.categories[i] == expected for i in nearest_warm), (cold, nearest_warm)
+
+
+def test_popularity_prefers_recent_interactions() -> None:
+    log = block_log(n_users=2, n_items=4, per_user=2)
+    log.users = np.array([0, 1], dtype=np.int32)
+    log.items = np.array([0, 1], dtype=np.int32)
+    log.weights = np.ones(2, dtype=np.float32)
+    log.timestamps = np.array([0, 90 * 86_400], dtype=np.int64)  # item 0 touched 90 days before item 1
+    log.events = np.zeros(2, dtype=np.int8)
+    popularity = train(log, factors=1, scheme="log").popularity
+    assert popularity[1] > popularity[0] > 0
+
+
+def test_map_has_two_coordinates_per_item(block) -> None:  # type: ignore[no-untyped-def]
+    trained = train(block, factors=4)
+    assert trained.item_map.shape == (block.n_items, 2)
+    assert np.isfinite(trained.item_map).all()
