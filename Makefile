@@ -36,8 +36,11 @@ $(SAM_STAMP):
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 	touch $@
 
+API_PORT ?= 8000
+UI_PORT ?= 8501
+S3_PORT ?= 5000
 demo: $(STAMP)
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --api-port $(API_PORT) --ui-port $(UI_PORT) --s3-port $(S3_PORT)
 
 test: $(STAMP) $(SAM_STAMP)
 	$(PY) -m pytest

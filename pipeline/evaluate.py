@@ -44,13 +44,24 @@ def _hold_out_last(
     return test
 
 
-def relevant_items(train: InteractionLog, test: InteractionLog) -> dict[int, set[int]]:
-    """Per test user, held-out items they had not already interacted with in training."""
-    seen = set(zip(train.users.tolist(), train.items.tolist(), strict=True))
+def relevant_items(
+    train: InteractionLog, test: InteractionLog, users: Iterable[int] | None = None
+) -> dict[int, set[int]]:
+    """Per test user (optionally only ``users``), held-out items they had not interacted with in training."""
+    test_users, test_items = test.users, test.items
+    train_users, train_items = train.users, train.items
+    if users is not None:
+        chosen = np.fromiter(users, dtype=np.int64)
+        keep_test, keep_train = np.isin(test_users, chosen), np.isin(train_users, chosen)
+        test_users, test_items = test_users[keep_test], test_items[keep_test]
+        train_users, train_items = train_users[keep_train], train_items[keep_train]
+    n_items = np.int64(train.n_items)
+    new = ~np.isin(
+        test_users.astype(np.int64) * n_items + test_items, train_users.astype(np.int64) * n_items + train_items
+    )
     relevant: dict[int, set[int]] = {}
-    for user, item in zip(test.users.tolist(), test.items.tolist(), strict=True):
-        if (user, item) not in seen:
-            relevant.setdefault(user, set()).add(item)
+    for user, item in zip(test_users[new].tolist(), test_items[new].tolist(), strict=True):
+        relevant.setdefault(user, set()).add(item)
     return relevant
 
 

@@ -11,7 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.evaluate import evaluate, relevant_items, time_split
+import numpy as np
+
+from pipeline.data import InteractionLog
+from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_users, time_split
 from pipeline.package import package
 from pipeline.sources import load_source
 from pipeline.train import train
@@ -69,15 +72,7 @@ def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
 
     with stage("load"):
         log = load_source(settings.source, settings.items, interactions=settings.interactions, seed=settings.seed)
-    with stage("split"):
-        test_mask = time_split(log)
-        train_log, test_log = log.subset(~test_mask), log.subset(test_mask)
-        relevant = relevant_items(train_log, test_log)
-    with stage("train on the training split"):
-        held_out_model = train(train_log, settings.factors, settings.weighting, settings.seed)
-    with stage("evaluate"):
-        manifest, files = package(train_log, held_out_model, "flat", params, settings.seed)
-        metrics = evaluate(build_model(manifest, files), relevant, settings.seed, progress=progress)
+    metrics = _holdout_metrics(log, settings, params, stage, progress)
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
@@ -103,6 +98,26 @@ def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
         timings=stage.timings,
         sizes={name: len(data) for name, data in files.items()},
     )
+
+
+def _holdout_metrics(
+    log: InteractionLog, settings: PipelineSettings, params: dict[str, Any], stage: _Stages, progress: bool
+) -> dict[str, dict[str, float]]:
+    """Train on all but each user's newest interactions and evaluate on those, through the served code path.
+
+    A function of its own so that the held-out model's memory is released before the final training.
+    """
+    with stage("split"):
+        test_mask = time_split(log)
+        train_log = log.subset(~test_mask)
+        users = sample_users(np.unique(log.users[test_mask]).tolist(), MAX_EVAL_USERS, settings.seed)
+        relevant = relevant_items(train_log, log.subset(test_mask), users)
+    with stage("train on the training split"):
+        trained = train(train_log, settings.factors, settings.weighting, settings.seed)
+    with stage("evaluate"):
+        model = build_model(*package(train_log, trained, "flat", params, settings.seed))
+        del trained, train_log
+        return evaluate(model, relevant, settings.seed, progress=progress)
 
 
 def _check_beats_popularity(metrics: dict[str, dict[str, float]], force: bool) -> None:

@@ -20,8 +20,8 @@ RIDGE_ALPHA = 1.0
 class TrainedModel:
     """Everything training produces, as arrays aligned with the log's user and item codes."""
 
-    user_factors: np.ndarray  # float32 (n_users, k) = X·V·Σ⁻¹
-    item_factors: np.ndarray  # float32 (n_items, k) = V·Σ, content vectors for cold items
+    user_factors: np.ndarray  # float32 (n_users, k) = X·Q·Σ⁻² (= X·V·Σ⁻¹ when β = 0)
+    item_factors: np.ndarray  # float32 (n_items, k) = V·Σ^(1+β/2) (β = scaling, 0: V·Σ), content vectors for cold items
     singular_values: np.ndarray  # float32 (k,)
     item_weights: np.ndarray  # float32 (n_items,)
     content_based: np.ndarray  # bool (n_items,)
@@ -99,14 +99,21 @@ def project_2d(vectors: np.ndarray) -> np.ndarray:
     return (centred @ components[:2].T).astype(np.float32)
 
 
-def train(log: InteractionLog, factors: int = 50, scheme: Scheme = "bm25", seed: int = 42) -> TrainedModel:
-    """Fit the hybrid model on ``log``."""
+def train(
+    log: InteractionLog, factors: int = 50, scheme: Scheme = "bm25", seed: int = 42, scaling: float = 0.0
+) -> TrainedModel:
+    """Fit the hybrid model on ``log``.
+
+    ``scaling`` is the exponent β in the score ``x·V·Σ^β·Vᵀ``: 0 is the plain projection
+    (PureSVD); β > 0 damps the weak factors. Item vectors are ``V·Σ^(1+β/2)``, so the
+    service's fold-in ``x·Q·Σ⁻²`` still reproduces a training user's vector exactly.
+    """
     raw = interaction_matrix(log)
     weighted, weights, weighting = weighted_matrix(raw, scheme)
     v, sigma = truncated_svd(weighted, factors, seed)
-    item_factors = v * sigma
-    # Users are stored as their own fold-in (x·V·Σ⁻¹), so known and folded-in users are scored identically.
-    user_factors = np.asarray(weighted @ (v / sigma), dtype=np.float32)
+    item_factors = v * sigma ** (1.0 + scaling / 2.0)
+    # Users are stored as their own fold-in (x·Q·Σ⁻²), so known and folded-in users are scored identically.
+    user_factors = np.asarray(weighted @ (item_factors / sigma**2), dtype=np.float32)
     warm = np.bincount(raw.indices, minlength=log.n_items) > 0
     cold = ~warm
     if cold.any():

@@ -203,7 +203,8 @@ def generate(n_interactions: int = 100_000, seed: int = 42) -> InteractionLog:
     events = rng.choice(len(EVENT_TYPES), size=n, p=EVENT_PROBS).astype(np.int8)
 
     order = np.argsort(timestamps, kind="stable")
-    width_u, width_i = len(str(n_users)), len(str(n_items))
+    # Fixed-width ids (u0000001, i000001) so ids in events/ and docs stay valid at any scale.
+    width_u, width_i = max(7, len(str(n_users))), max(6, len(str(n_items)))
     log = InteractionLog(
         user_ids=np.strings.add("u", np.strings.zfill(np.arange(1, n_users + 1).astype(str), width_u)),
         item_ids=np.strings.add("i", np.strings.zfill(np.arange(1, n_items + 1).astype(str), width_i)),

@@ -1,0 +1,35 @@
+"""A known user's recent history and top-k recommendations, with filters."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui
+import widgets
+
+ui.setup("Recommendations", ":material/recommend:")
+
+user_id = widgets.user_picker()
+if user_id is None:
+    st.stop()
+
+with st.expander("Options: k, seen items, categories"):
+    options = widgets.recommend_options(ui.category_names(), key="recs")
+st.session_state[ui.REC_OPTIONS] = options  # the latent map highlights the same recommendations
+
+st.subheader("Recommendations")
+recs = ui.require("recommend", user_id=user_id, **options)
+ui.strategy_banner(recs["strategy"])
+if not recs["items"]:
+    st.warning("Nothing matches these filters.")
+else:
+    table_column, chart_column = st.columns([3, 2])
+    with table_column:
+        widgets.scored_table(recs["items"])
+    with chart_column:
+        widgets.score_chart(recs["items"])
+
+history = ui.fetch("user_history", user_id=user_id, limit=20)
+if history is not None:
+    st.subheader(f"Recent history ({history['n_interactions']} interactions in total)")
+    widgets.history_table(history["history"])

@@ -1,0 +1,143 @@
+"""What every page shares: the sidebar (API URL, health, last call), cached API calls, errors.
+
+Pages call ``setup`` first, then ``require``/``fetch`` for data. An ``ApiError`` becomes
+an ``st.error`` with the client's message; nothing reaches the user as a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Literal
+
+import streamlit as st
+
+from api_client import JSON, ApiClient, ApiError
+from api_settings import api_timeout, default_api_url
+
+CACHE_TTL_SECONDS = 30
+Method = Literal["health", "recommend", "items", "item", "similar", "item_map", "categories", "users", "user_history"]
+
+# Session-state keys. Values the pages share live under plain keys that no widget owns,
+# because Streamlit drops a widget's state when a page without that widget runs.
+API_URL = "api_url"
+LAST_CALL_SLOT = "_last_call_slot"
+USER_ID = "user_id"
+REC_OPTIONS = "rec_options"
+
+STRATEGY_LABELS = {
+    "personalized": "Personalized: scored with the user's own latent vector.",
+    "fold_in": "Fold-in: a latent vector computed on the fly from the session's items.",
+    "popular": "Popular fallback: no usable history, so these are the most popular items.",
+}
+SOURCE_LABELS = {"model": "model", "content": "content (cold item)", "popular": "popular backfill"}
+
+
+@st.cache_resource(show_spinner=False)
+def _client(base_url: str, timeout: float) -> ApiClient:
+    return ApiClient(base_url, timeout)
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=512)
+def _cached_call(base_url: str, timeout: float, method: Method, **kwargs: Any) -> tuple[JSON, float]:
+    start = time.perf_counter()
+    data = getattr(_client(base_url, timeout), method)(**kwargs)
+    return data, (time.perf_counter() - start) * 1000
+
+
+def api_url() -> str:
+    """The base URL in use: the sidebar's value, first seeded from secrets or ``REC_API_URL``."""
+    if API_URL not in st.session_state:
+        st.session_state[API_URL] = default_api_url()
+    return str(st.session_state[API_URL])
+
+
+def fetch(method: Method, **kwargs: Any) -> JSON | None:
+    """Call the API through a 30 s cache; on failure show the error and return None."""
+    try:
+        return call(method, **kwargs)
+    except ApiError as error:
+        show_error(error)
+        return None
+
+
+def require(method: Method, **kwargs: Any) -> JSON:
+    """Like ``fetch``, but a page that cannot go on without the data stops there."""
+    data = fetch(method, **kwargs)
+    if data is None:
+        st.stop()
+    return data
+
+
+def call(method: Method, **kwargs: Any) -> JSON:
+    """Call the API through the cache; raises ``ApiError``. Records the latency in the sidebar."""
+    start = time.perf_counter()
+    data, elapsed_ms = _cached_call(api_url(), api_timeout(), method, **kwargs)
+    # A cache hit returns the original call's latency almost instantly.
+    cached = (time.perf_counter() - start) * 1000 < elapsed_ms / 2
+    slot = st.session_state.get(LAST_CALL_SLOT)
+    if slot is not None:
+        slot.caption(f"Last API call: `{method}` · {elapsed_ms:.0f} ms" + (" (cached)" if cached else ""))
+    return data
+
+
+def show_error(error: ApiError) -> None:
+    status = f" (HTTP {error.status})" if error.status else ""
+    st.error(f"{error.message}{status}", icon=":material/error:")
+
+
+def setup(title: str, icon: str) -> JSON:
+    """Configure the page, draw the sidebar, and return ``/health``; stops the page if the API is unusable."""
+    st.set_page_config(page_title=f"{title} · Recommender", page_icon=icon, layout="wide")
+    st.title(f"{icon} {title}")
+    with st.sidebar:
+        _api_url_input()
+        health_box = st.container()
+        st.session_state[LAST_CALL_SLOT] = st.empty()
+    try:
+        health = call("health")
+    except ApiError as error:
+        health_box.error("API unavailable")
+        show_error(error)
+        st.info("Check the API URL in the sidebar; `make demo` starts a local API on port 8000.")
+        st.stop()
+    with health_box:
+        _health_summary(health)
+    return health
+
+
+def _api_url_input() -> None:
+    current = api_url()
+    edited = st.text_input("API URL", value=current, help="Set by `REC_API_URL` or `st.secrets['api_url']`.")
+    if edited.strip() and edited.strip() != current:
+        st.session_state[API_URL] = edited.strip()
+    if st.button("Refresh data", help=f"API results are cached for {CACHE_TTL_SECONDS} s."):
+        _cached_call.clear()
+
+
+def _health_summary(health: JSON) -> None:
+    st.success("API healthy", icon=":material/check_circle:")
+    st.markdown(f"**Model** `{health['model_version']}`")
+    left, right = st.columns(2)
+    left.metric("Items", f"{health['n_items']:,}")
+    right.metric("Users", f"{health['n_users']:,}")
+    st.caption(f"Loaded {format_time(health['loaded_at'])} · index {health['index_type']}, {health['dims']} dims")
+
+
+def format_time(value: str) -> str:
+    """An API timestamp (ISO 8601) as ``YYYY-MM-DD HH:MM UTC``."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def category_names() -> list[str]:
+    data = fetch("categories")
+    return [category["name"] for category in data["categories"]] if data else []
+
+
+def strategy_banner(strategy: str) -> None:
+    """The strategy the API used, labelled so that a fallback is never mistaken for personalisation."""
+    text = f"**Strategy: `{strategy}`** · {STRATEGY_LABELS.get(strategy, '')}"
+    if strategy == "popular":
+        st.warning(text, icon=":material/trending_up:")
+    else:
+        st.info(text, icon=":material/recommend:")

@@ -1,0 +1,114 @@
+"""Pieces that more than one page draws: the user picker, item search, result tables, the score chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import ui
+from api_client import JSON
+
+SEARCH_LIMIT = 50
+ANY_CATEGORY = "(any category)"
+
+
+def user_picker() -> str | None:
+    """Search users by id and pick one; the choice is shared with the other pages."""
+    search_column, select_column = st.columns([1, 2])
+    query = search_column.text_input("Search users by id", key="user_query", placeholder="e.g. u0000001")
+    page = ui.require("users", q=query.strip() or None, limit=SEARCH_LIMIT)
+    counts = {user["user_id"]: user["n_interactions"] for user in page["users"]}
+    current = st.session_state.get(ui.USER_ID)
+    if current and current not in counts and not query.strip():
+        counts = {current: None, **counts}  # keep a choice made on another page selectable
+    if not counts:
+        st.info(f"No user id contains {query!r}.")
+        return None
+    ids = list(counts)
+    user_id = select_column.selectbox(
+        f"User ({page['total']:,} match)",
+        ids,
+        index=ids.index(current) if current in counts else 0,
+        format_func=lambda uid: uid if counts[uid] is None else f"{uid} · {counts[uid]} interactions",
+    )
+    st.session_state[ui.USER_ID] = user_id
+    return user_id
+
+
+def item_search(key: str) -> list[JSON]:
+    """Search the catalogue by title text and category; returns the matching items."""
+    left, right = st.columns([2, 1])
+    query = left.text_input("Search items by title", key=f"{key}_query", placeholder="e.g. Lamp")
+    category = right.selectbox("Category", [ANY_CATEGORY, *ui.category_names()], key=f"{key}_category")
+    page = ui.require(
+        "items",
+        q=query.strip() or None,
+        category=None if category == ANY_CATEGORY else category,
+        limit=SEARCH_LIMIT,
+    )
+    st.caption(f"{page['total']:,} items match; showing the first {len(page['items'])}.")
+    return list(page["items"])
+
+
+def item_label(item: JSON) -> str:
+    cold = " · cold" if item.get("content_based") else ""
+    return f"{item['title']} ({item['category']}{cold}) [{item['item_id']}]"
+
+
+def history_table(history: list[JSON]) -> None:
+    rows = [
+        {
+            "title": entry["title"],
+            "category": entry["category"],
+            "when": ui.format_time(entry["timestamp"]),
+            "event": entry["event"],
+        }
+        for entry in history
+    ]
+    st.dataframe(rows, hide_index=True)
+
+
+def scored_table(items: list[JSON], score_label: str = "score") -> None:
+    """Ranked items: rank, title, category, score and where each came from."""
+    rows = [
+        {
+            "rank": item["rank"],
+            "title": item["title"],
+            "category": item["category"],
+            score_label: round(item["score"], 4),
+            "source": ui.SOURCE_LABELS.get(item["source"], item["source"]),
+            "item_id": item["item_id"],
+        }
+        for item in items
+    ]
+    st.dataframe(rows, hide_index=True)
+
+
+def score_chart(items: list[JSON], score_label: str = "score") -> None:
+    """A small horizontal bar chart of the scores, best at the top."""
+    labels = [f"{item['rank']}. {_shorten(item['title'])}" for item in items]
+    figure = go.Figure(go.Bar(x=[item["score"] for item in items], y=labels, orientation="h"))
+    figure.update_layout(
+        height=min(80 + 30 * len(items), 560),
+        margin={"l": 0, "r": 10, "t": 10, "b": 0},
+        yaxis={"autorange": "reversed"},
+        xaxis_title=score_label,
+    )
+    st.plotly_chart(figure, config={"displayModeBar": False})
+
+
+def _shorten(text: str, limit: int = 28) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def recommend_options(categories: list[str], key: str, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The controls k, exclude seen and include/exclude categories, as ``/recommend`` arguments."""
+    defaults = defaults or {}
+    left, middle = st.columns(2)
+    k = left.slider("How many (k)", 1, 50, defaults.get("k", 10), key=f"{key}_k")
+    exclude_seen = middle.checkbox("Exclude items already seen", defaults.get("exclude_seen", True), key=f"{key}_seen")
+    include = st.multiselect("Only these categories", categories, key=f"{key}_include")
+    exclude = st.multiselect("Never these categories", categories, key=f"{key}_exclude")
+    return {"k": k, "exclude_seen": exclude_seen, "include_categories": include, "exclude_categories": exclude}

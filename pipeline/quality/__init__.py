@@ -1,0 +1,1 @@
+"""Recommendation quality on real data: protocols, baselines, cold start, tuning grid and the report."""

@@ -1,0 +1,148 @@
+"""The evaluation run: baselines and the SVD grid on both protocols, then the cold-start studies.
+
+Ours always goes through the production path: ``train`` → ``package`` (the published
+artifacts) → ``build_model`` (what the service loads) → ``pipeline.evaluate.rank_users``
+(the service's scoring, seen items excluded, FAISS retrieval).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from pipeline.data import InteractionLog
+from pipeline.evaluate import MAX_EVAL_USERS, K, rank_users, sample_users
+from pipeline.metrics import summarise
+from pipeline.quality.baselines import EASE_L2, binary_matrix, ease, item_knn, most_popular, popularity_rank, rank_with
+from pipeline.quality.coldstart import (
+    ColdItemResult,
+    ColdUserResult,
+    SvdConfig,
+    evaluate_cold_items,
+    evaluate_cold_users,
+    served_model,
+)
+from pipeline.quality.protocols import PROTOCOLS, Protocol, cold_item_split, cold_user_split, make_split
+from reccore.weighting import SCHEMES, Scheme
+
+GRID_FACTORS = (10, 20, 50, 100)
+GRID_SCALINGS = (0.0, 0.5)
+Metrics = dict[str, float]
+
+
+@dataclass
+class ProtocolResult:
+    """Every method's metrics on one split."""
+
+    protocol: str
+    baselines: dict[str, Metrics]
+    ease_l2: float
+    svd: dict[SvdConfig, Metrics]
+
+    @property
+    def popular_ndcg(self) -> float:
+        return self.baselines["most popular"][f"ndcg@{K}"]
+
+    @property
+    def ease_ndcg(self) -> float:
+        return self.baselines["EASE"][f"ndcg@{K}"]
+
+
+@dataclass
+class EvaluationResult:
+    """Everything the report shows."""
+
+    source: str
+    data: dict[str, int]
+    protocols: dict[str, ProtocolResult]
+    default: SvdConfig
+    best: SvdConfig
+    cold_users: dict[SvdConfig, ColdUserResult]
+    cold_items: dict[SvdConfig, ColdItemResult]
+    grid: tuple[tuple[int, ...], tuple[Scheme, ...], tuple[float, ...]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def ratio_to_ease(self, config: SvdConfig) -> float:
+        """The worse protocol's NDCG@10 of ``config`` divided by EASE's (1.0 = on par)."""
+        return min(p.svd[config][f"ndcg@{K}"] / p.ease_ndcg for p in self.protocols.values())
+
+
+def evaluate_protocol(
+    log: InteractionLog,
+    protocol: Protocol,
+    configs: Sequence[SvdConfig],
+    seed: int = 42,
+    ease_l2: Sequence[float] = EASE_L2,
+    progress: bool = False,
+) -> ProtocolResult:
+    """Baselines (EASE at its best λ on this split) and every SVD config on one split, same users, same metrics."""
+    split = make_split(log, protocol, seed)
+    matrix = binary_matrix(split.train)
+    ranks = popularity_rank(matrix)
+    users = sample_users(split.relevant, MAX_EVAL_USERS, seed)
+
+    def score(rankings: dict[int, list[int]]) -> Metrics:
+        return summarise(rankings, split.relevant, K, log.n_items, ranks)
+
+    baselines = {
+        "most popular": score(rank_with(most_popular(matrix), matrix, users, K)),
+        "item-kNN": score(rank_with(item_knn(matrix), matrix, users, K)),
+    }
+    by_l2 = {l2: score(rank_with(ease(matrix, l2), matrix, users, K)) for l2 in ease_l2}
+    best_l2 = max(by_l2, key=lambda l2: by_l2[l2][f"ndcg@{K}"])
+    baselines["EASE"] = by_l2[best_l2]
+    svd: dict[SvdConfig, Metrics] = {}
+    for config in tqdm(configs, desc=f"SVD grid, {protocol} split", disable=not progress, leave=False):
+        model = served_model(split.train, config, seed)
+        svd[config] = score(rank_users(model, users, "model", K))
+    return ProtocolResult(protocol, baselines, best_l2, svd)
+
+
+def run_evaluation(
+    log: InteractionLog,
+    default: SvdConfig,
+    factors: Sequence[int] = GRID_FACTORS,
+    weightings: Sequence[Scheme] = SCHEMES,
+    scalings: Sequence[float] = GRID_SCALINGS,
+    seed: int = 42,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Run both protocols over the grid (plus ``default``), pick the config closest to EASE, then cold start."""
+    timings: dict[str, float] = {}
+    configs = [SvdConfig(k, w, s) for w in weightings for s in scalings for k in factors]
+    if default not in configs:
+        configs.append(default)
+    protocols: dict[str, ProtocolResult] = {}
+    for protocol in PROTOCOLS:
+        start = time.perf_counter()
+        protocols[protocol] = evaluate_protocol(log, protocol, configs, seed, progress=progress)
+        timings[f"{protocol} split: baselines + {len(configs)} SVD configs"] = time.perf_counter() - start
+
+    def closeness(config: SvdConfig) -> float:
+        return min(p.svd[config][f"ndcg@{K}"] / p.ease_ndcg for p in protocols.values())
+
+    best = max(configs, key=closeness)
+    studied = list(dict.fromkeys([default, best]))
+    start = time.perf_counter()
+    users_split = cold_user_split(log, seed=seed)
+    cold_users = {c: evaluate_cold_users(users_split, c, seed) for c in studied}
+    timings["cold-start users"] = time.perf_counter() - start
+    start = time.perf_counter()
+    items_split = cold_item_split(log, seed=seed)
+    cold_items = {c: evaluate_cold_items(items_split, c, seed) for c in studied}
+    timings["cold items"] = time.perf_counter() - start
+    data = {"users": log.n_users, "items": log.n_items, "interactions": log.n_interactions}
+    return EvaluationResult(
+        source=log.source,
+        data=data,
+        protocols=protocols,
+        default=default,
+        best=best,
+        cold_users=cold_users,
+        cold_items=cold_items,
+        grid=(tuple(factors), tuple(weightings), tuple(scalings)),
+        timings=timings,
+    )

@@ -1,0 +1,54 @@
+"""Pipeline benchmark: wall time and peak RSS of whole runs, each in a fresh process.
+
+Targets (issue 2): 100k interactions with evaluation < 3 s and < 300 MB; 10M < 90 s and < 3 GB.
+Usage: python scripts/bench_pipeline.py [N ...]   (default: 100000 10000000)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run_once(interactions: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as output:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", "--interactions", str(interactions), "--output", output, "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        out, err = process.communicate()
+        if status != 0:
+            raise SystemExit(f"pipeline failed for {interactions}: {err.decode()[-2000:]}")
+        result = json.loads(out)
+    return {"interactions": interactions, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, **result}
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [100_000, 10_000_000]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    for size in sizes:
+        result = run_once(size)
+        timings = result["timings"]
+        metrics = result["metrics"]
+        assert isinstance(timings, dict) and isinstance(metrics, dict)
+        print(
+            f"{size:>11,} interactions: wall {result['wall_s']:6.2f} s, peak RSS {result['peak_rss_mb']:7.0f} MB | "
+            + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
+        )
+        print(
+            f"{'':>26}ndcg@10 model {metrics['model']['ndcg@10']:.4f} vs popularity "
+            f"{metrics['popularity']['ndcg@10']:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""A live local stack for the dashboard tests: moto S3, a model published by the real pipeline,
+and uvicorn serving the real app on a free port. Nothing between the dashboard and the API is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = ROOT / "frontend"
+# The pages import their siblings (ui, widgets, api_client) as `streamlit run` would.
+for path in (ROOT, ROOT / "functions" / "recommend", FRONTEND):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+BUCKET = "frontend-tests"
+PREFIX = "recsys"
+INTERACTIONS = 20_000
+STARTUP_SECONDS = 30.0
+
+
+def free_port() -> int:
+    """A port that nothing listens on (it was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def local_s3() -> Iterator[str]:
+    """moto's S3 on a free port, with AWS variables pointing boto3 at it; yields the model URI."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = pytest.MonkeyPatch()
+    env.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
+    env.setenv("AWS_ACCESS_KEY_ID", "testing")
+    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    env.delenv("AWS_SESSION_TOKEN", raising=False)
+    env.delenv("AWS_PROFILE", raising=False)
+    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    env.setenv("AWS_REGION", "us-east-1")
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    try:
+        yield f"s3://{BUCKET}/{PREFIX}"
+    finally:
+        env.undo()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def published_model(local_s3: str) -> str:
+    """Publish a small synthetic model with the real pipeline; returns its version."""
+    from pipeline.job import run
+    from reccore.settings import PipelineSettings
+
+    result = run(PipelineSettings(source="synthetic", interactions=INTERACTIONS, output=local_s3, force=True))
+    return result.version
+
+
+@pytest.fixture(scope="session")
+def api_url(local_s3: str, published_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real app (``app.main:app``) served by uvicorn in a background thread."""
+    import uvicorn
+
+    from reccore import settings
+
+    env = pytest.MonkeyPatch()
+    env.setenv("REC_MODEL_URI", local_s3)
+    env.setenv("REC_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))
+    settings.get_service_settings.cache_clear()
+    from app.main import app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(url, published_model)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        env.undo()
+        settings.get_service_settings.cache_clear()
+
+
+def _wait_until_healthy(url: str, version: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{url}/health", timeout=10)
+            if response.status_code == 200 and response.json()["model_version"] == version:
+                return
+            last = response.text
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"the API at {url} did not serve model {version} within {STARTUP_SECONDS} s: {last}")
+
+
+@pytest.fixture(scope="session")
+def dead_api_url() -> str:
+    """An address where no API listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def api(api_url: str) -> Iterator[httpx.Client]:
+    """A plain HTTP client of the live API, for tests to look up expected answers."""
+    with httpx.Client(base_url=api_url, timeout=10) as client:
+        yield client
+
+
+class _BrokenApi(BaseHTTPRequestHandler):
+    """Answers every request with the status in the server's ``status`` attribute."""
+
+    def _answer(self) -> None:
+        body = json.dumps({"error": "internal", "message": "the model store is unreachable"}).encode()
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(params=[500, 503])
+def broken_api_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server that fails every call with a 500 or a 503, as a broken deployment would."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BrokenApi)
+    server.status = request.param  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def silent_api_url() -> Iterator[str]:
+    """A port that accepts connections but never answers, so calls time out."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"

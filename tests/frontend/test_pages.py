@@ -1,0 +1,223 @@
+"""Each dashboard page driven headless with AppTest against the live local API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+PAGES = [
+    "Home.py",
+    "pages/1_Recommendations.py",
+    "pages/2_Cold_Start.py",
+    "pages/3_Similar_Items.py",
+    "pages/4_Latent_Map.py",
+]
+
+
+def page_path(name: str) -> str:
+    """The file of a dashboard page: ``Home.py`` or ``pages/N_Title.py``."""
+    return str(FRONTEND / name)
+
+
+def open_page(name: str, url: str) -> AppTest:
+    at = AppTest.from_file(page_path(name), default_timeout=60)
+    at.secrets["api_url"] = url
+    return at.run()
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def ranked_table(at: AppTest) -> list[dict[str, Any]]:
+    """The rows of the page's ranked-items table (the one with a ``rank`` column)."""
+    tables = [frame.value for frame in at.dataframe if "rank" in frame.value.columns]
+    assert len(tables) == 1, f"expected one ranked table, found {len(tables)}"
+    return list(tables[0].to_dict("records"))
+
+
+def pick_user(at: AppTest, user_id: str) -> AppTest:
+    at.text_input(key="user_query").set_value(user_id).run()
+    at.selectbox[0].set_value(user_id).run()
+    return at
+
+
+def active_user(api: httpx.Client) -> str:
+    """A user with plenty of history, so that personalisation is certain."""
+    users = api.get("/users", params={"limit": 100}).json()["users"]
+    return str(max(users, key=lambda user: user["n_interactions"])["user_id"])
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_renders_without_errors(name: str, api_url: str) -> None:
+    at = open_page(name, api_url)
+    assert not at.exception
+    assert not at.error
+    assert "API healthy" in texts(at.sidebar.success)
+
+
+def test_home_shows_the_model_in_service(api_url: str, published_model: str, api: httpx.Client) -> None:
+    at = open_page("Home.py", api_url)
+    health = api.get("/health").json()
+    metrics = {metric.label: metric.value for metric in at.main.metric}
+    assert metrics["Items"] == f"{health['n_items']:,}"
+    assert metrics["Users"] == f"{health['n_users']:,}"
+    assert published_model in texts(at.caption)
+    assert published_model in texts(at.sidebar.markdown)
+    assert "Last API call" in texts(at.sidebar.caption)
+
+
+def test_a_known_user_gets_personalized_recommendations(api_url: str, api: httpx.Client) -> None:
+    user_id = active_user(api)
+    at = pick_user(open_page("pages/1_Recommendations.py", api_url), user_id)
+
+    assert not at.exception and not at.error
+    assert "Strategy: `personalized`" in texts(at.info)
+    expected = api.post("/recommend", json={"user_id": user_id, "k": 10}).json()["items"]
+    rows = ranked_table(at)
+    assert [row["item_id"] for row in rows] == [item["item_id"] for item in expected]
+    assert [row["rank"] for row in rows] == list(range(1, 11))
+    history = api.get(f"/users/{user_id}", params={"limit": 20}).json()["history"]
+    history_tables = [frame.value for frame in at.dataframe if "event" in frame.value.columns]
+    assert history_tables[0]["title"].tolist() == [entry["title"] for entry in history]
+    assert at.get("plotly_chart"), "the score chart is missing"
+
+
+def test_seen_items_are_excluded_unless_asked(api_url: str, api: httpx.Client) -> None:
+    user_id = active_user(api)
+    seen = {entry["item_id"] for entry in api.get(f"/users/{user_id}", params={"limit": 100}).json()["history"]}
+    at = pick_user(open_page("pages/1_Recommendations.py", api_url), user_id)
+    at.slider(key="recs_k").set_value(50).run()
+    assert not seen & {row["item_id"] for row in ranked_table(at)}
+
+    at.checkbox(key="recs_seen").uncheck().run()
+    assert seen & {row["item_id"] for row in ranked_table(at)}, "with seen items allowed, some should come back"
+
+
+def test_k_and_category_filters_take_effect(api_url: str, api: httpx.Client) -> None:
+    categories = [category["name"] for category in api.get("/categories").json()["categories"]]
+    at = pick_user(open_page("pages/1_Recommendations.py", api_url), active_user(api))
+
+    at.slider(key="recs_k").set_value(7).run()
+    assert len(ranked_table(at)) == 7
+
+    at.multiselect(key="recs_include").set_value(categories[:2]).run()
+    rows = ranked_table(at)
+    assert rows and {row["category"] for row in rows} <= set(categories[:2])
+
+    at.multiselect(key="recs_include").set_value([]).run()
+    unfiltered = {row["category"] for row in ranked_table(at)}
+    at.multiselect(key="recs_exclude").set_value(sorted(unfiltered)).run()
+    rows = ranked_table(at)
+    assert not at.exception
+    assert rows and not unfiltered & {row["category"] for row in rows}
+
+
+def test_an_empty_session_gets_the_labelled_popular_fallback(api_url: str) -> None:
+    at = open_page("pages/2_Cold_Start.py", api_url)
+    assert not at.exception
+    assert "Strategy: `popular`" in texts(at.warning)
+    assert "Popular fallback" in texts(at.warning)
+    assert all(row["source"] == "popular backfill" for row in ranked_table(at))
+
+
+def test_a_cold_session_is_folded_in_and_survives_new_searches(api_url: str, api: httpx.Client) -> None:
+    at = open_page("pages/2_Cold_Start.py", api_url)
+    category = api.get("/categories").json()["categories"][0]["name"]
+    at.selectbox(key="cold_category").set_value(category).run()
+    options = at.multiselect(key="cold_items").options
+    assert options
+    found = api.get("/items", params={"category": category, "limit": 3}).json()["items"]
+    session = [item["item_id"] for item in found]
+    at.multiselect(key="cold_items").set_value(session).run()
+
+    assert not at.exception and not at.error
+    assert "Strategy: `fold_in`" in texts(at.info)
+    expected = api.post("/recommend", json={"recent_items": session, "k": 10}).json()["items"]
+    assert [row["item_id"] for row in ranked_table(at)] == [item["item_id"] for item in expected]
+
+    # A search that no longer lists the chosen items must not drop them from the session.
+    at.text_input(key="cold_query").set_value("zzz-matches-nothing").run()
+    assert at.multiselect(key="cold_items").value == session
+    assert "Strategy: `fold_in`" in texts(at.info)
+
+
+def test_similar_items_show_cosine_scores(api_url: str, api: httpx.Client) -> None:
+    at = open_page("pages/3_Similar_Items.py", api_url)
+    item_id = at.selectbox(key="similar_item").value
+    expected = api.get(f"/items/{item_id}/similar", params={"k": 10}).json()
+
+    rows = ranked_table(at)
+    assert [row["item_id"] for row in rows] == [item["item_id"] for item in expected["items"]]
+    cosines = [row["cosine"] for row in rows]
+    assert cosines == sorted(cosines, reverse=True)
+    assert all(-1.0001 <= value <= 1.0001 for value in cosines)
+    assert item_id not in {row["item_id"] for row in rows}
+
+
+def test_a_cold_item_is_labelled_content_based(api_url: str, api: httpx.Client) -> None:
+    cold = _first_cold_item(api)
+    at = open_page("pages/3_Similar_Items.py", api_url)
+    at.selectbox(key="similar_category").set_value(cold["category"]).run()
+    at.text_input(key="similar_query").set_value(cold["title"]).run()
+    at.selectbox(key="similar_item").set_value(cold["item_id"]).run()
+
+    assert not at.exception and not at.error
+    assert "Cold item" in texts(at.warning)
+    assert ranked_table(at)
+
+
+def test_the_latent_map_highlights_the_users_history_and_recommendations(api_url: str, api: httpx.Client) -> None:
+    user_id = active_user(api)
+    at = pick_user(open_page("pages/4_Latent_Map.py", api_url), user_id)
+    at.slider(key="map_sample").set_value(20_000).run()  # every item of the test catalogue
+
+    assert not at.exception and not at.error
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    traces = {trace["name"]: trace for trace in figure["data"]}
+    categories = {category["name"] for category in api.get("/categories").json()["categories"]}
+    assert categories <= set(traces)
+    assert len(traces[f"{user_id}: recommended"]["x"]) == 10
+    assert traces[f"{user_id}: recommended"]["marker"]["symbol"] == "star"
+    assert len(traces[f"{user_id}: history"]["x"]) > 0
+    assert traces[f"{user_id}: history"]["marker"]["symbol"] == "circle-open"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_an_api_that_is_down_gets_a_friendly_message(name: str, dead_api_url: str) -> None:
+    at = open_page(name, dead_api_url)
+    assert not at.exception
+    assert f"Cannot reach the API at {dead_api_url}" in texts(at.error)
+    assert "Traceback" not in texts(at.error)
+
+
+def test_a_failing_api_gets_a_friendly_message(broken_api_url: str) -> None:
+    at = open_page("pages/1_Recommendations.py", broken_api_url)
+    assert not at.exception
+    assert "the model store is unreachable" in texts(at.error)
+
+
+def test_an_unknown_user_shows_the_apis_4xx_message(api_url: str) -> None:
+    at = AppTest.from_file(page_path("pages/1_Recommendations.py"), default_timeout=60)
+    at.secrets["api_url"] = api_url
+    at.session_state["user_id"] = "no-such-user"  # e.g. chosen before the model was replaced
+    at.run()
+    assert not at.exception
+    assert "(HTTP 404)" in texts(at.error)
+
+
+def _first_cold_item(api: httpx.Client) -> dict[str, Any]:
+    for offset in range(0, 10_000, 100):
+        page = api.get("/items", params={"limit": 100, "offset": offset}).json()
+        cold = [item for item in page["items"] if item["content_based"]]
+        if cold:
+            return dict(cold[0])
+        if offset + 100 >= page["total"]:
+            break
+    raise AssertionError("the synthetic catalogue should contain cold (content-based) items")

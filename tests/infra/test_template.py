@@ -1,0 +1,210 @@
+"""The SAM template: it lints clean, and it says what the rest of the repo assumes.
+
+The structural tests parse ``template.yaml`` directly (CloudFormation's short-form
+tags such as ``!Sub`` become ``{"Fn::Sub": ...}``), so they run without AWS access.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
+SAM = ROOT / ".venv-sam" / "bin" / "sam"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A SafeLoader that maps ``!Ref x`` to ``{"Ref": x}`` and ``!Sub ...`` to ``{"Fn::Sub": ...}``."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass
+
+
+def _resources_of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == type_}
+
+
+def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in function["Properties"].get("Policies", []):
+        assert isinstance(policy, dict) and "Statement" in policy, f"only inline statements are expected: {policy!r}"
+        statements.extend(policy["Statement"])
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _route_pattern(path: str) -> re.Pattern[str]:
+    """``/items/{item_id}/similar`` -> a regex matching ``/items/i000001/similar``."""
+    parts = re.split(r"(\{[^}/]+\})", path)
+    return re.compile("^" + "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+@pytest.mark.slow  # starts sam (cfn-lint); needs .venv-sam, which `make test` creates
+def test_sam_validate_lint_passes() -> None:
+    if not SAM.exists():
+        pytest.fail(
+            f"{SAM} is missing: create it with `make test`, or "
+            "`python3 -m venv .venv-sam && .venv-sam/bin/pip install aws-sam-cli`"
+        )
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    env.pop("AWS_PROFILE", None)
+    result = subprocess.run(
+        [str(SAM), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, f"sam validate --lint failed:\n{result.stdout}\n{result.stderr}"
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_every_event_file_has_a_route_on_the_recommend_function(template: dict[str, Any]) -> None:
+    events = template["Resources"]["RecommendFunction"]["Properties"]["Events"]
+    routes = [
+        (e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "HttpApi"
+    ]
+    api_events = [p for p in sorted(EVENTS.glob("*.json")) if "requestContext" in json.loads(p.read_text())]
+    assert len(api_events) >= 5, "expected the API Gateway events in events/"
+    for path in api_events:
+        event = json.loads(path.read_text())
+        assert event["version"] == "2.0", path.name
+        method = event["requestContext"]["http"]["method"]
+        raw_path = event["rawPath"]
+        stage = event["requestContext"]["stage"]
+        if stage != "$default":  # a named stage prefixes the path Lambda sees
+            assert raw_path.startswith(f"/{stage}/"), path.name
+            raw_path = raw_path[len(stage) + 1 :]
+        matches = [r for r in routes if r[0] == method and _route_pattern(r[1]).match(raw_path)]
+        assert matches, f"{path.name}: no HttpApi event on RecommendFunction for {method} {raw_path}"
+        assert event["routeKey"] in {f"{m} {p}" for m, p in matches}, f"{path.name}: routeKey {event['routeKey']!r}"
+
+
+def test_every_route_of_the_api_is_mapped(template: dict[str, Any]) -> None:
+    events = template["Resources"]["RecommendFunction"]["Properties"]["Events"].values()
+    routes = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events}
+    expected = {
+        ("GET", "/"),
+        ("GET", "/health"),
+        ("POST", "/recommend"),
+        ("GET", "/items"),
+        ("GET", "/items/map"),
+        ("GET", "/items/{item_id}"),
+        ("GET", "/items/{item_id}/similar"),
+        ("GET", "/categories"),
+        ("GET", "/users"),
+        ("GET", "/users/{user_id}"),
+        ("GET", "/docs"),
+        ("GET", "/openapi.json"),
+    }
+    assert routes == expected
+    assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events)
+
+
+def test_bucket_is_encrypted_versioned_private_and_tls_only(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["ArtifactsBucket"]
+    assert bucket["Condition"] == "CreateBucket"
+    props = bucket["Properties"]
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] == "AES256"
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    block = props["PublicAccessBlockConfiguration"]
+    assert set(block) == {"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"}
+    assert all(value is True for value in block.values())
+
+    (policy,) = _resources_of_type(template, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": "ArtifactsBucket"}
+    denies = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] in ("false", False)
+    ]
+    assert denies, "no statement denies requests without TLS"
+    assert len(denies[0]["Resource"]) == 2, "the TLS deny must cover the bucket and its objects"
+
+
+def test_recommend_function_can_only_read_under_the_model_prefix(template: dict[str, Any]) -> None:
+    statements = _statements(template["Resources"]["RecommendFunction"])
+    assert statements
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert set(_actions(statement)) <= {"s3:GetObject", "s3:ListBucket"}, statement
+        resource = json.dumps(statement["Resource"])
+        if "s3:GetObject" in _actions(statement):
+            assert "${ModelPrefix}/*" in resource, "GetObject must be scoped to the prefix"
+        if "s3:ListBucket" in _actions(statement):
+            assert statement["Condition"]["StringLike"]["s3:prefix"], "ListBucket must be scoped to the prefix"
+
+
+def test_pipeline_function_writes_only_under_the_model_prefix(template: dict[str, Any]) -> None:
+    statements = _statements(template["Resources"]["PipelineFunction"])
+    actions = {a for s in statements for a in _actions(s)}
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"} <= actions
+    for statement in statements:
+        assert "*" not in "".join(_actions(statement)), "no wildcard actions"
+        if "s3:PutObject" in _actions(statement):
+            assert "${ModelPrefix}/*" in json.dumps(statement["Resource"])
+
+
+def test_functions_are_images_built_from_the_repo_root(template: dict[str, Any]) -> None:
+    for name, dockerfile in [
+        ("RecommendFunction", "functions/recommend/Dockerfile"),
+        ("PipelineFunction", "functions/pipeline/Dockerfile"),
+    ]:
+        function = template["Resources"][name]
+        assert function["Properties"]["PackageType"] == "Image"
+        assert function["Metadata"]["Dockerfile"] == dockerfile
+        assert function["Metadata"]["DockerContext"] == "."
+        assert (ROOT / dockerfile).is_file()
+
+
+def test_api_is_cors_restricted_throttled_and_stage_aware(template: dict[str, Any]) -> None:
+    api = template["Resources"]["HttpApi"]["Properties"]
+    assert api["CorsConfiguration"]["AllowOrigins"] == [{"Ref": "AllowedOrigin"}]
+    assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] > 0
+    assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+    assert api["StageName"] == {"Ref": "StageName"}
+    env = template["Resources"]["RecommendFunction"]["Properties"]["Environment"]["Variables"]
+    # The app strips this prefix from the path a named stage adds (see events/health_named_stage.json).
+    assert env["REC_ROOT_PATH"] == {"Fn::Sub": "/${StageName}"}
+    assert set(template["Outputs"]) >= {"ApiUrl", "ArtifactsBucket", "RecommendFunctionName", "PipelineFunctionName"}
