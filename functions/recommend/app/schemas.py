@@ -11,6 +11,8 @@ MAX_K = 100
 MAX_IDS = 200  # bound on every list of ids in a request
 MAX_PAGE = 100
 MAX_MAP_SAMPLE = 20_000
+MAX_OFFSET = 10_000_000  # bound on paging offsets
+MAX_TEXT = 200  # bound on query strings (q, category)
 
 ItemId = str
 Strategy = Literal["personalized", "fold_in", "popular"]
@@ -46,7 +48,9 @@ class RecommendRequest(_Strict):
     user_id: str | None = Field(None, min_length=1, max_length=256)
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
-    recent_items: list[ItemId] | None = Field(None, max_length=MAX_IDS, description="Items of an anonymous session, for fold-in.")
+    recent_items: list[ItemId] | None = Field(
+        None, max_length=MAX_IDS, description="Items of an anonymous session, for fold-in."
+    )
     include_categories: list[str] | None = Field(None, max_length=MAX_IDS)
     exclude_categories: list[str] | None = Field(None, max_length=MAX_IDS)
     exclude_items: list[ItemId] | None = Field(None, max_length=MAX_IDS)
@@ -58,7 +62,9 @@ class ScoredItem(BaseModel):
     rank: int
     title: str
     category: str
-    source: Source = Field(description="model: collaborative vector; content: a cold item's metadata vector; popular: backfill.")
+    source: Source = Field(
+        description="model: collaborative vector; content: a cold item's metadata vector; popular: backfill."
+    )
 
 
 class RecommendResponse(BaseModel):

@@ -1,0 +1,43 @@
+"""Builds the FastAPI app: middleware, error handlers, routers. Nothing here touches S3."""
+
+from __future__ import annotations
+
+import faiss
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.errors import install_error_handlers
+from app.logging import RequestLogMiddleware, logger
+from app.middleware import BodyLimitMiddleware, RootPathMiddleware
+from app.routes import routers
+from reccore.settings import get_service_settings
+
+DESCRIPTION = "Hybrid recommendations (truncated SVD + FAISS) for known users, anonymous sessions and cold items."
+
+
+def create_app() -> FastAPI:
+    """A new app configured from the current ``REC_*`` settings."""
+    settings = get_service_settings()
+    # One query per request: OpenMP fan-out costs more than it saves (and Lambda has 1-2 vCPUs).
+    faiss.omp_set_num_threads(1)
+    logger.setLevel(settings.log_level.upper())
+    app = FastAPI(title="Recommend API", version="1.0", description=DESCRIPTION)
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+    # add_middleware wraps: the last added runs first. Order on the way in: log, CORS, root path, body limit.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RootPathMiddleware)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["content-type"],
+        max_age=600,
+    )
+    app.add_middleware(RequestLogMiddleware)
+    return app
+
+
+app = create_app()

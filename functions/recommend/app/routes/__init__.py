@@ -1,0 +1,10 @@
+"""The API's routers, one module per concern."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.routes import health, items, recommend, users
+
+# The hot route first: routes are matched in order.
+routers: list[APIRouter] = [recommend.router, health.router, items.router, users.router]

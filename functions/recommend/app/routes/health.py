@@ -1,0 +1,42 @@
+"""Liveness with the model's identity: ``GET /`` and ``GET /health``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import faiss
+from fastapi import APIRouter, Request
+
+from app.deps import ModelDep
+from app.schemas import ErrorResponse, Health
+
+router = APIRouter(tags=["health"])
+_ERRORS: dict[int | str, dict[str, object]] = {503: {"model": ErrorResponse}}
+
+
+@lru_cache(maxsize=1)
+def faiss_simd_level() -> str:
+    """The SIMD level FAISS dispatches to (runtime-dispatch builds), else its compile options."""
+    config = getattr(faiss, "SIMDConfig", None)
+    if config is not None and hasattr(config, "get_level_name"):
+        return str(config.get_level_name())
+    return str(faiss.get_compile_options()).strip()
+
+
+@router.get("/", response_model=Health, responses=_ERRORS, operation_id="root")
+@router.get("/health", response_model=Health, responses=_ERRORS, operation_id="health")
+async def health(request: Request, model: ModelDep) -> Health:
+    """Status and identity of the model in use; loads it if needed (503 with the reason if that fails)."""
+    manifest = model.manifest
+    return Health(
+        status="ok",
+        model_version=model.version,
+        model_created_at=manifest.created_at,
+        n_items=model.n_items,
+        n_users=model.n_users,
+        index_type=manifest.index.type,
+        dims=manifest.index.dims,
+        loaded_at=model.loaded_at,
+        cold_start=bool(getattr(request.state, "cold_start", False)),
+        faiss_simd=faiss_simd_level(),
+    )

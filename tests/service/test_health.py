@@ -1,0 +1,58 @@
+"""GET / and /health, and the shape of routing errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def test_health_reports_the_model(client: Any, published_model: Any) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["model_version"] == published_model.version
+    assert body["n_items"] == published_model.manifest.data["n_items"]
+    assert body["n_users"] == published_model.manifest.data["n_users"]
+    assert body["index_type"] == published_model.manifest.index.type
+    assert body["dims"] == published_model.manifest.index.dims
+    assert body["faiss_simd"]
+    assert body["cold_start"] is True  # this request loaded the environment's first model
+
+
+def test_cold_start_only_on_the_loading_request(client: Any) -> None:
+    first, second = client.get("/"), client.get("/health")
+    assert first.status_code == second.status_code == 200
+    assert first.json()["cold_start"] is True
+    assert second.json()["cold_start"] is False
+    assert first.json()["loaded_at"] == second.json()["loaded_at"]
+
+
+def test_unknown_route_is_a_json_404(client: Any) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert "/nope" in response.json()["message"]
+
+
+def test_wrong_method_is_a_json_405(client: Any) -> None:
+    response = client.post("/health", json={})
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_openapi_lists_every_route(client: Any) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/", "/health", "/recommend", "/items", "/items/map", "/items/{item_id}", "/items/{item_id}/similar"):
+        assert path in paths
+    for path in ("/categories", "/users", "/users/{user_id}"):
+        assert path in paths
+    assert client.get("/docs").status_code == 200
+
+
+def test_cors_preflight_allows_the_configured_origin(client: Any) -> None:
+    response = client.options(
+        "/recommend",
+        headers={"Origin": "http://localhost:8501", "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] in ("*", "http://localhost:8501")
