@@ -96,9 +96,9 @@ class ApiClient:
         """``GET /items/{item_id}/similar``: nearest items by cosine."""
         return self._request("GET", f"items/{_segment(item_id)}/similar", params={"k": k})
 
-    def item_map(self, sample: int | None = None) -> JSON:
-        """``GET /items/map``: the items' 2-D projection, optionally sampled."""
-        return self._request("GET", "items/map", params=_params(sample=sample))
+    def item_map(self, sample: int | None = None, ids: tuple[str, ...] = ()) -> JSON:
+        """``GET /items/map``: the items' 2-D projection, sampled, plus the listed ``ids``."""
+        return self._request("GET", "items/map", params=_params(sample=sample, ids=list(ids)))
 
     def categories(self) -> JSON:
         """``GET /categories``: every category with its item count."""
@@ -146,7 +146,7 @@ def _parse(response: httpx.Response) -> JSON:
 
 def _params(**values: object) -> dict[str, object]:
     # httpx would send None as an empty string, which the API reads as a filter.
-    return {key: value for key, value in values.items() if value not in (None, "")}
+    return {key: value for key, value in values.items() if value not in (None, "", [])}
 
 
 def _segment(value: str) -> str:

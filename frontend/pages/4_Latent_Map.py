@@ -16,8 +16,15 @@ st.markdown(
 )
 
 user_id = widgets.user_picker()
-sample = st.slider("Items to plot", 500, 20_000, 5_000, step=500, key="map_sample")
-item_map = ui.require("item_map", sample=sample)
+sample = st.slider("Items to plot", 500, 20_000, 2_000, step=500, key="map_sample")
+history = recs = None
+if user_id is not None:
+    history = ui.fetch("user_history", user_id=user_id, limit=50)
+    options = st.session_state.get(ui.REC_OPTIONS, {"k": 10, "exclude_seen": True})
+    recs = ui.fetch("recommend", user_id=user_id, **options)
+highlighted = [item["item_id"] for item in (history or {}).get("history", []) + (recs or {}).get("items", [])]
+# The user's items are requested explicitly, so they are plotted whatever the sample.
+item_map = ui.require("item_map", sample=sample, ids=tuple(sorted(set(highlighted))))
 points = {point["item_id"]: point for point in item_map["points"]}
 
 figure = go.Figure()
@@ -32,14 +39,14 @@ for index, category in enumerate(categories):
             mode="markers",
             name=category,
             marker={"size": 5, "opacity": 0.55, "color": palette[index % len(palette)]},
-            text=[point["item_id"] + (" (cold)" if point["content_based"] else "") for point in members],
+            text=[f"{p['title']} ({p['item_id']})" + (" (cold)" if p["content_based"] else "") for p in members],
             hovertemplate="%{text}<extra>" + category + "</extra>",
         )
     )
 
 
-def highlight(items: list[dict[str, str]], name: str, symbol: str, color: str) -> int:
-    """Overlay ``items`` that are among the plotted points; returns how many were not."""
+def highlight(items: list[dict[str, str]], name: str, symbol: str, color: str) -> None:
+    """Overlay ``items`` on their plotted points."""
     shown = [item for item in items if item["item_id"] in points]
     figure.add_trace(
         go.Scattergl(
@@ -52,21 +59,13 @@ def highlight(items: list[dict[str, str]], name: str, symbol: str, color: str) -
             hovertemplate="%{text}<extra>" + name + "</extra>",
         )
     )
-    return len(items) - len(shown)
 
 
-missing = 0
-if user_id is not None:
-    history = ui.fetch("user_history", user_id=user_id, limit=50)
-    options = st.session_state.get(ui.REC_OPTIONS, {"k": 10, "exclude_seen": True})
-    recs = ui.fetch("recommend", user_id=user_id, **options)
-    if history is not None:
-        missing += highlight(history["history"], f"{user_id}: history", "circle-open", "black")
-    if recs is not None:
-        missing += highlight(recs["items"], f"{user_id}: recommended", "star", "crimson")
+if history is not None:
+    highlight(history["history"], f"{user_id}: history", "circle-open", "black")
+if recs is not None:
+    highlight(recs["items"], f"{user_id}: recommended", "star", "crimson")
 
 figure.update_layout(height=650, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend={"itemsizing": "constant"})
 st.plotly_chart(figure)
 st.caption(f"{len(points):,} of {item_map['total']:,} items plotted.")
-if missing:
-    st.caption(f"{missing} highlighted items fall outside this sample; plot more items to see them.")

@@ -205,6 +205,7 @@ def test_api_is_cors_restricted_throttled_and_stage_aware(template: dict[str, An
     assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
     assert api["StageName"] == {"Ref": "StageName"}
     env = template["Resources"]["RecommendFunction"]["Properties"]["Environment"]["Variables"]
-    # The app strips this prefix from the path a named stage adds (see events/health_named_stage.json).
-    assert env["REC_ROOT_PATH"] == {"Fn::Sub": "/${StageName}"}
+    # The app reads the stage prefix from each event (see events/health_named_stage.json), not from env.
+    assert "REC_ROOT_PATH" not in env
+    assert env["REC_MODEL_URI"]["Fn::Sub"][0] == "s3://${Bucket}/${ModelPrefix}"
     assert set(template["Outputs"]) >= {"ApiUrl", "ArtifactsBucket", "RecommendFunctionName", "PipelineFunctionName"}

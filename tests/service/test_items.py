@@ -78,6 +78,17 @@ def test_map_sample_is_deterministic_and_bounded(client: Any) -> None:
         assert client.get("/items/map", params={"sample": bad}).status_code == 422
 
 
+def test_map_adds_requested_ids_to_the_sample(client: Any) -> None:
+    model = _model(client)
+    sampled = {p["item_id"] for p in client.get("/items/map", params={"sample": 5}).json()["points"]}
+    wanted = [i for i in model.item_ids[:40] if i not in sampled][:3]
+    points = client.get("/items/map", params={"sample": 5, "ids": [*wanted, "no-such-item"]}).json()["points"]
+    assert {p["item_id"] for p in points} == sampled | set(wanted)
+    assert all(p["title"] == model.titles[model.item_index[p["item_id"]]] for p in points)
+    too_many = client.get("/items/map", params={"ids": ["x"] * 201})
+    assert too_many.status_code == 422
+
+
 def test_item_detail(client: Any) -> None:
     model = _model(client)
     top = model.item_ids[model.popular_order[0]]

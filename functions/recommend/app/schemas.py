@@ -144,6 +144,7 @@ class UserHistory(BaseModel):
 
 class MapPoint(BaseModel):
     item_id: ItemId
+    title: str
     x: float
     y: float
     category: str

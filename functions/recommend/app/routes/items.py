@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from app.deps import ModelDep
 from app.routes.recommend import scored_items
 from app.schemas import (
+    MAX_IDS,
     MAX_K,
     MAX_MAP_SAMPLE,
     MAX_OFFSET,
@@ -89,14 +90,19 @@ async def list_items(
 
 @router.get("/items/map", response_model=ItemMap, responses=_ERRORS)
 async def item_map(
-    model: ModelDep, sample: Annotated[int, Query(ge=1, le=MAX_MAP_SAMPLE)] = DEFAULT_MAP_SAMPLE
+    model: ModelDep,
+    sample: Annotated[int, Query(ge=1, le=MAX_MAP_SAMPLE)] = DEFAULT_MAP_SAMPLE,
+    ids: Annotated[list[Annotated[str, Query(max_length=MAX_TEXT)]], Query(max_length=MAX_IDS)] = [],  # noqa: B006
 ) -> ItemMap:
-    """2-D coordinates of a deterministic (seeded) sample of items, for the catalogue map."""
+    """2-D coordinates of a deterministic (seeded) sample of items, plus any listed ``ids``, for the map."""
     chosen = views(model).map_order[:sample].tolist()
+    extra = {model.item_index[i] for i in ids if i in model.item_index}.difference(chosen)
+    chosen += sorted(extra)
     coords = model.item_map[chosen].astype(np.float64).tolist() if chosen else []
     points = [
         MapPoint(
             item_id=model.item_ids[i],
+            title=model.titles[i],
             x=x,
             y=y,
             category=model.categories[i],
