@@ -1,11 +1,16 @@
-"""``python -m pipeline run ...``: flags override the ``REC_*`` environment (see reccore.settings)."""
+"""``python -m pipeline run ...``: flags override the ``REC_*`` environment (see reccore.settings).
+
+``python -m pipeline evaluate ...`` writes the quality report (baselines, tuning grid, cold start).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,6 +18,7 @@ from pydantic import ValidationError
 from pipeline.job import RunResult, run
 from reccore.errors import RecError
 from reccore.settings import PipelineSettings
+from reccore.weighting import SCHEMES
 
 
 def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
@@ -20,8 +26,9 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="train, evaluate, index and publish a model")
     fields = PipelineSettings.model_fields
-    for name in ("source", "items", "output", "interactions", "seed", "factors", "weighting", "index", "min_recall",
-                 "retention"):  # fmt: skip
+    names = ("source", "items", "output", "interactions", "seed", "factors", "weighting", "scaling", "index",
+             "min_recall", "retention")  # fmt: skip
+    for name in names:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str
         choices = getattr(info.annotation, "__args__", None) if name in ("weighting", "index") else None
@@ -31,13 +38,71 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
         )  # fmt: skip
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_evaluate_parser(commands, defaults)
     return parser
+
+
+def _list_of(kind: Callable[[str], Any], allowed: Sequence[str] | None = None) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
+        values = [kind(part.strip()) for part in text.split(",") if part.strip()]
+        bad = [v for v in values if allowed is not None and v not in allowed]
+        if not values or bad:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list{f' of {allowed}' if allowed else ''}")
+        return values
+
+    return parse
+
+
+def add_evaluate_parser(commands: Any, defaults: PipelineSettings) -> None:
+    from pipeline.quality.experiment import GRID_FACTORS, GRID_SCALINGS
+
+    cmd = commands.add_parser("evaluate", help="quality report: both protocols, baselines, tuning grid, cold start")
+    cmd.add_argument("--source", default="movielens-100k", help="as for run (default: %(default)s)")
+    cmd.add_argument("--items", default=None, help="item metadata table for a file source")
+    cmd.add_argument("--interactions", type=int, default=defaults.interactions, help="synthetic source size")
+    cmd.add_argument("--seed", type=int, default=defaults.seed, help="seed of splits, SVD and sampling")
+    cmd.add_argument("--report", type=Path, default=Path("docs/evaluation.md"), help="Markdown report path; the "
+                     "plot goes to img/<stem>.png beside it (default: %(default)s)")  # fmt: skip
+    cmd.add_argument("--factors", type=_list_of(int), default=list(GRID_FACTORS), help="grid of k, e.g. 10,20,50")
+    cmd.add_argument("--weightings", type=_list_of(str, SCHEMES), default=list(SCHEMES), help="grid of weightings")
+    cmd.add_argument("--scalings", type=_list_of(float), default=list(GRID_SCALINGS),
+                     help="grid of singular-value exponents β (score x·V·Σ^β·Vᵀ)")  # fmt: skip
+
+
+def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> str:
+    """Run the quality evaluation and write the report; returns the console summary."""
+    from pipeline.quality.coldstart import SvdConfig
+    from pipeline.quality.experiment import run_evaluation
+    from pipeline.quality.report import write_report
+    from pipeline.sources import load_source
+
+    start = time.perf_counter()
+    log = load_source(args.source, args.items, interactions=args.interactions, seed=args.seed)
+    load_seconds = time.perf_counter() - start
+    default = SvdConfig(defaults.factors, defaults.weighting, defaults.scaling)
+    result = run_evaluation(log, default, args.factors, args.weightings, args.scalings, args.seed, progress=True)
+    result.timings = {"load": load_seconds, **result.timings}
+    report, image = write_report(result, args.report)
+    lines = [f"wrote {report} and {image} in {time.perf_counter() - start:.0f} s"]
+    for name, protocol in result.protocols.items():
+        lines.append(f"{name} split NDCG@10: " + ", ".join(
+            f"{label} {metrics['ndcg@10']:.4f}" for label, metrics in [
+                *protocol.baselines.items(),
+                ("default", protocol.svd[result.default]),
+                ("recommended", protocol.svd[result.recommended]),
+            ]
+        ))  # fmt: skip
+    lines.append(f"recommended: {result.recommended.label}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         defaults = PipelineSettings()
         args = build_parser(defaults).parse_args(argv)
+        if args.command == "evaluate":
+            print(evaluate_command(args, defaults))
+            return 0
         overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
         settings = PipelineSettings(**overrides)
         result = run(settings, progress=not args.json)

@@ -13,7 +13,7 @@ from reccore.model import Model
 from reccore.scoring import Filters, allowed_items, recommend, seen_items
 
 K = 10
-MAX_EVAL_USERS = 5000
+MAX_EVAL_USERS = 2000  # standard error of NDCG@10 ≈ 0.004 here; bounds the gate at any scale
 
 
 def time_split(log: InteractionLog, holdout: float = 0.2, min_interactions: int = 5) -> np.ndarray:

@@ -68,7 +68,7 @@ class _Stages:
 def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
     """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure."""
     stage = _Stages(progress)
-    params = {"seed": settings.seed, "index": settings.index, "source": settings.source}
+    params = {"seed": settings.seed, "index": settings.index, "source": settings.source, "scaling": settings.scaling}
 
     with stage("load"):
         log = load_source(settings.source, settings.items, interactions=settings.interactions, seed=settings.seed)
@@ -76,7 +76,7 @@ def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
-        trained = train(log, settings.factors, settings.weighting, settings.seed)
+        trained = train(log, settings.factors, settings.weighting, settings.seed, settings.scaling)
     with stage("index"):
         manifest, files = package(log, trained, settings.index, params, settings.seed)
         manifest.metrics = metrics
@@ -113,7 +113,7 @@ def _holdout_metrics(
         users = sample_users(np.unique(log.users[test_mask]).tolist(), MAX_EVAL_USERS, settings.seed)
         relevant = relevant_items(train_log, log.subset(test_mask), users)
     with stage("train on the training split"):
-        trained = train(train_log, settings.factors, settings.weighting, settings.seed)
+        trained = train(train_log, settings.factors, settings.weighting, settings.seed, settings.scaling)
     with stage("evaluate"):
         model = build_model(*package(train_log, trained, "flat", params, settings.seed))
         del trained, train_log

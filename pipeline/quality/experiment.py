@@ -11,11 +11,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from tqdm import tqdm
 
 from pipeline.data import InteractionLog
 from pipeline.evaluate import MAX_EVAL_USERS, K, rank_users, sample_users
-from pipeline.metrics import summarise
+from pipeline.metrics import ndcg_at_k, summarise
 from pipeline.quality.baselines import EASE_L2, binary_matrix, ease, item_knn, most_popular, popularity_rank, rank_with
 from pipeline.quality.coldstart import (
     ColdItemResult,
@@ -30,6 +31,7 @@ from reccore.weighting import SCHEMES, Scheme
 
 GRID_FACTORS = (10, 20, 50, 100)
 GRID_SCALINGS = (0.0, 0.5)
+GOAL_VS_POPULAR = 1.7  # the quality goal: NDCG@10 at least this multiple of most-popular's, on every protocol
 Metrics = dict[str, float]
 
 
@@ -59,7 +61,8 @@ class EvaluationResult:
     data: dict[str, int]
     protocols: dict[str, ProtocolResult]
     default: SvdConfig
-    best: SvdConfig
+    best: SvdConfig  # closest to EASE: the highest worst-protocol NDCG@10 ratio to EASE
+    recommended: SvdConfig  # the same, among the configs that meet GOAL_VS_POPULAR on every protocol
     cold_users: dict[SvdConfig, ColdUserResult]
     cold_items: dict[SvdConfig, ColdItemResult]
     grid: tuple[tuple[int, ...], tuple[Scheme, ...], tuple[float, ...]]
@@ -67,7 +70,20 @@ class EvaluationResult:
 
     def ratio_to_ease(self, config: SvdConfig) -> float:
         """The worse protocol's NDCG@10 of ``config`` divided by EASE's (1.0 = on par)."""
-        return min(p.svd[config][f"ndcg@{K}"] / p.ease_ndcg for p in self.protocols.values())
+        return ratio_to_ease(self.protocols, config)
+
+    def meets_goal(self, config: SvdConfig) -> bool:
+        return meets_goal(self.protocols, config)
+
+
+def ratio_to_ease(protocols: dict[str, ProtocolResult], config: SvdConfig) -> float:
+    """The worse protocol's NDCG@10 of ``config`` divided by EASE's (1.0 = on par)."""
+    return min(p.svd[config][f"ndcg@{K}"] / p.ease_ndcg for p in protocols.values())
+
+
+def meets_goal(protocols: dict[str, ProtocolResult], config: SvdConfig) -> bool:
+    """NDCG@10 at least ``GOAL_VS_POPULAR`` × most popular's on every protocol."""
+    return all(p.svd[config][f"ndcg@{K}"] >= GOAL_VS_POPULAR * p.popular_ndcg for p in protocols.values())
 
 
 def evaluate_protocol(
@@ -85,7 +101,10 @@ def evaluate_protocol(
     users = sample_users(split.relevant, MAX_EVAL_USERS, seed)
 
     def score(rankings: dict[int, list[int]]) -> Metrics:
-        return summarise(rankings, split.relevant, K, log.n_items, ranks)
+        metrics = summarise(rankings, split.relevant, K, log.n_items, ranks)
+        per_user = np.array([ndcg_at_k(rankings[u], split.relevant[u], K) for u in rankings])
+        metrics[f"ndcg@{K}_se"] = float(per_user.std(ddof=1) / np.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
+        return metrics
 
     baselines = {
         "most popular": score(rank_with(most_popular(matrix), matrix, users, K)),
@@ -109,6 +128,7 @@ def run_evaluation(
     scalings: Sequence[float] = GRID_SCALINGS,
     seed: int = 42,
     progress: bool = False,
+    ease_l2: Sequence[float] = EASE_L2,
 ) -> EvaluationResult:
     """Run both protocols over the grid (plus ``default``), pick the config closest to EASE, then cold start."""
     timings: dict[str, float] = {}
@@ -118,14 +138,13 @@ def run_evaluation(
     protocols: dict[str, ProtocolResult] = {}
     for protocol in PROTOCOLS:
         start = time.perf_counter()
-        protocols[protocol] = evaluate_protocol(log, protocol, configs, seed, progress=progress)
+        protocols[protocol] = evaluate_protocol(log, protocol, configs, seed, ease_l2, progress)
         timings[f"{protocol} split: baselines + {len(configs)} SVD configs"] = time.perf_counter() - start
 
-    def closeness(config: SvdConfig) -> float:
-        return min(p.svd[config][f"ndcg@{K}"] / p.ease_ndcg for p in protocols.values())
-
-    best = max(configs, key=closeness)
-    studied = list(dict.fromkeys([default, best]))
+    best = max(configs, key=lambda c: ratio_to_ease(protocols, c))
+    passing = [c for c in configs if meets_goal(protocols, c)] or configs
+    recommended = max(passing, key=lambda c: ratio_to_ease(protocols, c))
+    studied = list(dict.fromkeys([default, recommended, best]))
     start = time.perf_counter()
     users_split = cold_user_split(log, seed=seed)
     cold_users = {c: evaluate_cold_users(users_split, c, seed) for c in studied}
@@ -141,6 +160,7 @@ def run_evaluation(
         protocols=protocols,
         default=default,
         best=best,
+        recommended=recommended,
         cold_users=cold_users,
         cold_items=cold_items,
         grid=(tuple(factors), tuple(weightings), tuple(scalings)),

@@ -53,8 +53,11 @@ def test_scores_are_the_best_rank_k_reconstruction(block) -> None:  # type: igno
     dense = weighted_matrix(interaction_matrix(block), "none")[0].toarray()
     u, s, vt = np.linalg.svd(dense, full_matrices=False)
     best_rank_5 = (u[:, :5] * s[:5]) @ vt[:5]
-    np.testing.assert_allclose(trained.user_factors @ trained.item_factors.T, best_rank_5, atol=1e-3)
-    np.testing.assert_allclose(trained.singular_values, s[:5], rtol=1e-4)
+    # Randomized SVD with 4 power iterations: close to, not exactly, the best rank-5 approximation.
+    np.testing.assert_allclose(trained.user_factors @ trained.item_factors.T, best_rank_5, atol=2e-2)
+    np.testing.assert_allclose(trained.singular_values, s[:5], rtol=1e-3)
+    optimal_error = np.linalg.norm(dense - best_rank_5)
+    assert np.linalg.norm(dense - trained.user_factors @ trained.item_factors.T) < 1.001 * optimal_error
 
 
 def test_content_vectors_land_near_their_category() -> None:

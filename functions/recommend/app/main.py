@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import faiss
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -18,8 +17,6 @@ DESCRIPTION = "Hybrid recommendations (truncated SVD + FAISS) for known users, a
 def create_app() -> FastAPI:
     """A new app configured from the current ``REC_*`` settings."""
     settings = get_service_settings()
-    # One query per request: OpenMP fan-out costs more than it saves (and Lambda has 1-2 vCPUs).
-    faiss.omp_set_num_threads(1)
     logger.setLevel(settings.log_level.upper())
     app = FastAPI(title="Recommend API", version="1.0", description=DESCRIPTION)
     install_error_handlers(app)

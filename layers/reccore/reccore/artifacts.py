@@ -37,8 +37,8 @@ MANIFEST_NAME = "manifest.json"
 class Files:
     """The file names inside one model version. The only place that knows them."""
 
-    USER_FACTORS = "user_factors.npy"  # float32 (n_users, k): x_u · V · Σ⁻¹
-    ITEM_FACTORS = "item_factors.npy"  # float32 (n_items, k): V · Σ (content vectors for cold items)
+    USER_FACTORS = "user_factors.npy"  # float32 (n_users, k): x_u·Q·Σ⁻² (a training user's own fold-in)
+    ITEM_FACTORS = "item_factors.npy"  # float32 (n_items, k): V·Σ^(1+β/2) (content vectors for cold items)
     SINGULAR_VALUES = "singular_values.npy"  # float32 (k,)
     ITEM_WEIGHTS = "item_weights.npy"  # float32 (n_items,): per-item factor of the weighting, for fold-in
     POPULARITY = "popularity.npy"  # float32 (n_items,): recency-weighted popularity score

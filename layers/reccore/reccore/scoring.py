@@ -1,8 +1,9 @@
 """Scoring math the service (and the offline evaluation) uses: user vectors, fold-in, filters, retrieval.
 
-Conventions (see ``Files``): item vectors are ``Q = V·Σ`` and a user vector is
-``p = x·V·Σ⁻¹ = x·Q·Σ⁻²`` for a weighted interaction row ``x``. A score is the
-inner product ``p·q``, i.e. the rank-k reconstruction ``(UΣVᵀ)[u, i]``.
+Conventions (see ``Files``): item vectors are ``Q = V·Σ^(1+β/2)`` and a user vector
+is ``p = x·Q·Σ⁻²`` for a weighted interaction row ``x``. A score is the inner
+product ``p·q = x·V·Σ^β·Vᵀ``; with β = 0 that is the rank-k reconstruction
+``(UΣVᵀ)[u, i]`` (PureSVD), and β > 0 damps the weaker factors.
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ class Ranking:
 
 
 def seen_items(model: Model, user: int) -> np.ndarray:
-    """Item positions ``user`` interacted with in the training data."""
-    return np.unique(model.history_items[model.user_history(user)])
+    """Item positions ``user`` interacted with in the training data, ascending and distinct."""
+    # Sort-and-compare rather than np.unique, whose hash path took up to 0.6 ms on a
+    # 30-element view of a large array (numpy 2.4); this takes a few µs.
+    items = np.sort(model.history_items[model.user_history(user)])
+    return items[np.concatenate(([True], items[1:] != items[:-1]))] if len(items) else items
 
 
 def fold_in(model: Model, items: np.ndarray, strengths: np.ndarray | None = None) -> np.ndarray:
-    """Project an interaction row onto the latent space: ``p = x·V·Σ⁻¹``.
+    """Project an interaction row onto the latent space: ``p = x·Q·Σ⁻²``.
 
     Parameters
     ----------

@@ -51,9 +51,9 @@ class PipelineSettings(_Base):
     interactions: int = Field(100_000, ge=1_000, description="Synthetic source: number of interactions.")
     seed: int = Field(42, description="Seed of the synthetic data, the SVD and the evaluation sampling.")
     factors: int = Field(50, ge=2, le=1000, description="Latent factors k of the truncated SVD.")
-    weighting: Literal["none", "log", "bm25", "tfidf"] = Field(
-        "bm25", description="Confidence weighting of the matrix."
-    )
+    # Weighting and scaling chosen by the MovieLens-100K evaluation (docs/evaluation.md).
+    weighting: Literal["none", "log", "bm25", "tfidf"] = Field("log", description="Confidence weighting of the matrix.")
+    scaling: float = Field(0.5, ge=0.0, le=2.0, description="Exponent β of the scores x·V·Σ^β·Vᵀ (0: plain PureSVD).")
     index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type.")
     min_recall: float = Field(
         0.95, ge=0.0, le=1.0, description="Refuse to publish an approximate index below this recall@10."

@@ -1,0 +1,239 @@
+"""The evaluation report: Markdown tables plus one PNG, both generated from an :class:`EvaluationResult`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on CI or in a container
+import matplotlib.pyplot as plt
+
+from pipeline.evaluate import K
+from pipeline.quality.baselines import EASE_L2
+from pipeline.quality.coldstart import SvdConfig
+from pipeline.quality.experiment import GOAL_VS_POPULAR, EvaluationResult, ProtocolResult
+from pipeline.quality.protocols import PROTOCOL_TITLES
+
+NDCG = f"ndcg@{K}"
+COLUMNS = (f"precision@{K}", f"recall@{K}", NDCG, f"map@{K}", "coverage", "popularity_rank")
+HEADERS = ("P@10", "R@10", "NDCG@10", "MAP@10", "coverage", "pop. rank")
+NDCG_SE = f"{NDCG}_se"
+SECTIONS = ("## Headline", "## Tuning grid", "## Cold-start users", "## Cold items", "## Method", "## Runtime")
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    align = ["---"] + ["---:"] * (len(headers) - 1)
+    return [_row(headers), _row(align), *(_row(r) for r in rows), ""]
+
+
+def _svd_rows(result: EvaluationResult) -> list[tuple[str, SvdConfig]]:
+    rows = [(f"{result.default.label} (current default)", result.default)]
+    if result.recommended != result.default:
+        rows.append((f"{result.recommended.label} (recommended)", result.recommended))
+    if result.best not in (result.default, result.recommended):
+        rows.append((f"{result.best.label} (closest to EASE)", result.best))
+    return rows
+
+
+def _protocol_table(result: EvaluationResult, protocol: ProtocolResult) -> list[str]:
+    methods = [(n if n != "EASE" else f"EASE (λ={protocol.ease_l2:g})", m) for n, m in protocol.baselines.items()]
+    methods += [(f"**{label}**", protocol.svd[config]) for label, config in _svd_rows(result)]
+    rows = []
+    for name, metrics in methods:
+        cells = [f"{metrics[c]:.4f}" if c != "popularity_rank" else f"{metrics[c]:.0f}" for c in COLUMNS]
+        cells[2] += f" ± {metrics[NDCG_SE]:.3f}"
+        cells[4] = f"{metrics['coverage']:.1%}"
+        ratios = [f"{metrics[NDCG] / protocol.popular_ndcg:.2f}×", f"{metrics[NDCG] / protocol.ease_ndcg:.2f}×"]
+        rows.append([name, *cells, *ratios])
+    headers = ["method", *HEADERS, "NDCG ÷ most popular", "NDCG ÷ EASE"]
+    headers[3] = "NDCG@10 ± s.e."
+    return _table(headers, rows)
+
+
+def _verdict(result: EvaluationResult, config: SvdConfig) -> str:
+    ratios = ", ".join(
+        f"{p.svd[config][NDCG] / p.popular_ndcg:.2f}× most popular on the {name} split"
+        for name, p in result.protocols.items()
+    )
+    goal = "meets" if result.meets_goal(config) else "**misses**"
+    gap = 1.0 - result.ratio_to_ease(config)
+    side = "below" if gap > 0 else "above"
+    return f"{ratios}: {goal} the ≥{GOAL_VS_POPULAR}× goal; NDCG@10 {abs(gap):.1%} {side} EASE on the worse protocol"
+
+
+def _headline(result: EvaluationResult, image: str) -> list[str]:
+    lines = ["## Headline", ""]
+    lines.append(f"- **Current default** ({result.default.label}): {_verdict(result, result.default)}.")
+    lines.append(f"- **Recommended** ({result.recommended.label}): {_verdict(result, result.recommended)}.")
+    if result.best != result.recommended:
+        lines.append(f"- Closest to EASE over the whole grid: {result.best.label}: {_verdict(result, result.best)}.")
+    users = result.cold_users[result.recommended]
+    lines.append(
+        f"- **Cold-start users** (recommended config): folded in at request time they reach "
+        f"{users.ratio:.2f}× the NDCG@10 of the same users trained in-model (goal ≥ 0.9×)."
+    )
+    items = result.cold_items[result.recommended]
+    lines.append(
+        f"- **Cold items** (recommended config): content vectors place a held-out item at mean rank "
+        f"{items.catalogue.mean_rank:.2f} of its consumer's unseen catalogue (random: 0.50; AUC "
+        f"{items.catalogue.auc:.2f}); top-10% hit rate {items.catalogue.top_share:.1%} vs 10% at random "
+        f"(lift {items.catalogue.lift:.2f}×)."
+    )
+    lines.append("")
+    for name, protocol in result.protocols.items():
+        lines += [f"### {PROTOCOL_TITLES.get(name, name)}", "", *_protocol_table(result, protocol)]
+    lines += [f"![NDCG@10 by k and weighting, both protocols]({image})", ""]
+    return lines
+
+
+def _grid(result: EvaluationResult) -> list[str]:
+    factors, weightings, scalings = result.grid
+    names = list(result.protocols)
+    lines = [
+        "## Tuning grid",
+        "",
+        f"NDCG@10 through the production path, {' / '.join(names)} split; "
+        "Σ^β is the singular-value scaling (score = x·V·Σ^β·Vᵀ; β = 0 is plain PureSVD). "
+        "Coverage in brackets (time split).",
+        "",
+    ]
+    rows = []
+    for weighting in weightings:
+        for scaling in scalings:
+            label = weighting + (f", Σ^{scaling:g}" if scaling else "")
+            cells = []
+            for k in factors:
+                config = SvdConfig(k, weighting, scaling)
+                values = " / ".join(f"{result.protocols[n].svd[config][NDCG]:.4f}" for n in names)
+                cover = result.protocols[names[0]].svd[config]["coverage"]
+                mark = " ◀" if config == result.recommended else (" ◁" if config == result.default else "")
+                cells.append(f"{values} ({cover:.0%}){mark}")
+            rows.append([label, *cells])
+    lines += _table(["weighting", *(f"k={k}" for k in factors)], rows)
+    lines += ["◀ recommended, ◁ current default.", ""]
+    return lines
+
+
+def _cold_users(result: EvaluationResult) -> list[str]:
+    lines = [
+        "## Cold-start users",
+        "",
+        "10% of the users are held out of training entirely. Each one's older half is folded in at request "
+        "time (`reccore.scoring.fold_in`, then the service's filtering and retrieval); the newer half is the "
+        "test set. In-model: the same users' older halves are part of training instead.",
+        "",
+    ]
+    rows = []
+    for config, res in result.cold_users.items():
+        for mode, metrics in (("fold-in", res.fold_in), ("in-model", res.in_model)):
+            rows.append([config.label, mode, str(res.users), *(f"{metrics[c]:.4f}" for c in COLUMNS[:4])])
+        rows.append([config.label, "**ratio**", "", "", "", f"**{res.ratio:.3f}×**", ""])
+    return lines + _table(["config", "mode", "users", *HEADERS[:4]], rows)
+
+
+def _cold_items(result: EvaluationResult) -> list[str]:
+    lines = [
+        "## Cold items",
+        "",
+        "5% of the catalogue is held out of training with its metadata kept, so it is served from content "
+        "vectors (ridge from category to latent space). For every (user, held-out item) the user really "
+        "consumed, the item's normalised rank under the served user vector (0 = top, random = 0.50). "
+        "MovieLens items have only a genre as metadata, so items of one genre share one content vector.",
+        "",
+    ]
+    rows = []
+    for config, res in result.cold_items.items():
+        for scope, place in (("all unseen items", res.catalogue), ("held-out items only", res.among_cold)):
+            rows.append([
+                config.label, scope, str(res.items), str(res.pairs), f"{place.mean_rank:.3f}", f"{place.auc:.3f}",
+                f"{place.top_share:.1%}", f"{place.lift:.2f}×",
+            ])  # fmt: skip
+    headers = ["config", "ranked among", "items", "pairs", "mean rank", "AUC", "top-10% hits", "lift"]
+    return lines + _table(headers, rows)
+
+
+def _method(result: EvaluationResult) -> list[str]:
+    return [
+        "## Method",
+        "",
+        "- **Ours** is trained, packaged into the published artifact set, loaded with `reccore.model.build_model` "
+        "and ranked with `pipeline.evaluate.rank_users` (the service's `allowed_items` + `recommend`, exact "
+        "FAISS inner-product index, items seen in training excluded).",
+        "- **Baselines** use the same split, users, metrics (`pipeline.metrics`) and seen-item exclusion, on the "
+        "binarised training matrix: most popular by user count, item-kNN with full cosine neighbourhoods, EASE "
+        f"in closed form with λ chosen per split from {{{', '.join(f'{x:g}' for x in EASE_L2)}}}.",
+        "- **Popularity bias** is the mean rank (0 = most popular) of the recommended items by training user "
+        "count; coverage is the share of the catalogue recommended to at least one user.",
+        "- **Caveat:** configurations (ours and EASE's λ) are chosen on the test split itself, with no separate "
+        "validation split, so every row is equally optimistic. The ± is the standard error of the mean NDCG@10 "
+        "over test users: gaps of that size between configurations are not evidence.",
+        "- The MovieLens files are read from the installed `recbole` wheel; their licence forbids "
+        "redistribution, so only these aggregate figures are committed.",
+        "",
+    ]
+
+
+def _runtime(result: EvaluationResult) -> list[str]:
+    rows = [[name, f"{seconds:.1f}"] for name, seconds in result.timings.items()]
+    rows.append(["**total**", f"**{sum(result.timings.values()):.1f}**"])
+    lines = ["## Runtime", "", f"On {os.cpu_count()} CPU cores.", ""]
+    return lines + _table(["stage", "seconds"], rows)
+
+
+def render_markdown(result: EvaluationResult, image: str = "img/evaluation.png") -> str:
+    """The whole report as Markdown; ``image`` is the plot's path relative to the report."""
+    data = result.data
+    lines = [
+        f"# Recommendation quality: {result.source}",
+        "",
+        f"Generated by `python -m pipeline evaluate --source {result.source}` (`make eval`); do not edit by hand. "
+        f"{data['interactions']:,} interactions, {data['users']:,} users, {data['items']:,} items. "
+        f"Top-{K} lists; metrics from `pipeline/metrics.py`.",
+        "",
+    ]
+    lines += _headline(result, image)
+    for part in (_grid, _cold_users, _cold_items, _method, _runtime):
+        lines += part(result)
+    return "\n".join(lines)
+
+
+def render_plot(result: EvaluationResult, path: Path) -> None:
+    """NDCG@10 against k per weighting (and scaling), one panel per protocol, baselines as horizontal lines."""
+    factors, weightings, scalings = result.grid
+    figure, axes = plt.subplots(1, len(result.protocols), figsize=(10, 3.8), sharex=True)
+    colours = dict(zip(weightings, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    for axis, (name, protocol) in zip(list(axes), result.protocols.items(), strict=True):
+        for weighting in weightings:
+            for scaling in scalings:
+                values = [protocol.svd[SvdConfig(k, weighting, scaling)][NDCG] for k in factors]
+                label = weighting + (f", Σ^{scaling:g}" if scaling else "")
+                axis.plot(factors, values, marker="o", ms=3, color=colours[weighting],
+                          linestyle="--" if scaling else "-", label=label)  # fmt: skip
+        for baseline, style in (("EASE", "k-"), ("item-kNN", "k-."), ("most popular", "k:")):
+            axis.axhline(protocol.baselines[baseline][NDCG], color="black", linestyle=style[1:], lw=1, label=baseline)
+        axis.set_xscale("log")
+        axis.set_xticks(list(factors), [str(k) for k in factors])
+        axis.set_title(PROTOCOL_TITLES.get(name, name), fontsize=9)
+        axis.set_xlabel("factors k")
+        axis.set_ylabel("NDCG@10")
+        axis.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, 0, 0.84, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def write_report(result: EvaluationResult, report: Path) -> tuple[Path, Path]:
+    """Write ``report`` and its plot ``img/<report stem>.png`` beside it; returns both paths."""
+    image = report.parent / "img" / f"{report.stem}.png"
+    render_plot(result, image)
+    report.write_text(render_markdown(result, f"img/{image.name}") + "\n", encoding="utf-8")
+    return report, image
