@@ -19,7 +19,17 @@ def run_once(interactions: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as output:
         start = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "run", "--interactions", str(interactions), "--output", output, "--json"],
+            [
+                sys.executable,
+                "-m",
+                "pipeline",
+                "run",
+                "--interactions",
+                str(interactions),
+                "--output",
+                output,
+                "--json",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

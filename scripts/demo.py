@@ -54,7 +54,11 @@ def main() -> int:
     parser.add_argument("--interactions", type=int, default=100_000)
     args = parser.parse_args()
 
-    ports = {"local S3": (args.s3_port, "S3_PORT"), "API": (args.api_port, "API_PORT"), "frontend": (args.ui_port, "UI_PORT")}
+    ports = {
+        "local S3": (args.s3_port, "S3_PORT"),
+        "API": (args.api_port, "API_PORT"),
+        "frontend": (args.ui_port, "UI_PORT"),
+    }
     taken = [f"port {port} ({name}) is taken; choose another with `make demo {var}=...`"
              for name, (port, var) in ports.items() if not port_is_free(port)]  # fmt: skip
     if taken:
