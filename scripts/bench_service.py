@@ -29,7 +29,10 @@ BUCKET, PREFIX = "bench-artifacts", "recsys"
 
 def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
+
     return f"p50 {pick(0.5):6.3f} ms  p90 {pick(0.9):6.3f} ms  p99 {pick(0.99):6.3f} ms  (n={len(samples)})"
 
 
@@ -42,12 +45,13 @@ def free_port() -> int:
 def in_process(env: dict[str, str]) -> None:
     os.environ.update(env)
     sys.path.insert(0, str(ROOT / "functions" / "recommend"))
-    from app.handler import handler  # noqa: PLC0415 - after the environment is set
+    from app.handler import handler  # after the environment is set
 
-    body = lambda payload: {
-        **json.loads((EVENTS / "recommend_known_user.json").read_text()),
-        "body": json.dumps(payload),
-    }  # noqa: E731
+    known = json.loads((EVENTS / "recommend_known_user.json").read_text())
+
+    def body(payload: dict[str, object]) -> dict[str, object]:
+        return {**known, "body": json.dumps(payload)}
+
     cases = {
         "/recommend known user": body({"user_id": "u0000001", "k": 10}),
         "/recommend fold-in": body({"recent_items": ["i000001", "i000002", "i000003"], "k": 10}),
