@@ -86,3 +86,18 @@ class InteractionLog:
             raise ValueError("InteractionLog item metadata is not aligned with item_ids")
         if n and (self.users.max() >= self.n_users or self.items.max() >= self.n_items):
             raise ValueError("InteractionLog codes out of range")
+
+
+def order_by_user(users: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Stable order of rows by user, then by ``key`` ascending (``np.lexsort((key, users))``).
+
+    One argsort of a combined int64 key when it fits, which is several times faster
+    than a two-key lexsort at 10M rows.
+    """
+    if len(users) == 0:
+        return np.empty(0, dtype=np.int64)
+    offset = key.astype(np.int64) - int(key.min())
+    span = int(offset.max()) + 1
+    if (int(users.max()) + 1) * span >= 2**62:
+        return np.lexsort((key, users))
+    return np.argsort(users.astype(np.int64) * span + offset, kind="stable")

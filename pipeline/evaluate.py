@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.data import InteractionLog
+from pipeline.data import InteractionLog, order_by_user
 from pipeline.metrics import summarise
 from reccore.model import Model
 from reccore.scoring import Filters, allowed_items, recommend, seen_items
@@ -33,7 +33,7 @@ def random_split(log: InteractionLog, holdout: float = 0.2, seed: int = 42, min_
 def _hold_out_last(
     users: np.ndarray, order_key: np.ndarray, n_users: int, holdout: float, min_interactions: int
 ) -> np.ndarray:
-    order = np.lexsort((order_key, users))
+    order = order_by_user(users, order_key)
     counts = np.bincount(users, minlength=n_users)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     sorted_users = users[order]

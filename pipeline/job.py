@@ -110,7 +110,8 @@ def _holdout_metrics(
     with stage("split"):
         test_mask = time_split(log)
         train_log = log.subset(~test_mask)
-        users = sample_users(np.unique(log.users[test_mask]).tolist(), MAX_EVAL_USERS, settings.seed)
+        test_users = np.flatnonzero(np.bincount(log.users[test_mask], minlength=log.n_users))
+        users = sample_users(test_users.tolist(), MAX_EVAL_USERS, settings.seed)
         relevant = relevant_items(train_log, log.subset(test_mask), users)
     with stage("train on the training split"):
         trained = train(train_log, settings.factors, settings.weighting, settings.seed, settings.scaling)

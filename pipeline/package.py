@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data import InteractionLog
+from pipeline.data import InteractionLog, order_by_user
 from pipeline.index import IndexKind, build_index, normalise, recall_at_10, sample_rows, serialize
 from pipeline.train import TrainedModel
 from reccore.artifacts import Files, IndexInfo, Manifest, json_bytes, new_version, npy_bytes
@@ -15,7 +15,7 @@ from reccore.artifacts import Files, IndexInfo, Manifest, json_bytes, new_versio
 
 def history_arrays(log: InteractionLog) -> dict[str, np.ndarray]:
     """Each user's interactions as CSR arrays, newest first within a user."""
-    order = np.lexsort((-log.timestamps, log.users))
+    order = order_by_user(log.users, -log.timestamps)
     counts = np.bincount(log.users, minlength=log.n_users)
     indptr = np.zeros(log.n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -86,13 +86,12 @@ def data_stats(log: InteractionLog, trained: TrainedModel) -> dict[str, Any]:
     """Sizes and shape of the training data, for the manifest and the run summary."""
     counts = np.bincount(log.items, minlength=log.n_items)
     top = np.sort(counts)[::-1][: max(1, log.n_items // 100)]
-    pairs = len(np.unique(log.users.astype(np.int64) * log.n_items + log.items))
     return {
         "source": log.source,
         "n_users": log.n_users,
         "n_items": log.n_items,
         "n_interactions": log.n_interactions,
-        "density": pairs / max(1, log.n_users * log.n_items),
+        "density": trained.n_pairs / max(1, log.n_users * log.n_items),
         "content_based_items": int(trained.content_based.sum()),
         "top_1pct_item_share": float(top.sum() / max(1, counts.sum())),
         "time_range": [int(log.timestamps.min()), int(log.timestamps.max())] if log.n_interactions else None,

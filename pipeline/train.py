@@ -28,6 +28,7 @@ class TrainedModel:
     popularity: np.ndarray  # float32 (n_items,)
     item_map: np.ndarray  # float32 (n_items, 2)
     weighting: dict[str, object]  # scheme + parameters fold-in needs
+    n_pairs: int  # distinct (user, item) pairs: the matrix's non-zeros
 
 
 def interaction_matrix(log: InteractionLog) -> sp.csr_matrix:
@@ -129,4 +130,5 @@ def train(
         popularity=recency_popularity(log),
         item_map=project_2d(item_factors),
         weighting=weighting,
+        n_pairs=int(raw.nnz),
     )

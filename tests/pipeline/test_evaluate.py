@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.data import order_by_user
 from pipeline.evaluate import evaluate, random_split, relevant_items, time_split
 from pipeline.package import package
 from pipeline.sources.synthetic import generate
@@ -54,3 +55,13 @@ def test_svd_beats_popularity_on_synthetic_data(log) -> None:  # type: ignore[no
     assert metrics["model"]["ndcg@10"] > 1.5 * metrics["popularity"]["ndcg@10"] > 0
     assert metrics["model"]["coverage"] > metrics["popularity"]["coverage"]
     assert metrics["model"]["users"] == metrics["popularity"]["users"] > 100
+
+
+def test_order_by_user_matches_lexsort() -> None:
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 50, 5000).astype(np.int32)
+    key = rng.integers(-(10**9), 10**9, 5000)
+    np.testing.assert_array_equal(order_by_user(users, key), np.lexsort((key, users)))
+    np.testing.assert_array_equal(order_by_user(users, -key), np.lexsort((-key, users)))
+    huge = np.array([0, 2**62, 5], dtype=np.int64)  # too wide for one combined key: falls back to lexsort
+    np.testing.assert_array_equal(order_by_user(np.array([1, 0, 1]), huge), np.lexsort((huge, np.array([1, 0, 1]))))

@@ -33,7 +33,9 @@ class ServiceSettings(_Base):
         DEFAULT_MODEL_URI, description="Where the pipeline publishes: s3://bucket/prefix or a directory."
     )
     refresh_seconds: float = Field(60.0, ge=0, description="How often a request may check LATEST for a newer model.")
-    root_path: str = Field("", description="API Gateway stage prefix, e.g. /prod, so /docs works behind a stage.")
+    root_path: str = Field(
+        "", description="Path prefix when uvicorn runs behind a proxy; under Lambda the stage comes from each event."
+    )
     cors_origins: str = Field("*", description="Comma-separated origins allowed by CORS when served by uvicorn.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
     cache_dir: str = Field("/tmp/reccore", description="Scratch space for downloaded index files.")
@@ -72,11 +74,6 @@ class FrontendSettings(_Base):
 @lru_cache(maxsize=1)
 def get_service_settings() -> ServiceSettings:
     return ServiceSettings()
-
-
-@lru_cache(maxsize=1)
-def get_pipeline_settings() -> PipelineSettings:
-    return PipelineSettings()
 
 
 @lru_cache(maxsize=1)
