@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.linear_model import Ridge
 from sklearn.utils.extmath import randomized_svd
 
 from pipeline.data import InteractionLog
@@ -69,8 +68,20 @@ def content_vectors(log: InteractionLog, item_factors: np.ndarray, warm: np.ndar
     features = item_features(log)
     if warm.sum() < 2:
         return np.zeros_like(item_factors)
-    model = Ridge(alpha=RIDGE_ALPHA).fit(features[warm], item_factors[warm])
-    return model.predict(features).reshape(len(features), -1).astype(np.float32)
+    return ridge_fit_predict(features[warm], item_factors[warm], features, RIDGE_ALPHA).astype(np.float32)
+
+
+def ridge_fit_predict(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge regression with an unpenalised intercept, in closed form (a few dozen features).
+
+    Equivalent to scikit-learn's ``Ridge(alpha).fit(x, y).predict(x_new)``; written out because
+    importing ``sklearn.linear_model`` alone costs ~0.2 s of the pipeline's ~3 s budget.
+    """
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xc = (x - x_mean).astype(np.float64)
+    gram = xc.T @ xc + alpha * np.eye(x.shape[1])
+    weights = np.linalg.solve(gram, xc.T @ (y - y_mean).astype(np.float64))
+    return (x_new - x_mean) @ weights + y_mean
 
 
 def item_features(log: InteractionLog) -> np.ndarray:

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from pipeline.package import package
-from pipeline.train import interaction_matrix, train, weighted_matrix
+from pipeline.train import interaction_matrix, ridge_fit_predict, train, weighted_matrix
 from reccore.model import build_model
 from reccore.scoring import Filters, allowed_items, fold_in, recommend, seen_items
 from reccore.weighting import SCHEMES
@@ -87,3 +87,12 @@ def test_map_has_two_coordinates_per_item(block) -> None:  # type: ignore[no-unt
     trained = train(block, factors=4)
     assert trained.item_map.shape == (block.n_items, 2)
     assert np.isfinite(trained.item_map).all()
+
+
+def test_closed_form_ridge_matches_scikit_learn() -> None:
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    x, y, x_new = rng.normal(size=(50, 6)), rng.normal(size=(50, 3)), rng.normal(size=(7, 6))
+    expected = Ridge(alpha=2.0).fit(x, y).predict(x_new)
+    np.testing.assert_allclose(ridge_fit_predict(x, y, x_new, 2.0), expected, rtol=1e-6, atol=1e-8)
