@@ -1,0 +1,92 @@
+"""What ``demo.py`` and ``sam_local.py`` share: port checks, readiness waits, child processes, a local model.
+
+Imported by those scripts (Python puts a script's own folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for(url: str, name: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll ``url`` until it answers; stop with a message if ``process`` dies or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with code {process.returncode}; see its output above")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"{name} did not answer at {url} within {timeout:.0f} s")
+
+
+def _default_sigint() -> None:
+    # Even if our SIGINT is ignored (a background job's is), children must take the Ctrl-C they are sent.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class ProcessGroup:
+    """Child processes, each in its own session, stopped together."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *command: str | Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([str(c) for c in command], cwd=cwd, env=self.env, start_new_session=True,
+                                   preexec_fn=_default_sigint)  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def wait_while_running(self) -> None:
+        """Return when any process exits (the caller treats that as a failure)."""
+        while all(p.poll() is None for p in self.processes):
+            time.sleep(0.5)
+
+    def stop(self, first_signal: int = signal.SIGTERM, timeout: float = 10.0) -> list[subprocess.Popen[bytes]]:
+        """Signal every process group, wait, then SIGKILL stragglers; returns the ones killed."""
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, first_signal)
+        killed = []
+        for process in self.processes:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                killed.append(process)
+        return killed
+
+
+def publish_local_model(s3_url: str, bucket: str, prefix: str, interactions: int, env: Mapping[str, str]) -> None:
+    """Create ``bucket`` on the local S3 and publish a synthetic model to ``s3://bucket/prefix``."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_url, region_name=env["AWS_DEFAULT_REGION"],
+                 aws_access_key_id="local", aws_secret_access_key="local").create_bucket(Bucket=bucket)  # fmt: skip
+    print(f"\n== training on {interactions:,} synthetic interactions, publishing to s3://{bucket}/{prefix}", flush=True)
+    subprocess.run([PY, "-m", "pipeline", "run", "--output", f"s3://{bucket}/{prefix}", "--interactions",
+                    str(interactions)], cwd=ROOT, env={**env, "AWS_ENDPOINT_URL_S3": s3_url}, check=True)  # fmt: skip

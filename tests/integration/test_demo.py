@@ -1,0 +1,115 @@
+"""`make demo` (scripts/demo.py): it comes up, answers, stops cleanly on Ctrl-C, and refuses a taken port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from stack import KNOWN_USER, REPO, base_env, free_port, http, start, stop, tail, wait_until
+
+pytestmark = pytest.mark.slow
+
+DEMO = REPO / "scripts" / "demo.py"
+UP_LINE = "the demo is up"
+
+
+def port_is_free(port: int) -> bool:
+    """Bindable on 127.0.0.1, as demo.py checks it (SO_REUSEADDR: sockets in TIME_WAIT do not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def processes_naming(ports: list[int]) -> dict[int, str]:
+    """Live processes whose command line names one of ``ports`` (what the demo started listens on them)."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(str(port).encode() in args for port in ports):
+            found[int(entry.name)] = b" ".join(args).decode(errors="replace")
+    return found
+
+
+def demo_command(api: int, ui: int, s3: int) -> list[str]:
+    return [sys.executable, str(DEMO), "--api-port", str(api), "--ui-port", str(ui), "--s3-port", str(s3),
+            "--interactions", "20000"]  # fmt: skip
+
+
+@pytest.fixture()
+def ports() -> list[int]:
+    chosen: set[int] = set()
+    while len(chosen) < 3:
+        chosen.add(free_port())
+    return sorted(chosen)
+
+
+@pytest.fixture()
+def demo(ports: list[int], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    api, ui, s3 = ports
+    log = tmp_path / "demo.log"
+    process = start(demo_command(api, ui, s3), cwd=REPO, env=base_env(PYTHONUNBUFFERED="1"), log=log)
+    try:
+        yield process, log
+    finally:
+        stop(process, grace=5)
+        # If the test failed half-way, the demo's children (each in a session of its own) may still run.
+        for pid in processes_naming(ports):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_demo_comes_up_answers_and_stops_cleanly_on_ctrl_c(
+    demo: tuple[subprocess.Popen[bytes], Path], ports: list[int]
+) -> None:
+    process, log = demo
+    api, ui, _ = ports
+    wait_until(lambda: UP_LINE in log.read_text(errors="replace"), 240, f"{UP_LINE!r} in the output", process)
+
+    status, _, body = http("GET", f"http://127.0.0.1:{api}/health", timeout=30)
+    assert status == 200, body
+    health = json.loads(body)
+    assert health["status"] == "ok" and health["model_version"]
+    status, _, body = http("POST", f"http://127.0.0.1:{api}/recommend", {"user_id": KNOWN_USER, "k": 5}, timeout=30)
+    answer = json.loads(body)
+    assert status == 200 and answer["strategy"] == "personalized" and len(answer["items"]) == 5, answer
+    assert answer["model_version"] == health["model_version"]
+    status, _, body = http("GET", f"http://127.0.0.1:{ui}/_stcore/health", timeout=30)
+    assert status == 200 and body.strip() == b"ok", body
+
+    # Ctrl-C in a terminal signals the foreground process group: the demo (its children have their own).
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        code = process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the demo did not stop within 20 s of Ctrl-C:\n{tail(log)}")
+    assert code == 0, tail(log)
+    wait_until(lambda: all(port_is_free(p) for p in ports), 10, f"ports {ports} to be free again")
+    assert not processes_naming(ports), "processes left running after Ctrl-C"
+
+
+def test_demo_refuses_a_taken_port(ports: list[int], tmp_path: Path) -> None:
+    api, ui, s3 = ports
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", api))
+        taken.listen()
+        result = subprocess.run(
+            demo_command(api, ui, s3), cwd=REPO, env=base_env(), capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"port {api}" in result.stderr and "API_PORT" in result.stderr, result.stderr
+    assert port_is_free(s3) and port_is_free(ui), "the demo started something before refusing"
