@@ -75,4 +75,4 @@ deploy: $(SAM_STAMP)
 	$(SAM) build && $(SAM) deploy
 
 clean:
-	rm -rf .aws-sam test-output .pytest_cache .ruff_cache .mypy_cache
+	rm -rf .aws-sam test-output .pytest_cache .ruff_cache .mypy_cache .cache/rie-venv-*
