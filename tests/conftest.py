@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +15,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from reccore.artifacts import Files, Manifest, new_version, publish, read_latest_version, read_manifest, read_verified
 from reccore.settings import PipelineSettings, get_service_settings
@@ -35,21 +39,47 @@ class PublishedModel:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
-    """A real S3 HTTP API on a free port; AWS_ENDPOINT_URL_S3 and dummy credentials point boto3 at it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield endpoint
-    server.stop()
+    """moto's S3 server in its own process on a free port; AWS_ENDPOINT_URL_S3 and dummy credentials point at it.
+
+    A separate process, not ``ThreadedMotoServer``: an in-process server shares moto's global state, which
+    every ``mock_aws`` in the unit tests resets, wiping the buckets of the session.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_http(endpoint, server)
+        with pytest.MonkeyPatch.context() as mp:
+            for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+                mp.delenv(name, raising=False)
+            mp.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+            mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+            mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+            boto3.client("s3").create_bucket(Bucket=BUCKET)
+            yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _wait_for_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"moto server did not answer at {url} within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="session")

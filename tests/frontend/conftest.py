@@ -1,4 +1,4 @@
-"""A live local stack for the dashboard tests: moto S3, a model published by the real pipeline,
+"""A live local stack for the dashboard tests: the shared moto S3 and published model (tests/conftest.py),
 and uvicorn serving the real app on a free port. Nothing between the dashboard and the API is mocked.
 """
 
@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
+
+from tests.conftest import PublishedModel
 
 ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
@@ -24,9 +25,6 @@ for path in (ROOT, ROOT / "functions" / "recommend", FRONTEND):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-BUCKET = "frontend-tests"
-PREFIX = "recsys"
-INTERACTIONS = 20_000
 STARTUP_SECONDS = 30.0
 
 
@@ -38,48 +36,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def local_s3() -> Iterator[str]:
-    """moto's S3 on a free port, with AWS variables pointing boto3 at it; yields the model URI."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = pytest.MonkeyPatch()
-    env.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
-    env.setenv("AWS_ACCESS_KEY_ID", "testing")
-    env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    env.delenv("AWS_SESSION_TOKEN", raising=False)
-    env.delenv("AWS_PROFILE", raising=False)
-    env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    env.setenv("AWS_REGION", "us-east-1")
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    try:
-        yield f"s3://{BUCKET}/{PREFIX}"
-    finally:
-        env.undo()
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def published_model(local_s3: str) -> str:
-    """Publish a small synthetic model with the real pipeline; returns its version."""
-    from pipeline.job import run
-    from reccore.settings import PipelineSettings
-
-    result = run(PipelineSettings(source="synthetic", interactions=INTERACTIONS, output=local_s3, force=True))
-    return result.version
-
-
-@pytest.fixture(scope="session")
-def api_url(local_s3: str, published_model: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api_url(published_model: PublishedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app (``app.main:app``) served by uvicorn in a background thread."""
     import uvicorn
 
     from reccore import settings
 
     env = pytest.MonkeyPatch()
-    env.setenv("REC_MODEL_URI", local_s3)
+    env.setenv("REC_MODEL_URI", published_model.uri)
     env.setenv("REC_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))
     settings.get_service_settings.cache_clear()
     from app.main import app
@@ -92,7 +56,7 @@ def api_url(local_s3: str, published_model: str, tmp_path_factory: pytest.TempPa
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(url, published_model)
+        _wait_until_healthy(url, published_model.version)
         yield url
     finally:
         server.should_exit = True

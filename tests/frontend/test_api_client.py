@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api_client import ApiClient, ApiError
+from tests.conftest import PublishedModel
 
 
 @pytest.fixture(scope="module")
@@ -12,9 +13,9 @@ def client(api_url: str) -> ApiClient:
     return ApiClient(api_url, timeout=10)
 
 
-def test_health_reports_the_published_model(client: ApiClient, published_model: str) -> None:
+def test_health_reports_the_published_model(client: ApiClient, published_model: PublishedModel) -> None:
     health = client.health()
-    assert health["model_version"] == published_model
+    assert health["model_version"] == published_model.version
     assert health["n_items"] > 0 and health["n_users"] > 0
 
 

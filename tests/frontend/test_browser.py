@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -88,7 +89,8 @@ def find_chromium() -> str:
 
 @contextmanager
 def open_browser(executable: str) -> Iterator[Browser]:
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    # Chromium's helper processes can still be writing the profile while it is removed: tolerate that.
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 executable,
@@ -100,6 +102,7 @@ def open_browser(executable: str) -> Iterator[Browser]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so the helpers (renderer, zygote) stop with it
         )
         try:
             active_port = Path(profile) / "DevToolsActivePort"
@@ -114,8 +117,12 @@ def open_browser(executable: str) -> Iterator[Browser]:
             with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as connection:
                 yield Browser(connection)
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 class Browser:

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import PublishedModel
+
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 PAGES = [
     "Home.py",
@@ -62,14 +64,14 @@ def test_every_page_renders_without_errors(name: str, api_url: str) -> None:
     assert "API healthy" in texts(at.sidebar.success)
 
 
-def test_home_shows_the_model_in_service(api_url: str, published_model: str, api: httpx.Client) -> None:
+def test_home_shows_the_model_in_service(api_url: str, published_model: PublishedModel, api: httpx.Client) -> None:
     at = open_page("Home.py", api_url)
     health = api.get("/health").json()
     metrics = {metric.label: metric.value for metric in at.main.metric}
     assert metrics["Items"] == f"{health['n_items']:,}"
     assert metrics["Users"] == f"{health['n_users']:,}"
-    assert published_model in texts(at.caption)
-    assert published_model in texts(at.sidebar.markdown)
+    assert published_model.version in texts(at.caption)
+    assert published_model.version in texts(at.sidebar.markdown)
     assert "Last API call" in texts(at.sidebar.caption)
 
 
