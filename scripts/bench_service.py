@@ -171,10 +171,14 @@ def main() -> None:
         print("model: 100k synthetic interactions, 10,000 items, 6,500 users, flat index")
         cold_start(env)
         over_http(env)
-        in_process(env)
+        # In a fresh process, like the Lambda's, not this one (which hosts the local S3 and imported numpy early).
+        subprocess.run([sys.executable, __file__, "--in-process"], env={**os.environ, **env}, check=True)
     finally:
         server.stop()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--in-process"]:
+        in_process({})
+    else:
+        main()
