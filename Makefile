@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
-	@echo "make test        install test dependencies and run the whole suite (slow integration tests included)"
+	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
 	@echo "make bench       pipeline and service benchmarks (prints figures)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
@@ -42,7 +42,7 @@ S3_PORT ?= 5000
 demo: $(STAMP)
 	$(PY) scripts/demo.py --api-port $(API_PORT) --ui-port $(UI_PORT) --s3-port $(S3_PORT)
 
-test: $(STAMP) $(SAM_STAMP)
+test: $(STAMP) $(SAM_STAMP) lint typecheck
 	$(PY) -m pytest
 
 test-fast: $(STAMP)

@@ -133,7 +133,7 @@ def main() -> int:
     finally:
         # SIGINT first: sam removes its warm containers on Ctrl-C.
         for process in group.stop(signal.SIGINT, timeout=30):
-            print(f"sam-local: killed {process.args[0]}; list what it may have left with "
+            print(f"sam-local: killed {process.args!r}; list what it may have left with "
                   "`docker ps --filter label=sam.cli.container.type=lambda`", file=sys.stderr)  # fmt: skip
         if env_vars is not None:
             shutil.rmtree(env_vars.parent, ignore_errors=True)
