@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def summary(result: RunResult) -> str:
-    lines = [f"published {result.version}", f"  at {result.uri}", "", "stage timings (s):"]
+    lines = [f"published {result.version}", f"  manifest {result.uri}", "", "stage timings (s):"]
     lines += [f"  {name:<28} {seconds:7.2f}" for name, seconds in result.timings.items()]
     lines.append(f"  {'total':<28} {sum(result.timings.values()):7.2f}")
     data = result.data

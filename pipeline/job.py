@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_u
 from pipeline.package import package
 from pipeline.sources import load_source
 from pipeline.train import train
-from reccore.artifacts import publish
+from reccore.artifacts import MANIFEST_NAME, publish, version_key
 from reccore.errors import QualityGateError
 from reccore.model import build_model
 from reccore.settings import PipelineSettings
@@ -40,15 +40,7 @@ class RunResult:
     sizes: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "uri": self.uri,
-            "metrics": self.metrics,
-            "data": self.data,
-            "index": self.index,
-            "timings": self.timings,
-            "sizes": self.sizes,
-        }
+        return asdict(self)
 
 
 class _Stages:
@@ -91,7 +83,7 @@ def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
         published = publish(store, manifest, files, retention=settings.retention)
     return RunResult(
         version=published.version,
-        uri=f"{store.uri}/models/{published.version}",
+        uri=f"{store.uri}/{version_key(published.version, MANIFEST_NAME)}",
         metrics=metrics,
         data=published.data,
         index=published.index.model_dump(),
