@@ -9,8 +9,11 @@ from tqdm import tqdm
 
 from pipeline.data import InteractionLog, order_by_user
 from pipeline.metrics import summarise
-from reccore.model import Model
+from pipeline.package import package
+from pipeline.train import train
+from reccore.model import Model, build_model
 from reccore.scoring import Filters, allowed_items, recommend, seen_items
+from reccore.weighting import Scheme
 
 K = 10
 MAX_EVAL_USERS = 2000  # standard error of NDCG@10 ≈ 0.004 here; bounds the gate at any scale
@@ -70,6 +73,13 @@ def sample_users(users: Iterable[int], limit: int, seed: int) -> list[int]:
     if len(pool) <= limit:
         return pool
     return sorted(np.random.default_rng(seed).choice(pool, size=limit, replace=False).tolist())
+
+
+def served_model(log: InteractionLog, factors: int, weighting: Scheme, scaling: float, seed: int) -> Model:
+    """Train on ``log`` and load the packaged artifacts exactly as the service would (exact index)."""
+    trained = train(log, factors, weighting, seed, scaling)
+    params = {"seed": seed, "index": "flat", "source": log.source, "scaling": scaling}
+    return build_model(*package(log, trained, "flat", params, seed))
 
 
 def rank_users(

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import InteractionLog
-from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_users, time_split
+from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_users, served_model, time_split
 from pipeline.package import package
 from pipeline.sources import load_source
 from pipeline.train import train
 from reccore.artifacts import MANIFEST_NAME, publish, version_key
 from reccore.errors import QualityGateError
-from reccore.model import build_model
 from reccore.settings import PipelineSettings
 from reccore.storage import open_store
 
@@ -106,10 +105,8 @@ def _holdout_metrics(
         users = sample_users(test_users.tolist(), MAX_EVAL_USERS, settings.seed)
         relevant = relevant_items(train_log, log.subset(test_mask), users)
     with stage("train on the training split"):
-        trained = train(train_log, settings.factors, settings.weighting, settings.seed, settings.scaling)
+        model = served_model(train_log, settings.factors, settings.weighting, settings.scaling, settings.seed)
     with stage("evaluate"):
-        model = build_model(*package(train_log, trained, "flat", params, settings.seed))
-        del trained, train_log
         return evaluate(model, relevant, settings.seed, progress=progress)
 
 

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline import evaluate
 from pipeline.data import InteractionLog
 from pipeline.evaluate import K, rank_users
 from pipeline.metrics import summarise
-from pipeline.package import package
 from pipeline.quality.baselines import binary_matrix, popularity_rank
 from pipeline.quality.protocols import ColdItemSplit, ColdUserSplit
-from pipeline.train import train
-from reccore.model import Model, build_model
+from reccore.model import Model
 from reccore.scoring import Filters, allowed_items, fold_in, recommend, seen_items
 from reccore.weighting import Scheme
 
@@ -36,10 +35,7 @@ class SvdConfig:
 
 def served_model(log: InteractionLog, config: SvdConfig, seed: int = 42) -> Model:
     """Train on ``log`` and load the packaged artifacts exactly as the service would."""
-    trained = train(log, config.factors, config.weighting, seed, scaling=config.scaling)
-    params = {"seed": seed, "index": "flat", "source": log.source, "scaling": config.scaling}
-    manifest, files = package(log, trained, "flat", params, seed)
-    return build_model(manifest, files)
+    return evaluate.served_model(log, config.factors, config.weighting, config.scaling, seed)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.data import InteractionLog
+from pipeline.data import InteractionLog, order_by_user
 from pipeline.evaluate import random_split, relevant_items, time_split
 
 Protocol = Literal["time", "random"]
@@ -70,7 +70,7 @@ class ColdUserSplit:
 
 def chronological_position(log: InteractionLog) -> tuple[np.ndarray, np.ndarray]:
     """Per interaction: its 0-based position in its user's history (oldest first), and the user's count."""
-    order = np.lexsort((np.arange(log.n_interactions), log.timestamps, log.users))
+    order = order_by_user(log.users, log.timestamps)  # stable: ties keep log order
     counts = np.bincount(log.users, minlength=log.n_users)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.empty(log.n_interactions, dtype=np.int64)
