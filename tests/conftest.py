@@ -37,6 +37,23 @@ class PublishedModel:
     files: dict[str, bytes]
 
 
+@pytest.fixture
+def mock_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's in-process S3 (``mock_aws``) with dummy credentials and no endpoint override; yields a client.
+
+    For fast unit tests. It resets moto's in-process state, which is why ``s3_server`` runs in its own process.
+    """
+    from moto import mock_aws
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.client("s3")  # created inside the mock, as moto requires
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """moto's S3 server in its own process on a free port; AWS_ENDPOINT_URL_S3 and dummy credentials point at it.

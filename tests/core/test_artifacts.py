@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 
 from pipeline.package import package
 from pipeline.train import train
@@ -38,17 +38,9 @@ def packaged() -> tuple[Manifest, dict[str, bytes]]:
 
 
 @pytest.fixture
-def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Store]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield S3Store(BUCKET, "team/recs")
+def s3_store(mock_s3: Any) -> S3Store:
+    mock_s3.create_bucket(Bucket=BUCKET)
+    return S3Store(BUCKET, "team/recs")
 
 
 @pytest.fixture(params=["s3", "local"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -243,31 +244,17 @@ def test_items_table_problems(tmp_path: Path) -> None:
         load_source("synthetic", str(inter_path))
 
 
-def test_s3_csv_and_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        import boto3
-
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="rec-data")
-        s3.put_object(Bucket="rec-data", Key="in/inter.csv", Body=INTERACTIONS.to_csv(index=False).encode())
-        s3.put_object(Bucket="rec-data", Key="in/items.parquet", Body=ITEMS.to_parquet())
-        log = load_source("s3://rec-data/in/inter.csv", "s3://rec-data/in/items.parquet")
-        _check_round_trip(log)
-        assert log.n_items == 4 and log.source == "s3://rec-data/in/inter.csv"
-        with pytest.raises(DataSourceError, match=r"s3://rec-data/in/missing\.csv: file not found"):
-            load_source("s3://rec-data/in/missing.csv")
-        with pytest.raises(DataSourceError, match=r"s3://no-such-bucket/x\.csv: file not found"):
-            load_source("s3://no-such-bucket/x.csv")
+def test_s3_csv_and_parquet(mock_s3: Any) -> None:
+    mock_s3.create_bucket(Bucket="rec-data")
+    mock_s3.put_object(Bucket="rec-data", Key="in/inter.csv", Body=INTERACTIONS.to_csv(index=False).encode())
+    mock_s3.put_object(Bucket="rec-data", Key="in/items.parquet", Body=ITEMS.to_parquet())
+    log = load_source("s3://rec-data/in/inter.csv", "s3://rec-data/in/items.parquet")
+    _check_round_trip(log)
+    assert log.n_items == 4 and log.source == "s3://rec-data/in/inter.csv"
+    with pytest.raises(DataSourceError, match=r"s3://rec-data/in/missing\.csv: file not found"):
+        load_source("s3://rec-data/in/missing.csv")
+    with pytest.raises(DataSourceError, match=r"s3://no-such-bucket/x\.csv: file not found"):
+        load_source("s3://no-such-bucket/x.csv")
 
 
 # --- MovieLens -------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ class ModelViews:
     item_search: SubstringIndex  # over "item_id title"
     user_search: SubstringIndex
     user_counts: np.ndarray  # interactions per user
+    item_counts: np.ndarray  # interactions per item
     map_order: np.ndarray  # a seeded permutation of the items: the first n are the map's sample
 
 
@@ -87,5 +88,6 @@ def _build(model: Model) -> ModelViews:
         item_search=SubstringIndex.build(model.item_ids, model.titles),
         user_search=SubstringIndex.build(model.user_ids),
         user_counts=np.diff(model.history_indptr),
+        item_counts=np.bincount(model.history_items, minlength=model.n_items),
         map_order=np.random.default_rng(MAP_SEED).permutation(model.n_items),
     )

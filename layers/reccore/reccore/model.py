@@ -49,7 +49,6 @@ class Model:
     category_names: list[str] = field(init=False)
     category_codes: np.ndarray = field(init=False)
     popular_order: np.ndarray = field(init=False)
-    item_counts: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         n_items, n_users = len(self.item_ids), len(self.user_ids)
@@ -73,7 +72,6 @@ class Model:
         set_(self, "category_names", [str(n) for n in names])
         set_(self, "category_codes", codes.astype(np.int32))
         set_(self, "popular_order", np.argsort(-self.popularity, kind="stable").astype(np.int32))
-        set_(self, "item_counts", np.bincount(self.history_items, minlength=n_items))
 
     @property
     def version(self) -> str:

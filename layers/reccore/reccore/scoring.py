@@ -43,9 +43,6 @@ class Ranking:
     scores: np.ndarray
     sources: list[Source] = field(default_factory=list)
 
-    def __len__(self) -> int:
-        return len(self.items)
-
 
 def seen_items(model: Model, user: int) -> np.ndarray:
     """Item positions ``user`` interacted with in the training data, ascending and distinct."""

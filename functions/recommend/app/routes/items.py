@@ -121,7 +121,7 @@ async def get_item(item_id: ItemIdPath, model: ModelDep) -> ItemDetail:
         **_item(model, i).model_dump(),
         model_version=model.version,
         popularity_rank=int(views(model).popularity_rank[i]),
-        n_interactions=int(model.item_counts[i]),
+        n_interactions=int(views(model).item_counts[i]),
     )
 
 

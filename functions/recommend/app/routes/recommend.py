@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ router = APIRouter(tags=["recommend"])
 _ERRORS: dict[int | str, dict[str, object]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 
 
-def scored_items(model: Model, items: np.ndarray, scores: np.ndarray, sources: list[str]) -> list[dict[str, Any]]:
+def scored_items(model: Model, items: np.ndarray, scores: np.ndarray, sources: Sequence[str]) -> list[dict[str, Any]]:
     """``ScoredItem``-shaped dicts for ranked item positions (rank is 1-based)."""
     ids, titles, categories = model.item_ids, model.titles, model.categories
     return [
@@ -87,7 +88,7 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
             "user_id": body.user_id,
             "model_version": model.version,
             "strategy": strategy,
-            "items": scored_items(model, ranking.items, ranking.scores, list(ranking.sources)),
+            "items": scored_items(model, ranking.items, ranking.scores, ranking.sources),
             "ignored_items": ignored,
         }
     )
