@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -99,3 +101,16 @@ def event() -> Callable[..., Event]:
 def staged() -> Callable[..., Event]:
     """``with_stage_prefix`` as a fixture."""
     return with_stage_prefix
+
+
+@pytest.fixture()
+def log_lines() -> Iterator[io.StringIO]:
+    """The service's JSON log lines written during the test."""
+    from app.logging import logger
+
+    handler = next(h for h in logger.handlers if getattr(h, "_rec_json", False))
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)

@@ -5,24 +5,12 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.logging import logger
 from app.main import app
-
-
-@pytest.fixture()
-def log_lines() -> Iterator[io.StringIO]:
-    handler = next(h for h in logger.handlers if getattr(h, "_rec_json", False))
-    assert isinstance(handler, __import__("logging").StreamHandler)
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield buffer
-    handler.setStream(previous)
 
 
 def test_one_json_log_line_per_request(client: Any, log_lines: io.StringIO) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -186,16 +187,19 @@ def test_latest_naming_a_missing_version_keeps_the_old_one(
     assert _version(api) == v1
 
 
-def test_no_model_is_503_with_the_reason(
-    configure_service: Callable[..., None], fresh_prefix: str, api: TestClient
+def test_no_model_is_503_with_a_public_reason_and_the_location_only_in_the_logs(
+    configure_service: Callable[..., None], fresh_prefix: str, api: TestClient, log_lines: io.StringIO
 ) -> None:
     configure_service(fresh_prefix)
     for response in (api.get("/health"), api.post("/recommend", json={}), api.get("/items")):
         assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
         assert response.json() == {
             "error": "model_unavailable",
-            "message": f"no model published at {fresh_prefix}/models/LATEST",
+            "message": "no model has been published yet; retry later",
         }
+        assert "s3://" not in response.text and fresh_prefix.split("/")[-1] not in response.text
+    assert f"no model published at {fresh_prefix}/models/LATEST" in log_lines.getvalue()
 
 
 def test_missing_bucket_is_503(configure_service: Callable[..., None], api: TestClient) -> None:
@@ -224,8 +228,10 @@ def test_checksum_mismatch_is_503_then_recovers_without_restart(
     configure_service(fresh_prefix)
     response = api.get("/health")
     assert response.status_code == 503
-    assert response.json()["error"] == "model_unavailable"
-    assert "checksum mismatch" in response.json()["message"] and Files.INDEX_IP in response.json()["message"]
+    assert response.json() == {
+        "error": "model_unavailable",
+        "message": "the published model failed its integrity checks; retry later",
+    }
     calls = len(load_calls)
     assert api.get("/health").status_code == 503
     assert len(load_calls) == calls, "a failed load is retried at most once a second, not on every request"

@@ -18,22 +18,25 @@ from reccore.errors import (
     ConfigError,
     ModelLoadError,
     ModelNotFoundError,
+    ModelNotReadyError,
     NotFoundError,
     RecError,
     UnknownItemError,
     UnknownUserError,
 )
 
-# Most specific first: the first matching entry wins.
-REC_ERRORS: list[tuple[type[RecError], int, str]] = [
-    (ModelNotFoundError, 503, "model_unavailable"),
-    (ArtifactIntegrityError, 503, "model_unavailable"),
-    (ModelLoadError, 503, "model_unavailable"),
-    (ConfigError, 503, "misconfigured"),
-    (UnknownItemError, 404, "unknown_item"),
-    (UnknownUserError, 404, "unknown_user"),
-    (NotFoundError, 404, "not_found"),
-    (RecError, 500, "internal_error"),
+# Most specific first: the first matching entry wins. A 5xx answers with its fixed public message and logs
+# the exception's own text: that names the bucket, prefix and endpoint, which a caller cannot act on.
+REC_ERRORS: list[tuple[type[RecError], int, str, str | None]] = [
+    (ModelNotFoundError, 503, "model_unavailable", "no model has been published yet; retry later"),
+    (ModelNotReadyError, 503, "model_unavailable", "the model is still loading; retry in a few seconds"),
+    (ArtifactIntegrityError, 503, "model_unavailable", "the published model failed its integrity checks; retry later"),
+    (ModelLoadError, 503, "model_unavailable", "the model could not be loaded; retry later"),
+    (ConfigError, 503, "misconfigured", "the service is misconfigured"),
+    (UnknownItemError, 404, "unknown_item", None),
+    (UnknownUserError, 404, "unknown_user", None),
+    (NotFoundError, 404, "not_found", None),
+    (RecError, 500, "internal_error", "internal server error"),
 ]
 
 HTTP_CODES = {
@@ -49,27 +52,32 @@ MAX_MESSAGE_CHARS = 1000
 
 
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": code, "message": message[:MAX_MESSAGE_CHARS]}
+    body: dict[str, Any] = {"error": code, "message": printable(message[:MAX_MESSAGE_CHARS])}
     if details is not None:
         body["details"] = details
     return body
 
 
-def rec_error_status(exc: RecError) -> tuple[int, str]:
-    """Status and error code of a core exception."""
-    for kind, status, code in REC_ERRORS:
+def printable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (lone surrogates) replaced: a body must always encode."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def rec_error_status(exc: RecError) -> tuple[int, str, str]:
+    """Status, error code and public message of a core exception."""
+    for kind, status, code, public in REC_ERRORS:
         if isinstance(exc, kind):
-            return status, code
-    return 500, "internal_error"  # unreachable: RecError is the last entry
+            return status, code, public if public is not None else str(exc)
+    return 500, "internal_error", "internal server error"  # unreachable: RecError is the last entry
 
 
 async def handle_rec_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RecError)
-    status, code = rec_error_status(exc)
+    status, code, message = rec_error_status(exc)
     if status >= 500:
-        logger.error("request failed", extra={"error": code, "reason": str(exc)})
+        logger.error("request failed", extra={"error": code, "reason": str(exc), "kind": type(exc).__name__})
     headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse(error_body(code, str(exc)), status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -87,8 +95,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
     details = [
         # "input" and "ctx" can be huge or not JSON-serialisable: keep what a client can act on.
         {
-            "loc": [str(part) for part in err.get("loc", ())],
-            "msg": str(err.get("msg", "")),
+            "loc": [printable(str(part)) for part in err.get("loc", ())],
+            "msg": printable(str(err.get("msg", ""))),
             "type": str(err.get("type", "")),
         }
         for err in errors[:MAX_DETAILS]

@@ -1,11 +1,13 @@
-"""Pure ASGI middleware: the API Gateway stage prefix and the request body size limit."""
+"""Pure ASGI middleware: the stage prefix, the body size limit, UTF-8 paths and queries, JSON CORS errors."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
@@ -88,3 +90,47 @@ class BodyLimitMiddleware:
 
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse(error_body("payload_too_large", f"request body exceeds {limit} bytes"), status_code=413)
+
+
+class Utf8RequestMiddleware:
+    """422 for a path or query string that is not UTF-8 once percent-decoded.
+
+    Servers decode such bytes with replacement characters (uvicorn) or pass lone surrogates on
+    (a Lambda event's JSON), so an id like ``%ED%BF%BF`` would otherwise reach the routes as
+    something the caller never sent, or as text no response can encode.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _is_utf8_request(scope):
+            body = error_body("validation_error", "the path and query string must be UTF-8 text")
+            await JSONResponse(body, status_code=422)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _is_utf8_request(scope: Scope) -> bool:
+    raw_path = scope.get("raw_path")
+    try:
+        unquote_to_bytes(scope.get("query_string") or b"").decode("utf-8")
+        if isinstance(raw_path, bytes):
+            unquote_to_bytes(raw_path).decode("utf-8")
+        else:  # Mangum passes the decoded path only
+            scope["path"].encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, but a rejected preflight answers in the shared error shape instead of plain text."""
+
+    def preflight_response(self, request_headers: Any) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode("utf-8", "replace") or "CORS preflight rejected"
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+        return JSONResponse(error_body("bad_request", reason), status_code=response.status_code, headers=headers)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_K = 100
 MAX_IDS = 200  # bound on every list of ids in a request
@@ -14,13 +14,26 @@ MAX_MAP_SAMPLE = 20_000
 MAX_OFFSET = 10_000_000  # bound on paging offsets
 MAX_TEXT = 200  # bound on query strings (q, category)
 
+
+def valid_unicode(value: str) -> str:
+    """``value`` if UTF-8 can encode it; JSON's ``"\\udfff"`` decodes to a lone surrogate, which it cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (a lone UTF-16 surrogate is not)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(valid_unicode)]
+"""A request string: any Unicode text, but never one a response could fail to encode."""
 ItemId = str
 Strategy = Literal["personalized", "fold_in", "popular"]
 Source = Literal["model", "content", "popular"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as documented; "5" is not an integer and 0 is not a boolean.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ErrorResponse(BaseModel):
@@ -31,8 +44,31 @@ class ErrorResponse(BaseModel):
     details: list[dict[str, object]] | None = None
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Bad request (for example a CORS preflight from an origin that is not allowed)",
+    404: "Unknown id or route",
+    413: "Request body larger than REC_MAX_BODY_BYTES",
+    422: "Invalid parameters or body",
+    503: "No model can be served yet (nothing published, loading, or the store unreachable); see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting ``statuses`` with the shared :class:`ErrorResponse` shape."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+
+
+COMMON_ERRORS = error_responses(400, 413, 422, 503)  # any route can answer these
+
+
 class Health(BaseModel):
     status: Literal["ok"]
+    stale: bool = Field(
+        False,
+        description="True if the served model may not be the newest: the store is unreachable or a newer "
+        "version was refused (see stale_reason).",
+    )
+    stale_reason: Literal["store_unreachable", "version_refused", "nothing_published"] | None = None
     model_version: str
     model_created_at: datetime
     n_items: int
@@ -45,15 +81,15 @@ class Health(BaseModel):
 
 
 class RecommendRequest(_Strict):
-    user_id: str | None = Field(None, min_length=1, max_length=256)
+    user_id: Text | None = Field(None, min_length=1, max_length=256)
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
-    recent_items: list[ItemId] | None = Field(
+    recent_items: list[Text] | None = Field(
         None, max_length=MAX_IDS, description="Items of an anonymous session, for fold-in."
     )
-    include_categories: list[str] | None = Field(None, max_length=MAX_IDS)
-    exclude_categories: list[str] | None = Field(None, max_length=MAX_IDS)
-    exclude_items: list[ItemId] | None = Field(None, max_length=MAX_IDS)
+    include_categories: list[Text] | None = Field(None, max_length=MAX_IDS)
+    exclude_categories: list[Text] | None = Field(None, max_length=MAX_IDS)
+    exclude_items: list[Text] | None = Field(None, max_length=MAX_IDS)
 
 
 class ScoredItem(BaseModel):

@@ -31,6 +31,14 @@ class ModelLoadError(RecError):
     """A published model exists but cannot be turned into a servable model."""
 
 
+class ModelValidationError(ModelLoadError):
+    """A model's files are intact but disagree with each other or cannot answer a query."""
+
+
+class ModelNotReadyError(ModelLoadError):
+    """The model store did not answer within the wait a request allows; loading goes on in the background."""
+
+
 class QualityGateError(RecError):
     """The trained model failed a publish gate (beats-popularity, ANN recall)."""
 

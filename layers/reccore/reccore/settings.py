@@ -40,6 +40,17 @@ class ServiceSettings(_Base):
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
     cache_dir: str = Field("/tmp/reccore", description="Scratch space for downloaded index files.")
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json (false: they answer 404).")
+    # A stalled S3 (connection accepted, no answer) must cost a request seconds, not botocore's 60 s defaults.
+    s3_connect_timeout: float = Field(1.0, gt=0, le=60, description="Seconds to open a connection to S3.")
+    s3_read_timeout: float = Field(2.0, gt=0, le=300, description="Seconds to wait for S3 to send data.")
+    s3_max_attempts: int = Field(2, ge=1, le=10, description="Attempts per S3 call, the first included.")
+    load_wait_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest a request waits for a model load or a LATEST check; the load goes on in the background.",
+    )
 
 
 class PipelineSettings(_Base):

@@ -9,6 +9,7 @@ created lazily on first use and honours boto3's standard variables, so
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -65,23 +66,50 @@ class LocalStore:
             self._path(key).unlink(missing_ok=True)
 
 
-class S3Store:
-    """A bucket and key prefix in S3 (or any S3 API, via ``AWS_ENDPOINT_URL_S3``)."""
+@dataclass(frozen=True)
+class S3Timeouts:
+    """Bounds of every S3 call: a call gives up after about ``max_attempts × (connect + read)`` seconds.
 
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+    botocore's defaults (60 s connect, 60 s read, retries) let one request hang on a stalled endpoint
+    for over a minute; the service passes its ``REC_S3_*`` settings here instead.
+    """
+
+    connect: float = 1.0
+    read: float = 2.0
+    max_attempts: int = 2
+
+    def client_config(self) -> Any:
+        from botocore.config import Config  # deferred with boto3
+
+        return Config(
+            connect_timeout=self.connect,
+            read_timeout=self.read,
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+        )
+
+
+class S3Store:
+    """A bucket and key prefix in S3 (or any S3 API, via ``AWS_ENDPOINT_URL_S3``).
+
+    ``timeouts`` bounds the lazily created client's calls (boto3's defaults when ``None``).
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None, timeouts: S3Timeouts | None = None) -> None:
         if len(bucket) < 3:
             raise ConfigError(f"invalid S3 bucket name {bucket!r}")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._client = client
+        self._timeouts = timeouts
 
     @property
     def client(self) -> Any:
         if self._client is None:
             import boto3  # deferred: importing the service must touch no AWS code path
 
-            self._client = boto3.client("s3")
+            config = self._timeouts.client_config() if self._timeouts is not None else None
+            self._client = boto3.client("s3", config=config)
         return self._client
 
     def _key(self, key: str) -> str:
@@ -118,13 +146,13 @@ class S3Store:
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
 
-def open_store(uri: str, client: Any = None) -> ArtifactStore:
+def open_store(uri: str, client: Any = None, timeouts: S3Timeouts | None = None) -> ArtifactStore:
     """Open ``s3://bucket/prefix`` as an :class:`S3Store`, anything else as a :class:`LocalStore`."""
     if not uri:
         raise ConfigError("empty artifact location: expected s3://bucket/prefix or a directory")
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
-        return S3Store(parsed.netloc, parsed.path, client=client)
+        return S3Store(parsed.netloc, parsed.path, client=client, timeouts=timeouts)
     if parsed.scheme in ("", "file"):
         return LocalStore(parsed.path if parsed.scheme == "file" else uri)
     raise ConfigError(f"unsupported artifact location {uri!r}: expected s3://bucket/prefix or a directory")

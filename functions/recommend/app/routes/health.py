@@ -8,10 +8,10 @@ import faiss
 from fastapi import APIRouter, Request
 
 from app.deps import ModelDep
-from app.schemas import ErrorResponse, Health
+from app.registry import registry
+from app.schemas import COMMON_ERRORS, Health
 
-router = APIRouter(tags=["health"])
-_ERRORS: dict[int | str, dict[str, object]] = {503: {"model": ErrorResponse}}
+router = APIRouter(tags=["health"], responses=COMMON_ERRORS)
 
 
 @lru_cache(maxsize=1)
@@ -23,13 +23,16 @@ def faiss_simd_level() -> str:
     return str(faiss.get_compile_options()).strip()
 
 
-@router.get("/", response_model=Health, responses=_ERRORS, operation_id="root")
-@router.get("/health", response_model=Health, responses=_ERRORS, operation_id="health")
+@router.get("/", response_model=Health, operation_id="root")
+@router.get("/health", response_model=Health, operation_id="health")
 async def health(request: Request, model: ModelDep) -> Health:
-    """Status and identity of the model in use; loads it if needed (503 with the reason if that fails)."""
+    """Status, identity and staleness of the model in use; loads it if needed (503 if that fails)."""
     manifest = model.manifest
+    stale = registry.stale_reason
     return Health(
         status="ok",
+        stale=stale is not None,
+        stale_reason=stale,
         model_version=model.version,
         model_created_at=manifest.created_at,
         n_items=model.n_items,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from app.deps import ModelDep
 from app.routes.recommend import scored_items
 from app.schemas import (
+    COMMON_ERRORS,
     MAX_IDS,
     MAX_K,
     MAX_MAP_SAMPLE,
@@ -18,22 +19,21 @@ from app.schemas import (
     MAX_TEXT,
     Category,
     CategoryList,
-    ErrorResponse,
     Item,
     ItemDetail,
     ItemMap,
     ItemPage,
     MapPoint,
     SimilarResponse,
+    error_responses,
 )
 from app.views import views
 from reccore.errors import UnknownItemError
 from reccore.model import Model
 from reccore.scoring import similar_items
 
-router = APIRouter(tags=["items"])
-_ERRORS: dict[int | str, dict[str, object]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
-_ERRORS_404: dict[int | str, dict[str, object]] = {404: {"model": ErrorResponse}, **_ERRORS}
+router = APIRouter(tags=["items"], responses=COMMON_ERRORS)
+_ERRORS_404 = error_responses(404)
 
 DEFAULT_MAP_SAMPLE = 2_000
 
@@ -58,7 +58,7 @@ def _item(model: Model, i: int) -> Item:
     )
 
 
-@router.get("/items", response_model=ItemPage, responses=_ERRORS)
+@router.get("/items", response_model=ItemPage)
 async def list_items(
     model: ModelDep,
     category: Annotated[str | None, Query(max_length=MAX_TEXT)] = None,
@@ -88,7 +88,7 @@ async def list_items(
     )
 
 
-@router.get("/items/map", response_model=ItemMap, responses=_ERRORS)
+@router.get("/items/map", response_model=ItemMap)
 async def item_map(
     model: ModelDep,
     sample: Annotated[int, Query(ge=1, le=MAX_MAP_SAMPLE)] = DEFAULT_MAP_SAMPLE,
@@ -141,7 +141,7 @@ async def similar(
     )
 
 
-@router.get("/categories", response_model=CategoryList, responses=_ERRORS)
+@router.get("/categories", response_model=CategoryList)
 async def categories(model: ModelDep) -> CategoryList:
     """Every category with its number of items."""
     counts = views(model).category_counts

@@ -11,13 +11,12 @@ from fastapi import APIRouter, Response
 
 from app.deps import ModelDep
 from app.responses import json_response
-from app.schemas import ErrorResponse, RecommendRequest, RecommendResponse, Strategy
+from app.schemas import COMMON_ERRORS, RecommendRequest, RecommendResponse, Strategy
 from reccore.model import Model
 from reccore.scoring import Filters, allowed_items, fold_in, seen_items
 from reccore.scoring import recommend as rank
 
-router = APIRouter(tags=["recommend"])
-_ERRORS: dict[int | str, dict[str, object]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+router = APIRouter(tags=["recommend"], responses=COMMON_ERRORS)
 
 
 def scored_items(model: Model, items: np.ndarray, scores: np.ndarray, sources: Sequence[str]) -> list[dict[str, Any]]:
@@ -55,7 +54,7 @@ def _usable(vector: np.ndarray) -> bool:
     return 0.0 < float(np.dot(vector, vector)) < math.inf
 
 
-@router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
+@router.post("/recommend", response_model=RecommendResponse)
 async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
     """Top-k items for a known user, an anonymous session (recent_items) or nobody (popular)."""
     user = model.user_index.get(body.user_id) if body.user_id is not None else None

@@ -8,17 +8,26 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.deps import ModelDep
-from app.schemas import MAX_OFFSET, MAX_PAGE, MAX_TEXT, ErrorResponse, HistoryEntry, UserHistory, UserPage, UserSummary
+from app.schemas import (
+    COMMON_ERRORS,
+    MAX_OFFSET,
+    MAX_PAGE,
+    MAX_TEXT,
+    HistoryEntry,
+    UserHistory,
+    UserPage,
+    UserSummary,
+    error_responses,
+)
 from app.views import views
 from reccore.errors import UnknownUserError
 
-router = APIRouter(tags=["users"])
-_ERRORS: dict[int | str, dict[str, object]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+router = APIRouter(tags=["users"], responses=COMMON_ERRORS)
 
 DEFAULT_HISTORY = 50
 
 
-@router.get("/users", response_model=UserPage, responses=_ERRORS)
+@router.get("/users", response_model=UserPage)
 async def list_users(
     model: ModelDep,
     q: Annotated[str | None, Query(max_length=MAX_TEXT, description="Case-insensitive substring of the id.")] = None,
@@ -42,7 +51,7 @@ async def list_users(
     )
 
 
-@router.get("/users/{user_id}", response_model=UserHistory, responses={404: {"model": ErrorResponse}, **_ERRORS})
+@router.get("/users/{user_id}", response_model=UserHistory, responses=error_responses(404))
 async def user_history(
     user_id: Annotated[str, Path(max_length=1024)],
     model: ModelDep,

@@ -1,0 +1,151 @@
+"""Checks a loaded model must pass before it serves: shapes, dtypes, ranges, and one query per path.
+
+Checksums prove the files are the ones published, not that they agree with each other: a version whose
+item factors have 3 columns while its index has 50 dimensions passes them, then fails every request.
+:func:`validate_model` refuses such a version before it goes live (the service keeps the old one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from reccore.artifacts import Files
+from reccore.errors import ModelValidationError
+from reccore.model import Model
+from reccore.scoring import Filters, allowed_items, fold_in, recommend, seen_items, similar_items
+
+# dtype kind per array: f float, i/u integer, b bool (numpy's ``dtype.kind``).
+_KINDS: dict[str, str] = {
+    Files.USER_FACTORS: "f",
+    Files.ITEM_FACTORS: "f",
+    Files.SINGULAR_VALUES: "f",
+    Files.ITEM_WEIGHTS: "f",
+    Files.POPULARITY: "f",
+    Files.CONTENT_BASED: "b",
+    Files.ITEM_MAP: "f",
+    Files.HISTORY_INDPTR: "iu",
+    Files.HISTORY_ITEMS: "iu",
+    Files.HISTORY_TIMES: "iu",
+    Files.HISTORY_EVENTS: "iu",
+}
+
+
+def _arrays(model: Model) -> dict[str, np.ndarray]:
+    return {
+        Files.USER_FACTORS: model.user_factors,
+        Files.ITEM_FACTORS: model.item_factors,
+        Files.SINGULAR_VALUES: model.singular_values,
+        Files.ITEM_WEIGHTS: model.item_weights,
+        Files.POPULARITY: model.popularity,
+        Files.CONTENT_BASED: model.content_based,
+        Files.ITEM_MAP: model.item_map,
+        Files.HISTORY_INDPTR: model.history_indptr,
+        Files.HISTORY_ITEMS: model.history_items,
+        Files.HISTORY_TIMES: model.history_times,
+        Files.HISTORY_EVENTS: model.history_events,
+    }
+
+
+def structural_problems(model: Model) -> list[str]:
+    """Every disagreement between the arrays, the id lists, the indexes and the manifest (empty if none)."""
+    n_users, n_items, dims = model.n_users, model.n_items, model.manifest.index.dims
+    n_history = len(model.history_items)
+    expected: dict[str, tuple[int, ...]] = {
+        Files.USER_FACTORS: (n_users, dims),
+        Files.ITEM_FACTORS: (n_items, dims),
+        Files.SINGULAR_VALUES: (dims,),
+        Files.ITEM_WEIGHTS: (n_items,),
+        Files.POPULARITY: (n_items,),
+        Files.CONTENT_BASED: (n_items,),
+        Files.ITEM_MAP: (n_items, 2),
+        Files.HISTORY_INDPTR: (n_users + 1,),
+        Files.HISTORY_ITEMS: (n_history,),
+        Files.HISTORY_TIMES: (n_history,),
+        Files.HISTORY_EVENTS: (n_history,),
+    }
+    problems: list[str] = []
+    for name, array in _arrays(model).items():
+        if array.dtype.kind not in _KINDS[name]:
+            problems.append(f"{name} has dtype {array.dtype}")
+        if array.shape != expected[name]:
+            problems.append(f"{name} has shape {array.shape}, expected {expected[name]}")
+    for name, index in ((Files.INDEX_IP, model.index_ip), (Files.INDEX_COS, model.index_cos)):
+        if index.d != dims or index.ntotal != n_items:
+            problems.append(f"{name} holds {index.ntotal} vectors of {index.d} dims, expected {n_items} of {dims}")
+    for column, values in (("title", model.titles), ("category", model.categories), ("price", model.prices)):
+        if len(values) != n_items:
+            problems.append(f"{Files.ITEMS} has {len(values)} {column} values for {n_items} items")
+    for name, ids in ((Files.USERS, model.user_ids), (Files.ITEMS, model.item_ids)):
+        if len(set(ids)) != len(ids):
+            problems.append(f"{name} repeats ids")
+    for name, texts in (
+        (Files.USERS, model.user_ids),
+        (Files.ITEMS, [*model.item_ids, *model.titles, *model.categories]),
+    ):
+        try:
+            "\n".join(texts).encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append(f"{name} holds text that is not valid Unicode (a response could not encode it)")
+    data = model.manifest.data
+    for key, got in (("n_users", n_users), ("n_items", n_items)):
+        if key in data and data[key] != got:
+            problems.append(f"manifest says {key}={data[key]}, the files hold {got}")
+    if problems:  # the value checks below index with these shapes
+        return problems
+    if not np.all(np.isfinite(model.singular_values)) or np.any(model.singular_values <= 0):
+        problems.append(f"{Files.SINGULAR_VALUES} must be finite and positive (fold-in divides by them)")
+    for name in (Files.USER_FACTORS, Files.ITEM_FACTORS, Files.ITEM_WEIGHTS, Files.POPULARITY):
+        if not np.all(np.isfinite(_arrays(model)[name])):
+            problems.append(f"{name} holds non-finite values")
+    indptr = model.history_indptr
+    if n_users and (indptr[0] != 0 or indptr[-1] != n_history or np.any(np.diff(indptr) < 0)):
+        problems.append(f"{Files.HISTORY_INDPTR} is not a row-pointer array over {n_history} interactions")
+    if n_history and (model.history_items.min() < 0 or model.history_items.max() >= n_items):
+        problems.append(f"{Files.HISTORY_ITEMS} points outside the {n_items} items")
+    return problems
+
+
+def probe_queries(model: Model) -> list[str]:
+    """Run one query through each serving path (recommend, fold-in, filters, similar); the failures."""
+    if model.n_items == 0:
+        return ["the model has no items"]
+    k = min(10, model.n_items)
+    everything = allowed_items(model, Filters())
+    category = model.category_names[0] if model.category_names else ""
+    probes: dict[str, Callable[[], object]] = {
+        "popular": lambda: recommend(model, None, k, everything),
+        "fold_in": lambda: recommend(model, fold_in(model, np.array([0, min(1, model.n_items - 1)])), k, everything),
+        "filters": lambda: recommend(
+            model,
+            model.item_factors[0],
+            k,
+            allowed_items(model, Filters(frozenset({0}), frozenset({category}), frozenset()), [0]),
+        ),
+        "similar": lambda: similar_items(model, 0, k),
+    }
+    if model.n_users:
+        probes["personalized"] = lambda: recommend(
+            model, model.user_factors[0], k, allowed_items(model, Filters(), seen_items(model, 0))
+        )
+    failures: list[str] = []
+    for path, probe in probes.items():
+        try:
+            probe()
+        except Exception as exc:  # noqa: BLE001 - any failure of a probe refuses the version; the reason is kept
+            failures.append(f"{path} query failed: {type(exc).__name__}: {exc}")
+    return failures
+
+
+def validate_model(model: Model) -> None:
+    """Refuse a model whose parts disagree or that cannot answer a query.
+
+    Raises
+    ------
+    ModelValidationError
+        Naming every problem found (shapes and dtypes first; the queries run only on a consistent model).
+    """
+    problems = structural_problems(model) or probe_queries(model)
+    if problems:
+        raise ModelValidationError(f"model {model.version} is refused: " + "; ".join(problems))
