@@ -84,7 +84,7 @@ class S3Timeouts:
         return Config(
             connect_timeout=self.connect,
             read_timeout=self.read,
-            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},  # the first attempt included
         )
 
 

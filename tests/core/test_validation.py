@@ -1,0 +1,109 @@
+"""Model validation: a consistent model passes; each kind of disagreement is refused and named."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from pipeline.package import package
+from pipeline.train import train
+from reccore.artifacts import Files, Manifest, json_bytes, npy_bytes, npy_load
+from reccore.errors import ModelLoadError, ModelValidationError
+from reccore.model import Model, build_model
+from reccore.validation import probe_queries, structural_problems, validate_model
+from tests.pipeline.conftest import block_log
+
+
+@pytest.fixture(scope="module")
+def packaged() -> tuple[Manifest, dict[str, bytes]]:
+    log = block_log(cold_items=2)
+    return package(log, train(log, factors=3))
+
+
+def _model(packaged: tuple[Manifest, dict[str, bytes]], **replace: bytes) -> Model:
+    manifest, files = packaged
+    return build_model(manifest, {**files, **replace})
+
+
+def _array(packaged: tuple[Manifest, dict[str, bytes]], name: str) -> np.ndarray:
+    return npy_load(packaged[1][name])
+
+
+def test_a_published_model_passes(packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    model = _model(packaged)
+    assert structural_problems(model) == [] and probe_queries(model) == []
+    validate_model(model)
+
+
+Change = Callable[[tuple[Manifest, dict[str, bytes]]], dict[str, bytes]]
+
+CASES: dict[str, tuple[Change, str]] = {
+    "item factors with fewer columns than the index": (
+        lambda p: {Files.ITEM_FACTORS: npy_bytes(_array(p, Files.ITEM_FACTORS)[:, :2])},
+        "item_factors.npy has shape",
+    ),
+    "user factors with more columns": (
+        lambda p: {Files.USER_FACTORS: npy_bytes(np.hstack([_array(p, Files.USER_FACTORS)] * 2))},
+        "user_factors.npy has shape",
+    ),
+    "singular values of another length": (
+        lambda p: {Files.SINGULAR_VALUES: npy_bytes(np.ones(7, dtype=np.float32))},
+        "singular_values.npy has shape (7,)",
+    ),
+    "a zero singular value": (
+        lambda p: {Files.SINGULAR_VALUES: npy_bytes(np.zeros_like(_array(p, Files.SINGULAR_VALUES)))},
+        "finite and positive",
+    ),
+    "history items as floats": (
+        lambda p: {Files.HISTORY_ITEMS: npy_bytes(_array(p, Files.HISTORY_ITEMS).astype(np.float64))},
+        "history_items.npy has dtype float64",
+    ),
+    "history pointing past the catalogue": (
+        lambda p: {Files.HISTORY_ITEMS: npy_bytes(_array(p, Files.HISTORY_ITEMS) + 10_000)},
+        "points outside",
+    ),
+    "a 3-column map": (
+        lambda p: {Files.ITEM_MAP: npy_bytes(np.hstack([_array(p, Files.ITEM_MAP), _array(p, Files.ITEM_MAP)[:, :1]]))},
+        "item_map.npy has shape",
+    ),
+    "a lone surrogate in an item title": (
+        lambda p: {Files.ITEMS: p[1][Files.ITEMS].replace(b'"title":["', b'"title":["\\udfff', 1)},
+        "not valid Unicode",
+    ),
+    "repeated user ids": (
+        lambda p: {Files.USERS: json_bytes(["same"] * len(json.loads(p[1][Files.USERS])))},
+        "users.json repeats ids",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_inconsistent_model_is_refused_naming_the_problem(
+    packaged: tuple[Manifest, dict[str, bytes]], case: str
+) -> None:
+    change, expected = CASES[case]
+    try:
+        model = _model(packaged, **change(packaged))
+    except ModelLoadError as exc:  # row counts are already checked while assembling the model
+        pytest.fail(f"expected assembly to pass and validation to refuse, got {exc}")
+    with pytest.raises(ModelValidationError, match="is refused") as raised:
+        validate_model(model)
+    assert expected in str(raised.value)
+
+
+def test_a_failing_query_path_refuses_the_model(
+    packaged: tuple[Manifest, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reccore.validation as validation
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("index corrupt")
+
+    monkeypatch.setattr(validation, "similar_items", broken)
+    model = _model(packaged)
+    assert structural_problems(model) == []
+    with pytest.raises(ModelValidationError, match="similar query failed: RuntimeError: index corrupt"):
+        validate_model(model)

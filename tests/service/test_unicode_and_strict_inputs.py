@@ -1,0 +1,106 @@
+"""Ids that are not valid Unicode get a 422 everywhere, every response encodes, and JSON types are strict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+# The exact body of issue 9's curl: JSON's escape of a lone UTF-16 surrogate.
+ISSUE_BODY = '{"recent_items":["\\udfff"]}'
+SURROGATE_BODIES = [
+    ISSUE_BODY,
+    '{"user_id":"\\udfff"}',
+    '{"user_id":"u\\ud800x"}',
+    '{"exclude_items":["i000001","\\udfff"]}',
+    '{"include_categories":["\\udc00"]}',
+    '{"exclude_categories":["\\ud83d"]}',
+    '{"\\udfff":1}',  # an unknown key is echoed in the error's loc
+]
+# Percent-encoded bytes that are not UTF-8 (a CESU-8 surrogate, a lone continuation byte, Latin-1).
+BAD_PATHS = [
+    "/items/%ED%BF%BF",
+    "/items/%ED%BF%BF/similar",
+    "/users/%80",
+    "/items?q=%ED%BF%BF",
+    "/items?category=%E9t%E9",
+    "/users?q=%ED%A0%80",
+    "/items/map?ids=%FF",
+]
+
+
+def _assert_error_shape(body: dict[str, Any], code: str) -> None:
+    assert body["error"] == code and body["message"]
+    assert set(body) <= {"error", "message", "details"}
+
+
+@pytest.mark.parametrize("raw", SURROGATE_BODIES)
+def test_lone_surrogates_in_the_body_are_422(client: Any, raw: str) -> None:
+    response = client.post("/recommend", content=raw.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    _assert_error_shape(response.json(), "validation_error")
+    response.content.decode("utf-8")  # the body itself is valid UTF-8
+
+
+def test_the_connection_still_serves_after_a_rejected_id(client: Any) -> None:
+    client.post("/recommend", content=ISSUE_BODY.encode(), headers={"content-type": "application/json"})
+    assert client.post("/recommend", json={"recent_items": ["i000001"], "k": 2}).status_code == 200
+
+
+def test_valid_non_ascii_ids_are_still_accepted(client: Any) -> None:
+    response = client.post("/recommend", json={"recent_items": ["ünïcødé-😀", "i000001"], "k": 3})
+    assert response.status_code == 200
+    assert response.json()["ignored_items"] == ["ünïcødé-😀"]
+    assert client.get("/items/ünïcødé-😀").status_code == 404  # an unknown id, not a bad one
+
+
+@pytest.mark.parametrize("path", BAD_PATHS)
+def test_paths_and_queries_that_are_not_utf8_are_422(client: Any, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 422, response.text
+    _assert_error_shape(response.json(), "validation_error")
+
+
+def test_the_mangum_handler_rejects_the_issue_body(
+    invoke: Callable[[dict[str, Any]], tuple[int, Any, dict[str, Any]]], event: Callable[..., dict[str, Any]]
+) -> None:
+    status, body, _ = invoke(event("POST", "/recommend", raw_body=ISSUE_BODY))
+    assert status == 422
+    _assert_error_shape(body, "validation_error")
+    assert body["details"][0]["loc"] == ["body", "recent_items", "0"]
+
+
+def test_the_mangum_handler_rejects_a_surrogate_in_the_path(
+    invoke: Callable[[dict[str, Any]], tuple[int, Any, dict[str, Any]]], event: Callable[..., dict[str, Any]]
+) -> None:
+    status, body, _ = invoke(event("GET", "/items/\udfff"))
+    assert status == 422
+    _assert_error_shape(body, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"k": "5"}, "k"),
+        ({"k": 5.0}, "k"),
+        ({"k": True}, "k"),
+        ({"exclude_seen": 0}, "exclude_seen"),
+        ({"exclude_seen": "true"}, "exclude_seen"),
+        ({"user_id": 7}, "user_id"),
+        ({"recent_items": "i000001"}, "recent_items"),
+    ],
+)
+def test_json_types_are_strict(client: Any, body: dict[str, Any], field: str) -> None:
+    response = client.post("/recommend", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["loc"] == ["body", field]
+
+
+def test_a_response_with_unencodable_text_still_encodes() -> None:
+    from app.errors import error_body
+    from app.responses import json_response
+
+    response = json_response({"ignored_items": ["\udfff"]})
+    assert response.body == b'{"ignored_items":["?"]}'
+    assert error_body("x", "no route GET /\udfff")["message"] == "no route GET /?"
