@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_K = 100
 MAX_IDS = 200  # bound on every list of ids in a request
@@ -21,6 +21,13 @@ def valid_unicode(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text (a lone UTF-16 surrogate is not)") from None
+    return value
+
+
+def json_integer(value: Any) -> Any:
+    """Refuse what JSON Schema's ``integer`` refuses (strings, booleans); ``5.0`` is one, ``5.5`` is not."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON integer")
     return value
 
 
@@ -82,7 +89,7 @@ class Health(BaseModel):
 
 class RecommendRequest(_Strict):
     user_id: Text | None = Field(None, min_length=1, max_length=256)
-    k: int = Field(10, ge=1, le=MAX_K)
+    k: Annotated[int, BeforeValidator(json_integer)] = Field(10, ge=1, le=MAX_K, strict=False)
     exclude_seen: bool = True
     recent_items: list[Text] | None = Field(
         None, max_length=MAX_IDS, description="Items of an anonymous session, for fold-in."
