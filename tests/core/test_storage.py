@@ -46,7 +46,7 @@ def test_a_stalled_endpoint_fails_within_attempts_times_the_read_timeout(stalled
     timeouts = S3Timeouts(connect=0.3, read=0.3, max_attempts=2)
     store = open_store("s3://some-bucket/prefix", timeouts=timeouts)
     start = time.monotonic()
-    with pytest.raises(Exception, match="timeout|Read timed out") as raised:
+    with pytest.raises(Exception, match=r"timeout|Read timed out") as raised:
         store.get("models/LATEST")
     elapsed = time.monotonic() - start
     assert "ReadTimeout" in type(raised.value).__name__
