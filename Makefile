@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo test test-fast lint typecheck bench eval sam-validate sam-local standin-image deploy clean
+.PHONY: help install demo test test-fast lint typecheck bench eval reliability sam-validate sam-local standin-image deploy clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-fast   the suite without the slow integration tests"
 	@echo "make bench       pipeline and service benchmarks (prints figures)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
+	@echo "make reliability schemathesis, hot swap under load, store faults -> docs/reliability.md (~5 min)"
 	@echo "make sam-local   sam build + sam local start-api against the local S3"
 	@echo "make deploy      sam build && sam deploy (needs an AWS account)"
 
@@ -61,6 +62,9 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
+
+reliability: $(STAMP)
+	$(PY) scripts/reliability.py --report docs/reliability.md
 
 sam-validate: $(SAM_STAMP)
 	AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x $(SAM) validate --lint

@@ -60,10 +60,10 @@ async def _connection(
         try:
             if writer is None or reader is None:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-            stream, sink = reader, writer
-            sink.write(payloads[i % len(payloads)])
-            await sink.drain()
-            status, body = await asyncio.wait_for(_read_response(stream), timeout)
+            assert reader is not None and writer is not None
+            writer.write(payloads[i % len(payloads)])
+            await writer.drain()
+            status, body = await asyncio.wait_for(_read_response(reader), timeout)
             found = _VERSION.search(body)
             out.append(Sample(start, time.monotonic() - start, status, found.group(1).decode() if found else None))
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError):

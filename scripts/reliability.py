@@ -228,6 +228,9 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "reliability.md")
     args = parser.parse_args()
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        os.environ.setdefault(name, value)  # moto accepts any; boto3 needs some
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     moto = Moto()
     moto.start()
     apis: list[Api] = []
