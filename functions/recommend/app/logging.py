@@ -36,7 +36,9 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in record.__dict__.items() if k not in _RECORD_ATTRIBUTES)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+        # A lone surrogate (say, in a rejected path) cannot be written to a UTF-8 stream: replace it.
+        return line if line.isascii() else line.encode("utf-8", "replace").decode("utf-8")
 
 
 def _build_logger() -> logging.Logger:
