@@ -71,7 +71,7 @@ class PipelineSettings(_Base):
     )
     retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
     force: bool = Field(False, description="Publish even if the model does not beat popularity.")
-    user_table: str = Field("", description="DynamoDB table to sync each user's newest interactions into after publishing.")
+    user_table: str = Field("", description="DynamoDB table that receives each user's newest interactions on publish.")
     user_events: int = Field(200, ge=1, le=1000, description="Newest interactions synced per user.")
     user_arrays: bool | None = Field(
         None, description="Publish per-user arrays (vectors, histories); default: only when no user table is set."
