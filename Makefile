@@ -58,6 +58,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_service.py
+	$(PY) scripts/bench_realtime.py
 
 eval: $(STAMP)
 	$(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
