@@ -230,7 +230,7 @@ def main() -> None:
         # In a fresh process, like the Lambda's, not this one (which hosts the local S3 and imported numpy early).
         child = subprocess.run([sys.executable, __file__, "--in-process"], env={**os.environ, **env}, check=True,
                                stdout=subprocess.PIPE, text=True)  # fmt: skip
-        *lines, last = child.stdout.strip().splitlines()
+        *lines, last = child.stdout.rstrip().splitlines()
         print("\n".join(lines))
         figures = {"model": model, "targets": TARGETS, "faiss_simd": http.pop("faiss_simd"),
                    "in_process": json.loads(last), "http": http, "cold_start": cold}  # fmt: skip
