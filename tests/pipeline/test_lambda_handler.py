@@ -1,4 +1,4 @@
-"""The pipeline's Lambda handler: the same job, one JSON log line per stage, no progress bars."""
+"""The pipeline's Lambda handler (pipeline/handler.py): the same job, one JSON log line per stage, no progress bars."""
 
 from __future__ import annotations
 
