@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack import KNOWN_USER, REPO, base_env, free_port, http, start, stop, tail, wait_until
+
+from tests.integration.stack import KNOWN_USER, REPO, base_env, free_port, http, start, stop, tail, wait_until
 
 pytestmark = pytest.mark.slow
 

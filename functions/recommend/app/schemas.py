@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reccore.scoring import Source, Strategy
+
 MAX_K = 100
 MAX_IDS = 200  # bound on every list of ids in a request
 MAX_PAGE = 100
@@ -15,8 +17,6 @@ MAX_OFFSET = 10_000_000  # bound on paging offsets
 MAX_TEXT = 200  # bound on query strings (q, category)
 
 ItemId = str
-Strategy = Literal["personalized", "fold_in", "popular"]
-Source = Literal["model", "content", "popular"]
 
 
 class _Strict(BaseModel):

@@ -1,0 +1,78 @@
+"""The one recommendation path: the API, the offline evaluation and batch jobs all call :func:`recommend`.
+
+It chooses the strategy (a known user's stored vector, the fold-in of their interactions, or
+popularity), excludes what the user has already seen, applies the request's filters, and
+backfills from popularity so that ``k`` items come back whenever the filters allow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from reccore.model import Model
+from reccore.scoring import Filters, Ranking, Strategy, allowed_items, fold_in, rank, seen_items
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Interactions given with a request: item positions, repeats allowed, with their raw strengths."""
+
+    items: np.ndarray  # int64 item positions
+    strengths: np.ndarray | None = None  # raw strength per entry (event weight or rating); 1 each when None
+
+    @classmethod
+    def of(cls, items: list[int] | np.ndarray, strengths: list[float] | np.ndarray | None = None) -> Interactions:
+        values = None if strengths is None else np.asarray(strengths, dtype=np.float64)
+        return cls(items=np.asarray(items, dtype=np.int64), strengths=values)
+
+
+def usable(vector: np.ndarray) -> bool:
+    """Whether ``vector`` can rank: a zero or non-finite one scores every item alike; popularity answers better."""
+    return 0.0 < float(np.dot(vector, vector)) < math.inf
+
+
+def recommend(
+    model: Model,
+    k: int,
+    user: int | None = None,
+    interactions: Interactions | None = None,
+    filters: Filters | None = None,
+    exclude_seen: bool = True,
+) -> Ranking:
+    """Top-``k`` items for a known user, a set of interactions, or nobody.
+
+    Parameters
+    ----------
+    user
+        The user's row in the model, if the model knows them: their stored vector ranks (``personalized``).
+    interactions
+        Interactions the model has not trained on (an anonymous session's items): folded in when the user is
+        unknown or has no usable vector (``fold_in``).
+    filters
+        Items and categories the answer may not (or must) contain.
+    exclude_seen
+        Leave out the user's training history and ``interactions``.
+
+    Returns
+    -------
+    Ranking
+        With ``strategy`` set to ``personalized``, ``fold_in`` or ``popular`` (no usable vector).
+    """
+    recent = interactions.items if interactions is not None else np.empty(0, dtype=np.int64)
+    vector: np.ndarray | None = None
+    strategy: Strategy = "popular"
+    if user is not None and usable(model.user_factors[user]):
+        strategy, vector = "personalized", model.user_factors[user]
+    elif len(recent):
+        folded = fold_in(model, recent, interactions.strengths if interactions is not None else None)
+        if usable(folded):
+            strategy, vector = "fold_in", folded
+    seen: list[int] = []
+    if exclude_seen:
+        seen = recent.tolist() if user is None else [*seen_items(model, user).tolist(), *recent.tolist()]
+    ranking = rank(model, vector, k, allowed_items(model, filters or Filters(), seen))
+    ranking.strategy = strategy
+    return ranking
