@@ -147,8 +147,8 @@ def baseline_line(metrics: dict[str, dict[str, Any]]) -> str:
     """One sentence saying which split the gate's NDCG@10 is on and what the popularity baseline scored there."""
     model, popular = metrics["model"][GATE_METRIC], metrics["popularity"][GATE_METRIC]
     users = metrics["model"].get("users")
-    ratio = f"{model / popular:.2f}×" if popular > 0 else "the baseline scored 0"
-    verdict = "" if model > popular else "; below the baseline, published only because of --force"
+    ratio = f"{model / popular:.2f}× the baseline" if popular > 0 else "the baseline scored 0"
+    verdict = "" if model > popular else "; below it, published only because of --force"
     return (
         f"NDCG@10 is on a time split (each user's newest {HOLDOUT:.0%} of interactions held out, for users with at "
         f"least {MIN_HISTORY}{f'; {int(users):,} users evaluated' if users else ''}): the model scored {model:.4f}, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.job import run
-from pipeline.reporting import log_stage
+from pipeline.reporting import stage_logger
 from reccore.settings import PipelineSettings
 
 
@@ -16,4 +16,5 @@ def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:
     logs one JSON line when it ends (no progress bars: Lambda's output is not a terminal).
     """
     overrides = {key: value for key, value in (event or {}).items() if key in PipelineSettings.model_fields}
-    return run(PipelineSettings(**overrides), on_stage=log_stage).to_dict()
+    on_stage = stage_logger(getattr(context, "aws_request_id", None))
+    return run(PipelineSettings(**overrides), on_stage=on_stage).to_dict()

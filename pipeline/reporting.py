@@ -6,6 +6,7 @@ when both stdout and stderr are terminals and ``REC_PROGRESS`` is not false.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,12 +44,16 @@ def print_stage(event: StageEvent) -> None:
         print(f"… {event.stage}", flush=True)
 
 
-def log_stage(event: StageEvent) -> None:
-    """The Lambda's hook: one JSON line per stage when it ends, like the API's request lines."""
-    if event.status == "started":
-        return
-    level = "info" if event.status == "finished" else "error"
-    getattr(logger, level)("stage", extra={"stage": event.stage, "status": event.status, "seconds": event.seconds})
+def stage_logger(request_id: str | None = None) -> StageHook:
+    """The Lambda's hook: one JSON line per stage when it ends, like the API's request lines (with the request id)."""
+
+    def log_stage(event: StageEvent) -> None:
+        if event.status == "started":
+            return
+        fields = {"stage": event.stage, "status": event.status, "seconds": event.seconds, "request_id": request_id}
+        logger.log(logging.INFO if event.status == "finished" else logging.ERROR, "stage", extra=fields)
+
+    return log_stage
 
 
 logger = json_logger(SERVICE)

@@ -106,9 +106,9 @@ def test_summary_says_which_split_and_what_popularity_scored(
     line = lines[0]
     assert "time split" in line and "newest 20%" in line and f"{int(metrics['model']['users']):,} users" in line
     assert f"the model scored {model:.4f}, the popularity baseline {popular:.4f} ({model / popular:.2f}×" in line
-    assert ("below the baseline" in line) == (model <= popular)
+    assert ("below it" in line) == (model <= popular)
 
 
 def test_baseline_line_flags_a_forced_model_below_popularity() -> None:
     line = baseline_line({"model": {"ndcg@10": 0.01, "users": 40.0}, "popularity": {"ndcg@10": 0.02, "users": 40.0}})
-    assert "0.0100" in line and "0.0200" in line and "(0.50×; below the baseline" in line and "--force" in line
+    assert "0.0100" in line and "0.0200" in line and "(0.50× the baseline; below it" in line and "--force" in line

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -26,11 +27,13 @@ def log_lines() -> Iterator[io.StringIO]:
 
 
 def test_one_json_line_per_stage(tmp_path: Path, log_lines: io.StringIO, capsys: pytest.CaptureFixture[str]) -> None:
-    result = handler({"interactions": 5000, "output": str(tmp_path), "force": True}, None)
+    context = SimpleNamespace(aws_request_id="req-1")
+    result = handler({"interactions": 5000, "output": str(tmp_path), "force": True}, context)
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     assert [(line["stage"], line["seconds"]) for line in lines] == list(result["timings"].items())
     assert all(line["message"] == "stage" and line["status"] == "finished" for line in lines)
     assert all(line["service"] == "pipeline" and line["level"] == "INFO" for line in lines)
+    assert {line["request_id"] for line in lines} == {"req-1"}
     captured = capsys.readouterr()
     assert "\r" not in captured.err and "evaluate" not in captured.err
     assert "…" not in captured.out
