@@ -16,6 +16,7 @@ from app.logging import logger
 from reccore.errors import (
     ArtifactIntegrityError,
     ConfigError,
+    EventLogError,
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
@@ -23,6 +24,7 @@ from reccore.errors import (
     RecError,
     UnknownItemError,
     UnknownUserError,
+    UserStateError,
 )
 
 # Most specific first: the first matching entry wins. A 5xx answers with its fixed public message and logs
@@ -33,6 +35,8 @@ REC_ERRORS: list[tuple[type[RecError], int, str, str | None]] = [
     (ArtifactIntegrityError, 503, "model_unavailable", "the published model failed its integrity checks; retry later"),
     (ModelLoadError, 503, "model_unavailable", "the model could not be loaded; retry later"),
     (ConfigError, 503, "misconfigured", "the service is misconfigured"),
+    (UserStateError, 503, "state_unavailable", "the user state store is unavailable; retry later"),
+    (EventLogError, 503, "event_log_unavailable", "the event log is unavailable; retry later"),
     (UnknownItemError, 404, "unknown_item", None),
     (UnknownUserError, 404, "unknown_user", None),
     (NotFoundError, 404, "not_found", None),

@@ -248,8 +248,7 @@ class ModelRegistry:
         uri = settings.model_uri
         with self._lock:
             if self._store is None or uri != self._store_uri:
-                timeouts = S3Timeouts(settings.s3_connect_timeout, settings.s3_read_timeout, settings.s3_max_attempts)
-                self._store, self._store_uri = open_store(uri, timeouts=timeouts), uri
+                self._store, self._store_uri = open_store(uri, timeouts=S3Timeouts.of(settings)), uri
             return self._store
 
     def _load(self, version: str | None) -> Model:

@@ -78,6 +78,11 @@ class S3Timeouts:
     read: float = 2.0
     max_attempts: int = 2
 
+    @classmethod
+    def of(cls, settings: Any) -> S3Timeouts:
+        """The bounds a ``ServiceSettings`` names (``REC_S3_CONNECT_TIMEOUT``, ``_READ_TIMEOUT``, ``_MAX_ATTEMPTS``)."""
+        return cls(settings.s3_connect_timeout, settings.s3_read_timeout, settings.s3_max_attempts)
+
     def client_config(self) -> Any:
         from botocore.config import Config  # deferred with boto3
 

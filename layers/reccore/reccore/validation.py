@@ -14,7 +14,8 @@ import numpy as np
 from reccore.artifacts import Files
 from reccore.errors import ModelValidationError
 from reccore.model import Model
-from reccore.scoring import Filters, allowed_items, fold_in, recommend, seen_items, similar_items
+from reccore.recommend import Interactions, recommend
+from reccore.scoring import Filters, similar_items
 
 # dtype kind per array: f float, i/u integer, b bool (numpy's ``dtype.kind``).
 _KINDS: dict[str, str] = {
@@ -112,23 +113,17 @@ def probe_queries(model: Model) -> list[str]:
     if model.n_items == 0:
         return ["the model has no items"]
     k = min(10, model.n_items)
-    everything = allowed_items(model, Filters())
     category = model.category_names[0] if model.category_names else ""
+    user = 0 if model.n_users else None
+    session = Interactions.of([0, min(1, model.n_items - 1)])
+    filters = Filters(frozenset({0}), frozenset({category}), frozenset())
     probes: dict[str, Callable[[], object]] = {
-        "popular": lambda: recommend(model, None, k, everything),
-        "fold_in": lambda: recommend(model, fold_in(model, np.array([0, min(1, model.n_items - 1)])), k, everything),
-        "filters": lambda: recommend(
-            model,
-            model.item_factors[0],
-            k,
-            allowed_items(model, Filters(frozenset({0}), frozenset({category}), frozenset()), [0]),
-        ),
+        "popular": lambda: recommend(model, k),
+        "personalized": lambda: recommend(model, k, user=user),
+        "fold_in": lambda: recommend(model, k, interactions=session),
+        "filters": lambda: recommend(model, k, user=user, interactions=session, filters=filters),
         "similar": lambda: similar_items(model, 0, k),
     }
-    if model.n_users:
-        probes["personalized"] = lambda: recommend(
-            model, model.user_factors[0], k, allowed_items(model, Filters(), seen_items(model, 0))
-        )
     failures: list[str] = []
     for path, probe in probes.items():
         try:
