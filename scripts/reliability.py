@@ -37,7 +37,9 @@ KNOWN = [f"u{n:07d}" for n in range(1, 40)]
 
 def schemathesis(api: Api, seconds: int) -> dict[str, Any]:
     exe = Path(sys.executable).with_name("schemathesis")
-    command = [str(exe), "run", f"{api.url}/openapi.json", "--phases", "examples,coverage,fuzzing,stateful",
+    config = ROOT / "tests" / "integration" / "schemathesis.toml"
+    command = [str(exe), "--config-file", str(config), "run", f"{api.url}/openapi.json",
+               "--phases", "examples,coverage,fuzzing,stateful",
                "--checks", "all", "--max-time", str(seconds), "--no-color"]  # fmt: skip
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as cwd:

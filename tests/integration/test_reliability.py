@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack import REPO, aws_env, base_env, free_port, http, start, stop, tail, wait_until
+
+from tests.integration.stack import REPO, aws_env, base_env, free_port, http, start, stop, tail, wait_until
 
 pytestmark = pytest.mark.slow
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
 SCHEMATHESIS_SECONDS = 30  # the whole test stays under a minute; `make reliability` runs longer
 ISSUE_BODY = '{"recent_items":["\\udfff"]}'  # what curl sends for --data-binary '{"recent_items":["\udfff"]}'
 
@@ -89,7 +91,7 @@ def test_schemathesis_finds_no_failure(live_api: str, tmp_path: Path) -> None:
     """All checks, every phase, bounded in time: no 5xx, no schema violation, no undocumented status."""
     assert SCHEMATHESIS.exists(), "schemathesis is in the dev extra: make install"
     command = [
-        str(SCHEMATHESIS), "run", f"{live_api}/openapi.json",
+        str(SCHEMATHESIS), "--config-file", str(SCHEMATHESIS_CONFIG), "run", f"{live_api}/openapi.json",
         "--phases", "examples,coverage,fuzzing,stateful", "--checks", "all",
         "--max-time", str(SCHEMATHESIS_SECONDS), "--seed", "9", "--no-color",
     ]  # fmt: skip

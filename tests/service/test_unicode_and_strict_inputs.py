@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,15 @@ def test_lone_surrogates_in_the_body_are_422(client: Any, raw: str) -> None:
     assert response.status_code == 422, response.text
     _assert_error_shape(response.json(), "validation_error")
     response.content.decode("utf-8")  # the body itself is valid UTF-8
+
+
+@pytest.mark.parametrize("field", ["user_id", "item_id", "event_id"])
+def test_lone_surrogates_in_events_are_422(client: Any, field: str) -> None:
+    event = {"user_id": "u0000001", "item_id": "i000001", "event": "view", "event_id": "e-1"}
+    raw = json.dumps({"events": [{**event, field: "PLACEHOLDER"}]}).replace("PLACEHOLDER", "\\udfff")
+    response = client.post("/events", content=raw.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["loc"] == ["body", "events", "0", field]
 
 
 def test_the_connection_still_serves_after_a_rejected_id(client: Any) -> None:
