@@ -12,7 +12,8 @@ from pipeline.metrics import summarise
 from pipeline.package import package
 from pipeline.train import train
 from reccore.model import Model, build_model
-from reccore.scoring import Filters, allowed_items, recommend, seen_items
+from reccore.recommend import recommend
+from reccore.scoring import Filters, allowed_items, rank, seen_items
 from reccore.weighting import Scheme
 
 K = 10
@@ -85,12 +86,17 @@ def served_model(log: InteractionLog, factors: int, weighting: Scheme, scaling: 
 def rank_users(
     model: Model, users: list[int], strategy: str, k: int = K, progress: bool = False
 ) -> dict[int, list[int]]:
-    """Top-``k`` per user exactly as the service computes it (seen items excluded)."""
+    """Top-``k`` per user: ``model`` exactly as the service answers a known user, ``popularity`` its fallback.
+
+    Both exclude the user's seen items.
+    """
     rankings: dict[int, list[int]] = {}
     for user in tqdm(users, desc=f"evaluate {strategy}", disable=not progress, leave=False):
-        allowed = allowed_items(model, Filters(), seen_items(model, user))
-        vector = model.user_factors[user] if strategy == "model" else None
-        rankings[user] = recommend(model, vector, k, allowed).items.tolist()
+        if strategy == "model":
+            ranking = recommend(model, k, user=user)
+        else:
+            ranking = rank(model, None, k, allowed_items(model, Filters(), seen_items(model, user)))
+        rankings[user] = ranking.items.tolist()
     return rankings
 
 

@@ -1,6 +1,6 @@
 """Helpers of the integration tests: ports, bounded waits, process groups, runtime-only venvs, event checks.
 
-Imported by the ``test_*.py`` files beside it (pytest puts this directory on ``sys.path``).
+Imported by the ``test_*.py`` files beside it as ``tests.integration.stack``.
 Every wait here has a deadline, and every process is started in its own session so that
 stopping it stops its children too.
 """

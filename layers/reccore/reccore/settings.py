@@ -40,6 +40,15 @@ class ServiceSettings(_Base):
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
     cache_dir: str = Field("/tmp/reccore", description="Scratch space for downloaded index files.")
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
+    user_table: str = Field(
+        "", description="DynamoDB table of per-user state; empty: the model's histories plus an in-process buffer."
+    )
+    user_events: int = Field(200, ge=1, le=1000, description="Newest interactions kept per user in the state store.")
+    user_ttl_days: float = Field(365.0, gt=0, description="Days after its last write that a user's state expires.")
+    events_stream: str = Field(
+        "", description="Firehose delivery stream of the training event log; empty: written under <model URI>/events/."
+    )
+    event_max_skew_seconds: int = Field(300, ge=0, description="How far in the future an event timestamp may lie.")
 
 
 class PipelineSettings(_Base):
@@ -62,6 +71,11 @@ class PipelineSettings(_Base):
     )
     retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
     force: bool = Field(False, description="Publish even if the model does not beat popularity.")
+    user_table: str = Field("", description="DynamoDB table that receives each user's newest interactions on publish.")
+    user_events: int = Field(200, ge=1, le=1000, description="Newest interactions synced per user.")
+    user_arrays: bool | None = Field(
+        None, description="Publish per-user arrays (vectors, histories); default: only when no user table is set."
+    )
 
 
 class FrontendSettings(_Base):
