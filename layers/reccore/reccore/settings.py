@@ -76,6 +76,9 @@ class PipelineSettings(_Base):
     user_arrays: bool | None = Field(
         None, description="Publish per-user arrays (vectors, histories); default: only when no user table is set."
     )
+    progress: bool = Field(
+        True, description="Progress bars on a terminal; never drawn when stdout or stderr is not a terminal."
+    )
 
 
 class FrontendSettings(_Base):
@@ -94,6 +97,16 @@ class FrontendSettings(_Base):
         validation_alias="AWS_REGION",
         description="Signing region when the API URL names none (a custom domain).",
     )
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field, e.g. ``model_uri`` -> ``REC_MODEL_URI``.
+
+    For code that sets the environment of a process it starts (``scripts/serve.py``).
+    """
+    if not any(field in cls.model_fields for cls in (ServiceSettings, PipelineSettings, FrontendSettings)):
+        raise ValueError(f"field: no setting is named {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
 
 
 @lru_cache(maxsize=1)
