@@ -102,6 +102,7 @@ def test_every_route_of_the_api_is_mapped(template: dict[str, Any]) -> None:
         ("GET", "/users/{user_id}"),
         ("GET", "/docs"),
         ("GET", "/openapi.json"),
+        ("POST", "/events"),
     }
     assert routes == expected
     assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events)
