@@ -1,7 +1,6 @@
 """The SAM template: it lints clean, and it says what the rest of the repo assumes.
 
-The structural tests parse ``template.yaml`` directly (CloudFormation's short-form
-tags such as ``!Sub`` become ``{"Fn::Sub": ...}``), so they run without AWS access.
+The structural tests parse ``template.yaml`` directly (see conftest.py), so they run without AWS access.
 """
 
 from __future__ import annotations
@@ -10,42 +9,13 @@ import json
 import os
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
+from tests.infra.conftest import ROOT, SAM_INSTALL, SAM_VENV, TEMPLATE, require_venv_tool
+
 EVENTS = ROOT / "events"
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """A SafeLoader that maps ``!Ref x`` to ``{"Ref": x}`` and ``!Sub ...`` to ``{"Fn::Sub": ...}``."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass
 
 
 def _resources_of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
@@ -73,11 +43,7 @@ def _route_pattern(path: str) -> re.Pattern[str]:
 
 @pytest.mark.slow  # starts sam (cfn-lint); needs .venv-sam, which `make test` creates
 def test_sam_validate_lint_passes() -> None:
-    if not SAM.exists():
-        pytest.fail(
-            f"{SAM} is missing: create it with `make test`, or "
-            "`python3 -m venv .venv-sam && .venv-sam/bin/pip install aws-sam-cli`"
-        )
+    sam = require_venv_tool(SAM_VENV, "sam", SAM_INSTALL)
     env = {
         **os.environ,
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -87,7 +53,7 @@ def test_sam_validate_lint_passes() -> None:
     }
     env.pop("AWS_PROFILE", None)
     result = subprocess.run(
-        [str(SAM), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        [str(sam), "validate", "--lint", "--template-file", str(TEMPLATE)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -136,6 +102,7 @@ def test_every_route_of_the_api_is_mapped(template: dict[str, Any]) -> None:
         ("GET", "/users/{user_id}"),
         ("GET", "/docs"),
         ("GET", "/openapi.json"),
+        ("POST", "/events"),
     }
     assert routes == expected
     assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events)

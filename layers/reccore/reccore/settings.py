@@ -97,6 +97,17 @@ class FrontendSettings(_Base):
 
     api_url: str = Field(DEFAULT_API_URL, description="Base URL of the recommend API.")
     api_timeout: float = Field(5.0, gt=0, description="Seconds before an API call is abandoned.")
+    api_auth: Literal["none", "iam"] = Field(
+        "none",
+        description="none (a local API), or iam: sign every call with SigV4, credentials from the standard AWS chain.",
+    )
+    # AWS's own variable (set by Lambda, ECS and CloudShell), hence no REC_ prefix; botocore itself reads
+    # only AWS_DEFAULT_REGION, which remains the last fallback.
+    aws_region: str | None = Field(
+        None,
+        validation_alias="AWS_REGION",
+        description="Signing region when the API URL names none (a custom domain).",
+    )
 
 
 def env_name(field: str) -> str:
