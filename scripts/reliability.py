@@ -47,7 +47,7 @@ def schemathesis(api: Api, seconds: int) -> dict[str, Any]:
     output = result.stdout + result.stderr
     generated = re.search(r"(\d+) generated", output)
     failures = re.findall(r"❌ (.+): (\d+)", output.split("SUMMARY")[-1])
-    print(output[-1500:])
+    print(output[output.find("FAILURES") - 40 :] if "FAILURES" in output else output[-1500:])
     return {
         "exit": result.returncode,
         "cases": int(generated.group(1)) if generated else 0,

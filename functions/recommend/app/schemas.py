@@ -55,7 +55,8 @@ class ErrorResponse(BaseModel):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request (for example a CORS preflight from an origin that is not allowed)",
+    400: "Bad request: a CORS preflight from an origin that is not allowed (JSON), or, from uvicorn itself before "
+    "the app runs, an HTTP request it cannot parse, such as a request line over its size limit (text/plain)",
     404: "Unknown id or route",
     413: "Request body larger than REC_MAX_BODY_BYTES",
     422: "Invalid parameters or body",
@@ -65,7 +66,12 @@ ERROR_DESCRIPTIONS = {
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting ``statuses`` with the shared :class:`ErrorResponse` shape."""
-    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses
+    }
+    if 400 in responses:  # the server's own answer to unparseable HTTP: the one error the app cannot shape
+        responses[400]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    return responses
 
 
 COMMON_ERRORS = error_responses(400, 413, 422, 503)  # any route can answer these
