@@ -3,6 +3,9 @@
 It chooses the strategy (a known user's stored vector, the fold-in of their interactions, or
 popularity), excludes what the user has already seen, applies the request's filters, and
 backfills from popularity so that ``k`` items come back whenever the filters allow.
+
+A long history is folded in only up to its ``MAX_FOLD_IN`` newest interactions, but every
+interaction given is excluded from the answer, and the result says how many were left out.
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ import numpy as np
 from reccore.model import Model
 from reccore.scoring import Filters, Ranking, Strategy, allowed_items, fold_in, rank, seen_items
 
+# Interactions folded in per request: the newest this many; every interaction given is still excluded.
+# Measured on the 10k-item default model: fold_in takes 0.05 ms for 1,000 items (0.16 ms for 5,000), so
+# the cap is not about speed; it bounds what a per-user state store must keep (1,000 interactions is
+# ~60 KB, within one DynamoDB item), and MovieLens' heaviest user (737 ratings) stays whole.
+MAX_FOLD_IN = 1_000
+
 
 @dataclass(frozen=True)
 class Interactions:
@@ -22,11 +31,40 @@ class Interactions:
 
     items: np.ndarray  # int64 item positions
     strengths: np.ndarray | None = None  # raw strength per entry (event weight or rating); 1 each when None
+    timestamps: np.ndarray | None = None  # unix seconds per entry; None: list order is time order, oldest first
 
     @classmethod
-    def of(cls, items: list[int] | np.ndarray, strengths: list[float] | np.ndarray | None = None) -> Interactions:
+    def of(
+        cls,
+        items: list[int] | np.ndarray,
+        strengths: list[float] | np.ndarray | None = None,
+        timestamps: list[float] | np.ndarray | None = None,
+    ) -> Interactions:
         values = None if strengths is None else np.asarray(strengths, dtype=np.float64)
-        return cls(items=np.asarray(items, dtype=np.int64), strengths=values)
+        times = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+        return cls(items=np.asarray(items, dtype=np.int64), strengths=values, timestamps=times)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def newest(self, n: int) -> Interactions:
+        """The ``n`` newest entries, in time order: by timestamp when given (ties keep list order), else the last ``n``."""
+        if len(self.items) <= n:
+            return self
+        order = np.arange(len(self.items)) if self.timestamps is None else np.argsort(self.timestamps, kind="stable")
+        keep = order[len(order) - n :]
+        return Interactions(
+            items=self.items[keep],
+            strengths=None if self.strengths is None else self.strengths[keep],
+            timestamps=None if self.timestamps is None else self.timestamps[keep],
+        )
+
+
+@dataclass
+class Recommendation(Ranking):
+    """A :class:`Ranking` from :func:`recommend`, plus how many interactions the fold-in left out."""
+
+    truncated: int = 0  # interactions older than the newest ``max_fold_in``: excluded, but not folded in
 
 
 def usable(vector: np.ndarray) -> bool:
@@ -41,7 +79,8 @@ def recommend(
     interactions: Interactions | None = None,
     filters: Filters | None = None,
     exclude_seen: bool = True,
-) -> Ranking:
+    max_fold_in: int = MAX_FOLD_IN,
+) -> Recommendation:
     """Top-``k`` items for a known user, a set of interactions, or nobody.
 
     Parameters
@@ -54,25 +93,30 @@ def recommend(
     filters
         Items and categories the answer may not (or must) contain.
     exclude_seen
-        Leave out the user's training history and ``interactions``.
+        Leave out the user's training history and every one of ``interactions``.
+    max_fold_in
+        Fold in only the newest this many of ``interactions`` (see :meth:`Interactions.newest`).
 
     Returns
     -------
-    Ranking
-        With ``strategy`` set to ``personalized``, ``fold_in`` or ``popular`` (no usable vector).
+    Recommendation
+        With ``strategy`` set to ``personalized``, ``fold_in`` or ``popular`` (no usable vector), and
+        ``truncated``, the number of ``interactions`` a fold-in left out (0 unless it was attempted).
     """
     recent = interactions.items if interactions is not None else np.empty(0, dtype=np.int64)
     vector: np.ndarray | None = None
     strategy: Strategy = "popular"
+    truncated = 0
     if user is not None and usable(model.user_factors[user]):
         strategy, vector = "personalized", model.user_factors[user]
-    elif len(recent):
-        folded = fold_in(model, recent, interactions.strengths if interactions is not None else None)
+    elif interactions is not None and len(interactions):
+        window = interactions.newest(max_fold_in)
+        truncated = len(interactions) - len(window)
+        folded = fold_in(model, window.items, window.strengths)
         if usable(folded):
             strategy, vector = "fold_in", folded
     seen: list[int] = []
     if exclude_seen:
         seen = recent.tolist() if user is None else [*seen_items(model, user).tolist(), *recent.tolist()]
     ranking = rank(model, vector, k, allowed_items(model, filters or Filters(), seen))
-    ranking.strategy = strategy
-    return ranking
+    return Recommendation(ranking.items, ranking.scores, ranking.sources, strategy, truncated)

@@ -39,22 +39,38 @@ def scored_items(model: Model, ranking: Ranking) -> list[dict[str, Any]]:
 
 def _positions(model: Model, ids: list[str] | None) -> tuple[list[int], list[str]]:
     """Known positions (in order, repeats kept) and unknown ids (deduplicated) of ``ids``."""
+    known, unknown, _kept = _lookup(model, ids or [])
+    return known, unknown
+
+
+def _lookup(model: Model, ids: list[str]) -> tuple[list[int], list[str], list[int]]:
+    """Known positions (in order, repeats kept), unknown ids (deduplicated) and the indices of the known ones."""
     known: list[int] = []
+    kept: list[int] = []
     unknown: dict[str, None] = {}
     lookup = model.item_index
-    for item_id in ids or ():
+    for n, item_id in enumerate(ids):
         position = lookup.get(item_id)
         if position is None:
             unknown[item_id] = None
         else:
             known.append(position)
-    return known, list(unknown)
+            kept.append(n)
+    return known, list(unknown), kept
+
+
+def _interactions(model: Model, body: RecommendRequest) -> tuple[Interactions, list[str]]:
+    """The known ``recent_items`` as core interactions (with strengths and any timestamps), and the unknown ids."""
+    ids, strengths, timestamps = body.history()
+    known, ignored, kept = _lookup(model, ids)
+    times = None if timestamps is None else [timestamps[n] for n in kept]
+    return Interactions.of(known, [strengths[n] for n in kept], times), ignored
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
 async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
     """Top-k items for a known user, an anonymous session (recent_items) or nobody (popular)."""
-    recent, ignored = _positions(model, body.recent_items)
+    interactions, ignored = _interactions(model, body)
     excluded, _unknown = _positions(model, body.exclude_items)  # unknown ids cannot be recommended anyway
     filters = Filters(
         exclude_items=frozenset(excluded),
@@ -66,7 +82,7 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
         model,
         body.k,
         user=model.user_index.get(body.user_id) if body.user_id is not None else None,
-        interactions=Interactions.of(recent),
+        interactions=interactions,
         filters=filters,
         exclude_seen=body.exclude_seen,
     )
@@ -79,5 +95,6 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
             "strategy": ranking.strategy,
             "items": scored_items(model, ranking),
             "ignored_items": ignored,
+            "truncated_items": ranking.truncated,
         }
     )
