@@ -85,7 +85,11 @@ def main() -> None:
                       f"  (truncated_items {truncated})")  # fmt: skip
             strengths = np.array([{"view": 1.0, "click": 2.0, "purchase": 5.0}[EVENTS[e]] for e in events])
             interactions = Interactions.of(items, strengths, stamps)
-            core = timed(lambda x=interactions: recommend(model, 10, interactions=x), repeats)
+
+            def core_call(x: Interactions = interactions) -> object:
+                return recommend(model, 10, interactions=x)
+
+            core = timed(core_call, repeats)
             print(f"  {size:>6,} core     {'':>18}  recommend {summary(core)}")
         get_service_settings.cache_clear()
 

@@ -9,9 +9,9 @@ import pytest
 
 from app.registry import registry
 from app.schemas import MAX_HISTORY, RecommendResponse
-from reccore.settings import get_service_settings
 from reccore.model import Model
 from reccore.scoring import seen_items
+from reccore.settings import get_service_settings
 
 
 def _model(client: Any) -> Model:

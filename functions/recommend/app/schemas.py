@@ -75,9 +75,7 @@ def _entry_kind(value: Any) -> str:
 
 # A bare id is {"item_id": id}: a view at its place in the list. Tagged so a bad object's error names its field
 # (recent_items.3.object.value) without a second error for "not a string".
-RecentEntry = Annotated[
-    Annotated[ItemId, Tag("id")] | Annotated[RecentItem, Tag("object")], Discriminator(_entry_kind)
-]
+RecentEntry = Annotated[Annotated[ItemId, Tag("id")] | Annotated[RecentItem, Tag("object")], Discriminator(_entry_kind)]
 BARE_ID_STRENGTH = event_strength()
 
 

@@ -48,7 +48,7 @@ class Interactions:
         return len(self.items)
 
     def newest(self, n: int) -> Interactions:
-        """The ``n`` newest entries, in time order: by timestamp when given (ties keep list order), else the last ``n``."""
+        """The ``n`` newest entries, oldest first: by timestamp if given (ties keep list order), else the last ``n``."""
         if len(self.items) <= n:
             return self
         order = np.arange(len(self.items)) if self.timestamps is None else np.argsort(self.timestamps, kind="stable")
