@@ -15,7 +15,6 @@ from pipeline import evaluate
 from pipeline.data import InteractionLog, order_by_user
 from pipeline.evaluate import K, random_split, relevant_items, time_split
 from pipeline.metrics import ndcg_at_k, summarise
-from pipeline.quality.api import history_body, serving
 from pipeline.quality.baselines import binary_matrix, popularity_rank
 from pipeline.quality.protocols import PROTOCOLS, ColdItemSplit
 from reccore.model import Model
@@ -125,6 +124,10 @@ def _bootstrap_ratio(folded: np.ndarray, trained: np.ndarray, seed: int, rounds:
 def evaluate_cold_users(splits: dict[str, ColdUsers], config: SvdConfig, seed: int = 42, k: int = K) -> ColdUserResult:
     """Ask the service, as a client would, for each held-out user: by ``recent_items`` of a model without them,
     and by ``user_id`` of a model trained with them."""
+    # Imported here: the service's app is not installed, and `python -m pipeline run` (whose parser imports this
+    # package) must not need it.
+    from pipeline.quality.api import history_body, serving
+
     result = ColdUserResult({}, {}, {}, {}, {}, {})
     for protocol, split in splits.items():
         users = split.users.tolist()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -37,7 +43,7 @@ def test_cold_user_splits_hold_the_same_users_out_of_training_on_both_protocols(
 
 def test_a_history_body_parses_to_the_strengths_training_used(synthetic: InteractionLog) -> None:
     rows = np.flatnonzero(synthetic.users == synthetic.users[0])
-    request = RecommendRequest.model_validate_json(__import__("json").dumps(history_body(synthetic, rows, 10)))
+    request = RecommendRequest.model_validate_json(json.dumps(history_body(synthetic, rows, 10)))
     ids, strengths, timestamps = request.history()
     assert ids == [str(synthetic.item_ids[i]) for i in synthetic.items[rows]]
     np.testing.assert_allclose(strengths, synthetic.weights[rows])
@@ -63,3 +69,10 @@ def test_held_out_users_never_get_their_own_history_back(synthetic: InteractionL
             kept = service.recommend({**body, "exclude_seen": False})
             returned_with_seen += len(own & {item["item_id"] for item in kept["items"]})
     assert returned_with_seen > 0, "premise: without exclusion the model does recommend users their own history"
+
+
+def test_the_pipeline_cli_does_not_need_the_service_app() -> None:
+    root = Path(__file__).resolve().parents[2]
+    code = "import sys, pipeline.cli, pipeline.quality.experiment; assert 'app' not in sys.modules"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "layers" / "reccore"), str(root)])}
+    subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True)
