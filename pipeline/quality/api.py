@@ -22,9 +22,11 @@ from app.deps import get_model
 from app.logging import logger
 from app.main import create_app
 from app.schemas import MAX_HISTORY
+from app.state import get_user_store
 from pipeline.data import InteractionLog
 from reccore.events import EVENT_TYPES, event_strength
 from reccore.model import Model
+from reccore.userstate import EmbeddedStore
 
 
 class Service:
@@ -49,7 +51,7 @@ class Service:
 
 @contextmanager
 def serving(model: Model) -> Iterator[Service]:
-    """The service's app answering with ``model``; its per-request log lines are silenced meanwhile."""
+    """The service's app answering with ``model`` and an empty user-state store; its request logs are silenced."""
     app = create_app()
 
     async def fixed_model(request: Request) -> Model:
@@ -58,6 +60,7 @@ def serving(model: Model) -> Iterator[Service]:
         return model
 
     app.dependency_overrides[get_model] = fixed_model
+    app.dependency_overrides[get_user_store] = EmbeddedStore  # nothing beyond the model: no table, no events
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:

@@ -84,5 +84,17 @@ def test_only_the_newest_are_folded_in_but_every_interaction_is_excluded(tiny: M
     assert ids(capped) == [5, 4]  # "b" items ranked by the newest alone; items 0, 1 and 3 all excluded
     whole = recommend(tiny, 2, interactions=history)
     assert whole.truncated == 0 and ids(whole) == [2, 5]  # "a" dominates when everything is folded in
-    known = recommend(tiny, 2, user=0, interactions=history, max_fold_in=1)
-    assert known.strategy == "personalized" and known.truncated == 0 and not {0, 1, 3} & set(ids(known))
+    known = recommend(tiny, 2, user=0, interactions=history, max_fold_in=1)  # stored [1, 0] plus the newest, item 3
+    assert known.strategy == "personalized" and known.truncated == 2
+    assert ids(known) == [5, 4]  # item 2 seen in training, 0, 1 and 3 given: all excluded
+
+
+def test_a_known_users_new_interactions_move_their_vector(tiny: Model) -> None:
+    before = recommend(tiny, 1, user=3)  # likes "a"
+    after = recommend(tiny, 1, user=3, interactions=Interactions.of([4, 4, 4], [5.0, 5.0, 5.0]))
+    assert before.strategy == after.strategy == "personalized"
+    assert ids(before) == [2] and ids(after) == [5]  # the new "b" purchases outweigh the stored "a" taste
+
+
+def test_store_seen_items_are_excluded_too(tiny: Model) -> None:
+    assert ids(recommend(tiny, 2, user=0, seen=np.array([1]))) == [0, 3]

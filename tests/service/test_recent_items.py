@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -130,12 +131,18 @@ def test_without_timestamps_the_last_entries_are_the_newest(client: Any) -> None
     assert _ids(body) == _expected_top(model, items[10:], [1.0] * MAX_FOLD_IN, 30, excluded=items)
 
 
-def test_a_known_user_excludes_the_whole_long_history_and_folds_in_nothing(client: Any) -> None:
+def test_a_known_user_gets_the_newest_folded_onto_their_vector_and_the_whole_history_excluded(client: Any) -> None:
     model = _model(client)
     items, _stamps = _long_history(model, MAX_FOLD_IN + 10, seed=2)
-    body = _post(client, {"user_id": model.user_ids[0], "recent_items": [model.item_ids[i] for i in items], "k": 50})
-    assert body["strategy"] == "personalized" and body["truncated_items"] == 0
+    user = model.user_ids[0]
+    body = _post(client, {"user_id": user, "recent_items": [model.item_ids[i] for i in items], "k": 50})
+    assert body["strategy"] == "personalized" and body["truncated_items"] == 10
     assert not set(_ids(body)) & {model.item_ids[i] for i in items}
+    vector = model.user_factors[model.user_index[user]] + fold_in(model, np.array(items[10:]))
+    scores = model.item_factors @ vector
+    np.testing.assert_allclose(
+        [item["score"] for item in body["items"]], scores[[model.item_index[i] for i in _ids(body)]], rtol=1e-4
+    )
 
 
 def test_the_longest_history_of_objects_fits_the_default_body_limit(client: Any) -> None:
@@ -188,3 +195,34 @@ def test_timestamps_on_some_entries_only_is_422(client: Any) -> None:
     assert response.status_code == 422
     assert response.json()["details"][0]["loc"] == ["body", "recent_items"]
     assert "timestamp" in response.json()["message"]
+
+
+def test_stored_events_and_recent_items_are_one_history_ordered_by_timestamp(client: Any) -> None:
+    model = _model(client)
+    items, _stamps = _long_history(model, MAX_FOLD_IN + 3, seed=3)
+    stored, sent = items[:3], items[3:]
+    user = "anonymous-with-events"
+    assert user not in model.user_index
+    now = int(time.time())
+    events = [{"user_id": user, "item_id": model.item_ids[i], "event": "purchase", "timestamp": now} for i in stored]
+    assert client.post("/events", json={"events": events}).status_code == 200
+
+    def ask(start: int) -> dict[str, Any]:
+        recent = [{"item_id": model.item_ids[i], "timestamp": start + n} for n, i in enumerate(sent)]
+        return _post(client, {"user_id": user, "recent_items": recent, "k": 30})
+
+    older = ask(now - 100_000)  # the stored purchases are the newest: the 3 oldest sent items drop out
+    newer = ask(now + 10)  # the sent items are the newest: the stored purchases drop out
+    for body in (older, newer):
+        assert body["strategy"] == "fold_in" and body["truncated_items"] == 3
+        assert not set(_ids(body)) & {model.item_ids[i] for i in items}
+    folded = fold_in(model, np.array([*stored, *sent[3:]]), np.array([EVENT_WEIGHTS["purchase"]] * 3 + [1.0] * 997))
+    assert _ids(older) == _expected_top(
+        model, [*stored, *sent[3:]], [EVENT_WEIGHTS["purchase"]] * 3 + [1.0] * 997, 30, excluded=items
+    )
+    np.testing.assert_allclose(
+        [item["score"] for item in older["items"]],
+        (model.item_factors @ folded)[[model.item_index[i] for i in _ids(older)]],
+        rtol=1e-4,
+    )
+    assert _ids(newer) == _expected_top(model, sent, [1.0] * MAX_FOLD_IN, 30, excluded=items)

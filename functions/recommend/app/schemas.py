@@ -23,6 +23,8 @@ MAX_PAGE = 100
 MAX_MAP_SAMPLE = 20_000
 MAX_OFFSET = 10_000_000  # bound on paging offsets
 MAX_TEXT = 200  # bound on query strings (q, category)
+MAX_EVENTS = 500  # events per POST /events batch (Firehose's PutRecordBatch limit)
+MAX_ID = 256  # user and item id length
 
 ItemId = str
 
@@ -58,7 +60,12 @@ class RecentItem(_Strict):
     item_id: ItemId
     event: EventType | None = Field(None, description="view (1), click (2), purchase (5) or rating; default view.")
     value: float | None = Field(
-        None, gt=0, allow_inf_nan=False, strict=True, description="A rating or explicit weight; wins over the event."
+        None,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        strict=True,
+        description="A rating or explicit weight; wins over the event.",
     )
     timestamp: float | None = Field(
         None, ge=0, le=MAX_TIMESTAMP, allow_inf_nan=False, strict=True, description="Unix seconds."
@@ -133,7 +140,44 @@ class RecommendResponse(BaseModel):
     ignored_items: list[ItemId] = Field(default_factory=list, description="recent_items ids not in the catalogue.")
     truncated_items: int = Field(
         0,
-        description=f"recent_items older than the newest {MAX_FOLD_IN:,} known ones: not folded in, still excluded.",
+        description=(
+            f"Interactions (recent_items, and the user's stored events) older than the newest {MAX_FOLD_IN:,}: "
+            "not folded in, still excluded."
+        ),
+    )
+    realtime_events: int = Field(
+        0, description="Events posted since the model was trained that shaped this answer (real-time)."
+    )
+    degraded: bool = Field(
+        False, description="The user-state store was unreachable: answered from what the model artifact knows."
+    )
+
+
+class EventIn(_Strict):
+    user_id: str = Field(min_length=1, max_length=MAX_ID)
+    item_id: ItemId = Field(min_length=1, max_length=MAX_ID)
+    event: EventType
+    value: float | None = Field(
+        None, gt=0, le=1e6, allow_inf_nan=False, description="A rating or explicit weight; default: the event's."
+    )
+    timestamp: int | None = Field(
+        None, ge=0, le=2**40, description="Unix seconds; default: when received. At most a few minutes ahead."
+    )
+    event_id: str | None = Field(
+        None, min_length=1, max_length=128, description="Makes a retried batch count once in the user-state store."
+    )
+
+
+class EventsRequest(_Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsResponse(BaseModel):
+    model_version: str
+    accepted: int = Field(description="Events stored and logged for training.")
+    duplicates: int = Field(description="Events whose event_id had been stored already (not counted twice).")
+    unknown_items: list[ItemId] = Field(
+        default_factory=list, description="Accepted item ids the current model does not know (a newer catalogue)."
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 from app.deps import ModelDep
 from app.responses import json_response
 from app.schemas import ErrorResponse, RecommendRequest, RecommendResponse
+from app.state import StateInput, UserStoreDep, read_state, state_input, with_request
 from reccore.model import Model
 from reccore.recommend import Interactions
 from reccore.recommend import recommend as core_recommend
@@ -59,18 +60,17 @@ def _lookup(model: Model, ids: list[str]) -> tuple[list[int], list[str], list[in
     return known, list(unknown), kept
 
 
-def _interactions(model: Model, body: RecommendRequest) -> tuple[Interactions, list[str]]:
-    """The known ``recent_items`` as core interactions (with strengths and any timestamps), and the unknown ids."""
+def _interactions(model: Model, body: RecommendRequest, stored: StateInput) -> tuple[Interactions, list[str]]:
+    """The stored and the known ``recent_items`` interactions for the core, and the unknown ids."""
     ids, strengths, timestamps = body.history()
     known, ignored, kept = _lookup(model, ids)
     times = None if timestamps is None else [timestamps[n] for n in kept]
-    return Interactions.of(known, [strengths[n] for n in kept], times), ignored
+    return with_request(stored, known, [strengths[n] for n in kept], times), ignored
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
-async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
-    """Top-k items for a known user, an anonymous session (recent_items) or nobody (popular)."""
-    interactions, ignored = _interactions(model, body)
+async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep) -> Response:
+    """Top-k items for a user (their stored state and events included), an anonymous session, or nobody."""
     excluded, _unknown = _positions(model, body.exclude_items)  # unknown ids cannot be recommended anyway
     filters = Filters(
         exclude_items=frozenset(excluded),
@@ -78,13 +78,18 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
         include_categories=frozenset(body.include_categories) if body.include_categories else None,
         exclude_categories=frozenset(body.exclude_categories or ()),
     )
+    user = model.user_index.get(body.user_id) if body.user_id is not None else None
+    state, degraded = await read_state(store, body.user_id) if body.user_id is not None else (None, False)
+    stored = state_input(model, state, known=user is not None)
+    interactions, ignored = _interactions(model, body, stored)
     ranking = core_recommend(
         model,
         body.k,
-        user=model.user_index.get(body.user_id) if body.user_id is not None else None,
+        user=user,
         interactions=interactions,
         filters=filters,
         exclude_seen=body.exclude_seen,
+        seen=stored.seen,
     )
     # Built as RecommendResponse's JSON directly: validating our own output costs more than the scoring
     # (the p50 budget is 0.5 ms); the tests validate responses against the schema instead.
@@ -96,5 +101,7 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
             "items": scored_items(model, ranking),
             "ignored_items": ignored,
             "truncated_items": ranking.truncated,
+            "realtime_events": stored.realtime_events,
+            "degraded": degraded,
         }
     )
