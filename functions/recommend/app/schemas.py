@@ -94,9 +94,9 @@ class RecommendRequest(_Strict):
         None,
         max_length=MAX_HISTORY,
         description=(
-            f"The session's or user's interactions, oldest first (or each with a timestamp), as ids or objects. "
-            f"All are excluded from the answer; the newest {MAX_FOLD_IN:,} are folded in for a user the model "
-            "does not know."
+            "The session's or user's interactions, oldest first (or each with a timestamp), as ids or objects. "
+            f"All are excluded from the answer; with the user's stored events, the newest {MAX_FOLD_IN:,} are "
+            "folded in."
         ),
     )
     include_categories: list[str] | None = Field(None, max_length=MAX_IDS)
