@@ -98,6 +98,7 @@ class ColdUserResult:
     users: dict[str, int]
     fold_in: dict[str, dict[str, float]]
     in_model: dict[str, dict[str, float]]
+    bare_ids: dict[str, dict[str, float]]  # fold-in of the same histories as bare ids: every interaction a view
     interval: dict[str, tuple[float, float]]  # paired-bootstrap 95% interval of the NDCG@10 ratio
     truncated: dict[str, int]  # fold-in answers with truncated_items > 0
     own_history_returned: dict[str, int]  # items of a user's own history in their fold-in answer (must be 0)
@@ -128,18 +129,21 @@ def evaluate_cold_users(splits: dict[str, ColdUsers], config: SvdConfig, seed: i
     # package) must not need it.
     from pipeline.quality.api import history_body, serving
 
-    result = ColdUserResult({}, {}, {}, {}, {}, {})
+    result = ColdUserResult({}, {}, {}, {}, {}, {}, {})
     for protocol, split in splits.items():
         users = split.users.tolist()
         order = order_by_user(split.history.users, split.history.timestamps)  # per user, oldest first
         starts = np.searchsorted(split.history.users[order], users, side="left")
         ends = np.searchsorted(split.history.users[order], users, side="right")
         folded: dict[int, list[int]] = {}
+        bare: dict[int, list[int]] = {}
         with serving(served_model(split.train, config, seed)) as service:
             for n, user in enumerate(users):
                 rows = order[starts[n] : ends[n]]
-                answer = service.recommend(history_body(split.history, rows, k))
+                body = history_body(split.history, rows, k)
+                answer = service.recommend(body)
                 folded[user] = [service.model.item_index[item["item_id"]] for item in answer["items"]]
+                bare[user] = service.ranked({**body, "recent_items": [e["item_id"] for e in body["recent_items"]]})
                 result.truncated[protocol] = result.truncated.get(protocol, 0) + (answer["truncated_items"] > 0)
                 own = set(split.history.items[rows].tolist())
                 result.own_history_returned[protocol] = result.own_history_returned.get(protocol, 0) + len(
@@ -153,6 +157,7 @@ def evaluate_cold_users(splits: dict[str, ColdUsers], config: SvdConfig, seed: i
         result.users[protocol] = len(users)
         result.fold_in[protocol] = summarise(folded, split.relevant, k, n_items, ranks)
         result.in_model[protocol] = summarise(trained, split.relevant, k, n_items, ranks)
+        result.bare_ids[protocol] = summarise(bare, split.relevant, k, n_items, ranks)
         folded_ndcg, trained_ndcg = (
             np.array([ndcg_at_k(rankings[u], split.relevant[u], k) for u in users]) for rankings in (folded, trained)
         )
