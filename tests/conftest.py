@@ -146,6 +146,7 @@ def configure_service(
 ) -> Iterator[Callable[..., None]]:
     """Point the service at a model location (env + settings cache + registry reset)."""
     from app.registry import registry
+    from app.state import reset_state
 
     cache_dir = str(tmp_path_factory.mktemp("reccore-cache"))
 
@@ -157,10 +158,12 @@ def configure_service(
             monkeypatch.setenv(name, value)
         get_service_settings.cache_clear()
         registry.reset()
+        reset_state()
 
     yield configure
     get_service_settings.cache_clear()
     registry.reset()
+    reset_state()
 
 
 @pytest.fixture()

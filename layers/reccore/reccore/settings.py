@@ -79,6 +79,9 @@ class PipelineSettings(_Base):
     user_arrays: bool | None = Field(
         None, description="Publish per-user arrays (vectors, histories); default: only when no user table is set."
     )
+    progress: bool = Field(
+        True, description="Progress bars on a terminal; never drawn when stdout or stderr is not a terminal."
+    )
 
 
 class FrontendSettings(_Base):
@@ -86,6 +89,16 @@ class FrontendSettings(_Base):
 
     api_url: str = Field(DEFAULT_API_URL, description="Base URL of the recommend API.")
     api_timeout: float = Field(5.0, gt=0, description="Seconds before an API call is abandoned.")
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field, e.g. ``model_uri`` -> ``REC_MODEL_URI``.
+
+    For code that sets the environment of a process it starts (``scripts/serve.py``).
+    """
+    if not any(field in cls.model_fields for cls in (ServiceSettings, PipelineSettings, FrontendSettings)):
+        raise ValueError(f"field: no setting is named {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
 
 
 @lru_cache(maxsize=1)
