@@ -8,7 +8,10 @@ processes run the Lambda handler from import to the first ``/recommend`` answer 
 and the process's resident memory (VmRSS after the answer, VmHWM the peak). Python's bytecode cache is on
 (warmed by a first, unreported run), as in an image whose packages were compiled at build time.
 
-    nice -n 10 .venv/bin/python scripts/bench_users.py [--users 10000,1000000] [--runs 3]
+    nice -n 10 .venv/bin/python scripts/bench_users.py [--users 10000,1000000] [--runs 3] [--record]
+
+With ``--record`` the figures go to ``docs/bench.json`` (section ``users``), from which
+``scripts/bench_report.py --write`` renders the README's table (``make bench-users`` does both).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_record import LoadWatch, bytecode_cache, environment, record
+
+from pipeline.data import InteractionLog
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench-users"
@@ -48,9 +54,8 @@ print(json.dumps({"import": imported - start, "total": done - start, "rss": mb["
 """
 
 
-def synthetic_users(n_users: int, seed: int):  # type: ignore[no-untyped-def]  # InteractionLog (imported late)
+def synthetic_users(n_users: int, seed: int) -> InteractionLog:
     """A log of ``n_users`` users over the default synthetic catalogue, items drawn by their popularity."""
-    from pipeline.data import InteractionLog
     from pipeline.sources.synthetic import generate
 
     shop = generate(100_000, seed)
@@ -76,8 +81,8 @@ def synthetic_users(n_users: int, seed: int):  # type: ignore[no-untyped-def]  #
     )
 
 
-def publish_both(n_users: int, seed: int) -> dict[str, tuple[str, int]]:
-    """Train once, publish with and without user arrays; returns mode -> (uri, artifact bytes)."""
+def publish_both(n_users: int, seed: int) -> tuple[int, dict[str, tuple[str, int]]]:
+    """Train once, publish with and without user arrays; returns the interactions and mode -> (uri, bytes)."""
     from pipeline.package import package
     from pipeline.train import train
     from reccore.artifacts import publish
@@ -94,11 +99,11 @@ def publish_both(n_users: int, seed: int) -> dict[str, tuple[str, int]]:
         publish(open_store(uri), manifest, files)
         published[mode] = (uri, sum(len(data) for data in files.values()))
         del files
-    return published
+    return log.n_interactions, published
 
 
 def cold_starts(env: dict[str, str], uri: str, user: str, runs: int) -> dict[str, float | str]:
-    results = []
+    results: list[dict[str, float | str]] = []
     with tempfile.TemporaryDirectory() as pycache:
         run_env = {**os.environ, **env, "REC_MODEL_URI": uri, "PYTHONPYCACHEPREFIX": pycache}
         run_env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -108,12 +113,19 @@ def cold_starts(env: dict[str, str], uri: str, user: str, runs: int) -> dict[str
                                      capture_output=True, env={**run_env, "REC_CACHE_DIR": cache})  # fmt: skip
             if attempt:  # the first run fills the bytecode cache
                 results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    def median(key: str) -> float:
+        return round(statistics.median(float(r[key]) for r in results), 3)
+
     return {
-        "total": statistics.median(r["total"] for r in results),
-        "import": statistics.median(r["import"] for r in results),
-        "rss": statistics.median(r["rss"] for r in results),
-        "hwm": statistics.median(r["hwm"] for r in results),
-        "strategy": results[0]["strategy"],
+        "total_s": median("total"),
+        "import_s": median("import"),
+        "min_s": round(min(float(r["total"]) for r in results), 3),
+        "max_s": round(max(float(r["total"]) for r in results), 3),
+        "rss_mb": round(median("rss")),
+        "peak_rss_mb": round(median("hwm")),
+        "runs": len(results),
+        "strategy": str(results[0]["strategy"]),
     }
 
 
@@ -125,10 +137,12 @@ def main() -> None:
     parser.add_argument("--users", default="10000,1000000", help="comma-separated user counts")
     parser.add_argument("--runs", type=int, default=3, help="cold starts per version (after one warm-up)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--record", action="store_true", help="write the figures to docs/bench.json (section users)")
     args = parser.parse_args()
     counts = [int(part) for part in args.users.split(",")]
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    load = LoadWatch()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -140,26 +154,29 @@ def main() -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
         "REC_LOG_LEVEL": "WARNING",
     }
-    rows = []
+    rows: list[dict[str, object]] = []
     try:
         os.environ.update(env)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         for n_users in counts:
-            for mode, (uri, size) in publish_both(n_users, args.seed).items():
+            interactions, published = publish_both(n_users, args.seed)
+            for mode, (uri, size) in published.items():
                 result = cold_starts(env, uri, "u0000001", args.runs)
-                rows.append((n_users, mode, size, result))
+                rows.append({"users": n_users, "interactions": interactions, "user_arrays": mode == "with user arrays",
+                             "artifact_mb": round(size / 1e6, 1), **result})  # fmt: skip
                 print(
                     f"  {n_users:>9,} users  {mode:<17} artifact {size / 1e6:7.1f} MB  cold start "
-                    f"{result['total']:.2f} s (import {result['import']:.2f} s)  RSS {result['rss']:6.0f} MB "
-                    f"(peak {result['hwm']:6.0f} MB)  [{result['strategy']}]",
+                    f"{result['total_s']:.2f} s (import {result['import_s']:.2f} s)  RSS {result['rss_mb']} MB "
+                    f"(peak {result['peak_rss_mb']} MB)  [{result['strategy']}]",
                     flush=True,
                 )
     finally:
         server.stop()
-    print("\n| users | artifact | size | cold start (import → first /recommend) | RSS after / peak |")
-    print("|---:|---|---:|---:|---:|")
-    for n_users, mode, size, r in rows:
-        print(f"| {n_users:,} | {mode} | {size / 1e6:.1f} MB | {r['total']:.2f} s | {r['rss']:.0f} / {r['hwm']:.0f} MB |")
+    cache = {**bytecode_cache({**os.environ, "PYTHONDONTWRITEBYTECODE": ""}), "PYTHONPYCACHEPREFIX": "per run"}
+    if args.record:
+        record("users", {"cold_start_bytecode_cache": cache, "rows": rows}, load)
+    else:
+        print(json.dumps({"environment": environment(), "load": load.result(), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

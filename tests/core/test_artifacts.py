@@ -264,13 +264,13 @@ def test_old_manifests_without_the_flag_still_need_every_file(
     manifest, files = packaged
     legacy = fresh(manifest).model_copy(update={"data": {k: v for k, v in manifest.data.items() if k != "user_arrays"}})
     assert legacy.user_arrays is True
-    with pytest.raises(ValueError, match="users.json"):
+    with pytest.raises(ValueError, match=r"users\.json"):
         publish(store, legacy, {k: v for k, v in files.items() if k != Files.USERS})
 
 
 def test_partial_per_user_files_are_rejected(packaged: tuple[Manifest, dict[str, bytes]]) -> None:
     files = {k: v for k, v in packaged[1].items() if k != Files.HISTORY_TIMES}
-    with pytest.raises(ModelLoadError, match="history_times.npy"):
+    with pytest.raises(ModelLoadError, match=r"history_times\.npy"):
         decode(files)
 
 

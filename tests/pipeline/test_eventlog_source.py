@@ -56,7 +56,8 @@ def test_a_replayed_batch_counts_once_by_event_id(tmp_path: Path) -> None:
 
 def test_log_added_to_a_base_table_keeps_its_catalogue_and_adds_new_ids(tmp_path: Path) -> None:
     base = tmp_path / "base.csv"
-    pd.DataFrame({"user_id": ["carol", "alice"], "item_id": ["i1", "i9"], "timestamp": [1, 2]}).to_csv(base, index=False)
+    frame = pd.DataFrame({"user_id": ["carol", "alice"], "item_id": ["i1", "i9"], "timestamp": [1, 2]})
+    frame.to_csv(base, index=False)
     uri = write_log(tmp_path, BATCH)
     log = load_source(str(base), events=uri)
     assert log.n_interactions == 6 and list(log.user_ids) == ["carol", "alice", "bob"]
