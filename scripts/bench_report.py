@@ -110,9 +110,9 @@ def _users_rows(users: dict[str, Any]) -> list[str]:
     """Cold start and API memory against the number of users (scripts/bench_users.py)."""
     rows = [
         "",
-        "Cold start and API memory against the number of users (`scripts/bench_users.py`: synthetic users over the "
-        "default 10,000 items, one model published with and without per-user arrays; fresh process, import → first "
-        "`/recommend` answer, bytecode cache on; RSS after the answer and its peak):",
+        "Cold start and API memory against the number of users (`make bench-users`, `scripts/bench_users.py`: "
+        "synthetic users over the default 10,000 items, one model published with and without per-user arrays; "
+        "fresh process, import → first `/recommend` answer, bytecode cache on; RSS after the answer and its peak):",
         "",
         "| users (interactions) | per-user arrays | artifact | cold start, median (min–max) | RSS / peak |",
         "|---|---|---:|---:|---:|",
@@ -120,7 +120,7 @@ def _users_rows(users: dict[str, Any]) -> list[str]:
     for row in users["rows"]:
         arrays = "in the artifact" if row["user_arrays"] else "none (item-side only)"
         rows.append(
-            f"| {row['users']:,} ({_size(row['interactions'])}) | {arrays} | {row['artifact_mb']:.1f} MB | "
+            f"| {row['users']:,} ({row['interactions']:,}) | {arrays} | {row['artifact_mb']:.1f} MB | "
             f"**{row['total_s']:.2f} s** ({row['min_s']:.2f}–{row['max_s']:.2f}; import {row['import_s']:.2f} s) | "
             f"{row['rss_mb']} / {row['peak_rss_mb']} MB |"
         )

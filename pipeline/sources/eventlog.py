@@ -9,6 +9,7 @@ client may retry a batch); records without one always count. Every problem raise
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,11 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _finite(value: Any) -> bool:
+    # json.loads accepts NaN and Infinity; neither is a weight or a time.
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def read_event_log(uri: str, s3_client: Any = None) -> EventRecords:
     """Every record under ``uri`` (objects in key order, which is time order), duplicates by event id dropped.
 
@@ -123,10 +129,10 @@ def _add(records: EventRecords, row: dict[str, Any], where: str, problems: _Prob
         if parsed is None:
             problems.add(name, "is missing or empty", where, row.get(name))
             return
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0):
+    if value is not None and not (_finite(value) and value > 0):
         problems.add("value", "must be a number > 0 or null", where, value)
         return
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float) or timestamp != timestamp:
+    if not _finite(timestamp):
         problems.add("timestamp", "is not unix seconds", where, timestamp)
         return
     if event_id is not None and not isinstance(event_id, str):

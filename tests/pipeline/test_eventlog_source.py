@@ -84,6 +84,7 @@ def test_events_for_items_outside_the_items_table_stop_the_run(tmp_path: Path) -
         ('{"user_id": "", "item_id": "i1", "event": "view", "timestamp": 1}', "field 'user_id' is missing or empty"),
         ('{"user_id": "u", "item_id": "i1", "event": "view", "timestamp": "soon"}', "field 'timestamp' is not unix"),
         ('{"user_id": "u", "item_id": "i1", "event": "view", "value": -1, "timestamp": 1}', "field 'value' must be"),
+        ('{"user_id": "u", "item_id": "i1", "event": "view", "timestamp": Infinity}', "field 'timestamp' is not unix"),
         ('{"user_id": "u", "item_id": "i1", "event": "view", "timestamp": 1', "is not JSON"),
         ("[1, 2]", "is not a JSON object"),
     ],
