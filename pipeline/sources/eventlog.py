@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlparse
 
 import numpy as np
@@ -80,7 +80,7 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[int | float]:
     # json.loads accepts NaN and Infinity; neither is a weight or a time.
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
