@@ -58,6 +58,9 @@ class PipelineSettings(_Base):
         "synthetic", description="synthetic | movielens-100k | path or s3:// URI of an interactions table."
     )
     items: str | None = Field(None, description="Optional item metadata table (CSV/Parquet, local or s3://).")
+    events: str | None = Field(
+        None, description="Event log added to the source: s3://bucket/prefix/events/ or a directory."
+    )
     output: str = Field(DEFAULT_MODEL_URI, description="Where to publish: s3://bucket/prefix or a directory.")
     interactions: int = Field(100_000, ge=1_000, description="Synthetic source: number of interactions.")
     seed: int = Field(42, description="Seed of the synthetic data, the SVD and the evaluation sampling.")
