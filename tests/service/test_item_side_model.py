@@ -66,15 +66,16 @@ def test_a_training_users_history_in_the_store_reproduces_their_trained_answer(
     states = []
     for user_id in users:
         span = full.user_history(full.user_index[user_id])
-        events = [
-            Event(full.item_ids[i], names[e], t)  # synthetic strengths are the event weights: nothing else to carry
-            for i, e, t in zip(
-                full.history_items[span].tolist(), full.history_events[span].tolist(), full.history_times[span].tolist()
-            )
-        ][::-1]
-        states.append(
-            UserState(user_id, base=events, base_through=full.trained_through, seen=[e.item_id for e in events])
+        rows = zip(
+            full.history_items[span].tolist(),
+            full.history_events[span].tolist(),
+            full.history_times[span].tolist(),
+            strict=True,
         )
+        # Synthetic strengths are the event weights, so the event names carry them. Oldest first, as the store keeps.
+        events = [Event(full.item_ids[i], names[e], t) for i, e, t in rows][::-1]
+        seen = [e.item_id for e in events]
+        states.append(UserState(user_id, base=events, base_through=full.trained_through, seen=seen))
     DynamoStore(table).put_base(states, manifest.version)
 
     configure_service(published_model.uri)
