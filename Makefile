@@ -14,7 +14,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo serve test test-fast lint typecheck bench eval reliability sam-validate checkov sam-local standin-image deploy clean
+.PHONY: help install demo serve test test-fast lint typecheck bench bench-users eval reliability sam-validate checkov sam-local standin-image deploy clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
@@ -22,6 +22,7 @@ help:
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
 	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
+	@echo "make bench-users cold start and API memory at 10k and 1M users, with and without per-user arrays"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
 	@echo "make reliability schemathesis, hot swap under load, store faults -> docs/reliability.md (~5 min)"
 	@echo "make checkov     checkov's security scan of template.yaml (accepted findings are skipped inline, with reasons)"
@@ -76,10 +77,16 @@ bench: $(STAMP)
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_service.py
 	$(PY) scripts/bench_realtime.py
+	$(PY) scripts/bench_history.py
 	$(PY) scripts/bench_report.py --write
 
-eval: $(STAMP)
-	$(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
+# Cold start and API memory at 10k and 1M users, with and without per-user arrays (~10 min, ~4 GB at 1M users).
+bench-users: $(STAMP)
+	nice -n 10 $(PY) scripts/bench_users.py --record
+	$(PY) scripts/bench_report.py --write
+
+eval: $(STAMP)  # the cold-start study calls the service's app, which is not an installed package
+	PYTHONPATH=functions/recommend $(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
 
 reliability: $(STAMP)
 	$(PY) scripts/reliability.py --report docs/reliability.md

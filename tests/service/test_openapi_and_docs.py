@@ -72,7 +72,9 @@ def test_a_rejected_cors_preflight_answers_in_the_error_shape(build_app: Callabl
 
 def test_a_body_over_the_limit_is_413_in_the_error_shape(client: Any) -> None:
     response = client.post(
-        "/recommend", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"}
+        "/recommend",
+        content=b"{" + b" " * get_service_settings().max_body_bytes + b"}",
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
