@@ -13,6 +13,7 @@ ISSUE_BODY = '{"recent_items":["\\udfff"]}'
 SURROGATE_BODIES = [
     ISSUE_BODY,
     '{"user_id":"\\udfff"}',
+    '{"recent_items":[{"item_id":"\\udfff","event":"view"}]}',
     '{"user_id":"u\\ud800x"}',
     '{"exclude_items":["i000001","\\udfff"]}',
     '{"include_categories":["\\udc00"]}',
@@ -78,7 +79,7 @@ def test_the_mangum_handler_rejects_the_issue_body(
     status, body, _ = invoke(event("POST", "/recommend", raw_body=ISSUE_BODY))
     assert status == 422
     _assert_error_shape(body, "validation_error")
-    assert body["details"][0]["loc"] == ["body", "recent_items", "0"]
+    assert body["details"][0]["loc"] == ["body", "recent_items", "0", "id"]  # a bare id (not an object) entry
 
 
 def test_the_mangum_handler_rejects_a_surrogate_in_the_path(
