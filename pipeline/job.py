@@ -17,7 +17,8 @@ from pipeline.data import InteractionLog
 from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_users, served_model, time_split
 from pipeline.package import package
 from pipeline.sources import load_source
-from pipeline.train import train
+from pipeline.train import ModelConfig, train_config
+from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
 from reccore.artifacts import MANIFEST_NAME, publish, version_key
 from reccore.errors import QualityGateError
 from reccore.settings import PipelineSettings
@@ -37,6 +38,8 @@ class RunResult:
     index: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # the model's hyperparameters
+    tuning: str | None = None  # one-line summary of the validation search, if one ran
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,18 +62,27 @@ class _Stages:
 def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
     """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure."""
     stage = _Stages(progress)
-    params = {"seed": settings.seed, "index": settings.index, "source": settings.source, "scaling": settings.scaling}
 
     with stage("load"):
         log = load_source(settings.source, settings.items, interactions=settings.interactions, seed=settings.seed)
-    metrics = _holdout_metrics(log, settings, params, stage, progress)
+    config, tuning = settings_config(settings), None
+    if tuning_enabled(settings, log):
+        with stage("tune on a validation split of the training data"):
+            tuning = tune_for_run(log, settings)
+        config = tuning.best
+        if progress:
+            print(tuning.summary, flush=True)
+    params = {"seed": settings.seed, "index": settings.index, "source": settings.source, **config.params()}
+    params["tuned"] = tuning is not None
+    metrics = _holdout_metrics(log, settings, config, stage, progress)
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
-        trained = train(log, settings.factors, settings.weighting, settings.seed, settings.scaling)
+        trained = train_config(log, config, settings.seed)
     with stage("index"):
         manifest, files = package(log, trained, settings.index, params, settings.seed)
         manifest.metrics = metrics
+        manifest.tuning = _tuning_record(tuning)
     recall = manifest.index.recall_at_10
     if recall is not None and recall < settings.min_recall:
         raise QualityGateError(
@@ -88,11 +100,17 @@ def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
         index=published.index.model_dump(),
         timings=stage.timings,
         sizes={name: len(data) for name, data in files.items()},
+        params=params,
+        tuning=tuning.summary if tuning is not None else None,
     )
 
 
+def _tuning_record(tuning: TuningResult | None) -> dict[str, Any] | None:
+    return tuning.to_manifest() if tuning is not None else None
+
+
 def _holdout_metrics(
-    log: InteractionLog, settings: PipelineSettings, params: dict[str, Any], stage: _Stages, progress: bool
+    log: InteractionLog, settings: PipelineSettings, config: ModelConfig, stage: _Stages, progress: bool
 ) -> dict[str, dict[str, float]]:
     """Train on all but each user's newest interactions and evaluate on those, through the served code path.
 
@@ -105,7 +123,10 @@ def _holdout_metrics(
         users = sample_users(test_users.tolist(), MAX_EVAL_USERS, settings.seed)
         relevant = relevant_items(train_log, log.subset(test_mask), users)
     with stage("train on the training split"):
-        model = served_model(train_log, settings.factors, settings.weighting, settings.scaling, settings.seed)
+        model = served_model(
+            train_log, config.factors, config.weighting, config.scaling, settings.seed, shrinkage=config.shrinkage,
+            pop_alpha=config.pop_alpha, min_rating=config.min_rating, centre=config.centre,
+        )  # fmt: skip
     with stage("evaluate"):
         return evaluate(model, relevant, settings.seed, progress=progress)
 

@@ -17,6 +17,12 @@ def test_health_reports_the_model(client: Any, published_model: Any) -> None:
     assert body["dims"] == published_model.manifest.index.dims
     assert body["faiss_simd"]
     assert body["cold_start"] is True  # this request loaded the environment's first model
+    params = published_model.manifest.params
+    assert body["model_params"]["factors"] == params["factors"] == body["dims"]
+    assert body["model_params"]["scaling"] == params["scaling"]
+    assert body["model_params"]["weighting"]["scheme"] == params["weighting"]["scheme"]
+    assert set(body["model_params"]) >= {"shrinkage", "pop_alpha", "min_rating", "centre"}
+    assert body["tuned"] is params["tuned"]
 
 
 def test_cold_start_only_on_the_loading_request(client: Any) -> None:

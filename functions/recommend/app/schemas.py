@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,10 @@ class Health(BaseModel):
     loaded_at: datetime
     cold_start: bool = Field(description="True if this execution environment loaded its first model for this request.")
     faiss_simd: str
+    model_params: dict[str, Any] = Field(
+        default_factory=dict, description="The model's hyperparameters (k, weighting, scaling, shrinkage, ...)."
+    )
+    tuned: bool = Field(False, description="True if the hyperparameters were chosen on a validation split.")
 
 
 class RecommendRequest(_Strict):
