@@ -103,7 +103,9 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
             from pipeline.quality.nested import ALL
             from pipeline.quality.nested_report import goal_line
 
-            lines.append(f"chosen on validation: {protocol.nested.chosen[ALL][0].label}; {goal_line(name, protocol.nested)}")
+            lines.append(
+                f"chosen on validation: {protocol.nested.chosen[ALL][0].label}; {goal_line(name, protocol.nested)}"
+            )
     lines.append(f"recommended: {result.recommended.label}")
     return "\n".join(lines)
 

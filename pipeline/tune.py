@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pipeline.data import InteractionLog
-from pipeline.evaluate import MAX_EVAL_USERS, K, relevant_items, sample_users, time_split
+from pipeline.evaluate import K, relevant_items, sample_users, time_split
 from pipeline.metrics import ndcg_at_k
 from pipeline.train import (
     ModelConfig,
@@ -36,6 +36,9 @@ from reccore.weighting import Scheme
 
 Splitter = Callable[[InteractionLog], np.ndarray]
 _SCORING_BATCH = 256  # users per dense score block: 256 × 100k items × 4 B = 100 MB at most
+# Validation users per setting. Scoring them is most of a trial's cost; 1,000 keeps the standard error
+# of a validation NDCG@10 near 0.005 on the synthetic data while halving the search's time.
+MAX_TUNE_USERS = 1000
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def offline_rankings(
 def validation_split(
     train_log: InteractionLog, splitter: Splitter = time_split
 ) -> tuple[InteractionLog, dict[int, set[int]]]:
-    """The data to fit on and, per validation user, the held-out items to find: ``splitter`` applied to ``train_log``."""
+    """The data to fit on and, per validation user, the held-out items to find (``splitter`` on ``train_log``)."""
     validation = splitter(train_log)
     fit_log = train_log.subset(~validation)
     return fit_log, relevant_items(fit_log, train_log.subset(validation))
@@ -182,7 +185,7 @@ def tune(
     """
     start = time.perf_counter()
     fit_log, relevant = validation_split(train_log, splitter)
-    users = sample_users(relevant, MAX_EVAL_USERS, seed)
+    users = sample_users(relevant, MAX_TUNE_USERS, seed)
     raw = interaction_matrix(fit_log)
     seen = raw.copy()
     warm = np.bincount(raw.indices, minlength=fit_log.n_items) > 0

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.data import InteractionLog
-from pipeline.evaluate import MAX_EVAL_USERS, K, random_split, rank_users, sample_users, served_model, time_split
+from pipeline.evaluate import K, random_split, rank_users, sample_users, served_model, time_split
 from pipeline.metrics import ndcg_at_k
 from pipeline.quality.baselines import EASE_L2, binary_matrix, ease, rank_with
 from pipeline.quality.protocols import Protocol, Split
 from pipeline.train import ModelConfig
-from pipeline.tune import SearchSpace, Splitter, TuningResult, rating_space, tune, validation_split
+from pipeline.tune import MAX_TUNE_USERS, SearchSpace, Splitter, TuningResult, rating_space, tune, validation_split
 
 Metrics = dict[str, float]
 Scorer = Callable[[dict[int, list[int]]], Metrics]
@@ -52,6 +52,7 @@ class NestedResult:
     chosen: dict[str, tuple[ModelConfig, float]]  # family -> (winner, its validation NDCG@10)
     test: dict[str, Metrics]  # family -> test metrics of its winner, through the served path
     default_validation: float  # the untuned default's validation NDCG@10
+    same_cost: tuple[ModelConfig, float]  # the best validation setting at the default's k (same serving cost)
     ease_validation: dict[float, float]  # λ -> validation NDCG@10
     ease_l2: float
     ease_test: Metrics
@@ -63,7 +64,7 @@ def ease_on_validation(
     """EASE's validation NDCG@10 for each λ (fitted on the training data minus the validation split)."""
     fit_log, relevant = validation_split(train_log, splitter)
     matrix = binary_matrix(fit_log)
-    users = sample_users(relevant, MAX_EVAL_USERS, seed)
+    users = sample_users(relevant, MAX_TUNE_USERS, seed)  # the users the tuner validates on
     scores = {}
     for l2 in l2s:
         rankings = rank_with(ease(matrix, l2), matrix, users, K)
@@ -102,6 +103,15 @@ def evaluate_nested(
     best_l2 = max(by_l2, key=lambda l2: by_l2[l2])
     matrix = binary_matrix(split.train)
     ease_test = score(rank_with(ease(matrix, best_l2), matrix, users, K))
+    same_k = [(c, s) for c, s in tuning.trials if c.factors == default.factors] or tuning.trials
     return NestedResult(
-        protocol, tuning, chosen, test, validation.get(default, float("nan")), by_l2, best_l2, ease_test
+        protocol=protocol,
+        tuning=tuning,
+        chosen=chosen,
+        test=test,
+        default_validation=validation.get(default, float("nan")),
+        same_cost=max(same_k, key=lambda trial: trial[1]),
+        ease_validation=by_l2,
+        ease_l2=best_l2,
+        ease_test=ease_test,
     )

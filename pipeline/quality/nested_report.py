@@ -50,7 +50,8 @@ def _protocol(name: str, nested: NestedResult, baselines: dict[str, dict[str, fl
         f"The search tried {len(tuning.trials)} of {tuning.planned} settings in {tuning.seconds:.0f} s on "
         f"{tuning.validation_users} validation users"
         + (" (stopped by its budget)" if tuning.stopped_by_budget else "")
-        + f"; the untuned default scored {nested.default_validation:.4f} on validation. EASE on validation: "
+        + f"; the untuned default scored {nested.default_validation:.4f} on validation, the best setting at "
+        f"its k (the same serving cost) {nested.same_cost[1]:.4f} ({nested.same_cost[0].label}). EASE on validation: "
         + ", ".join(f"λ={l2:g} {v:.4f}" for l2, v in nested.ease_validation.items())
         + ".",
         "",

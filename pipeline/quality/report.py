@@ -21,7 +21,15 @@ NDCG = f"ndcg@{K}"
 COLUMNS = (f"precision@{K}", f"recall@{K}", NDCG, f"map@{K}", "coverage", "popularity_rank")
 HEADERS = ("P@10", "R@10", "NDCG@10", "MAP@10", "coverage", "pop. rank")
 NDCG_SE = f"{NDCG}_se"
-SECTIONS = ("## Headline: every choice made on validation", "## Chosen on test (secondary)", "## Tuning grid", "## Cold-start users", "## Cold items", "## Method", "## Runtime")
+SECTIONS = (
+    "## Headline: every choice made on validation",
+    "## Chosen on test (secondary)",
+    "## Tuning grid",
+    "## Cold-start users",
+    "## Cold items",
+    "## Method",
+    "## Runtime",
+)
 
 
 def _row(cells: list[str]) -> str:

@@ -35,8 +35,8 @@ def test_run_publishes_and_prints_a_summary(tmp_path: Path, capsys: pytest.Captu
 def test_a_tuned_run_records_its_search_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: SearchSpace(factors=(8, 16), weightings=("log",), scalings=(0.0, 0.5),
-                                                                         shrinkages=(0.0,), pop_alphas=(0.0,)))  # fmt: skip
+    space = SearchSpace(factors=(8, 16), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0,), pop_alphas=(0.0,))
+    monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: space)
     args = ["run", "--output", str(tmp_path), "--interactions", "20000", "--seed", "3"]
     assert main([*args, "--tune", "--tune-budget", "600"]) == 0
     assert "tuned on validation" in capsys.readouterr().out

@@ -14,8 +14,8 @@ from pipeline.quality.coldstart import SvdConfig, evaluate_cold_items, evaluate_
 from pipeline.quality.experiment import run_evaluation
 from pipeline.quality.protocols import cold_item_split, cold_user_split, make_split
 from pipeline.quality.report import SECTIONS, write_report
-from pipeline.tune import SearchSpace
 from pipeline.sources.synthetic import generate
+from pipeline.tune import SearchSpace
 from reccore.scoring import fold_in, seen_items
 from tests.pipeline.conftest import block_log
 
@@ -114,7 +114,9 @@ def test_cold_start_studies_report_sane_figures(synthetic: InteractionLog) -> No
 
 
 def test_report_on_a_small_dataset_has_every_section(synthetic: InteractionLog, tmp_path: Path) -> None:
-    space = SearchSpace(factors=(4, 8), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0, 0.3), pop_alphas=(0.0, 0.5))
+    space = SearchSpace(
+        factors=(4, 8), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0, 0.3), pop_alphas=(0.0, 0.5)
+    )
     result = run_evaluation(synthetic, SvdConfig(8, "bm25"), factors=(4, 8), weightings=("log", "bm25"),
                             scalings=(0.0, 0.5), ease_l2=(50.0,), space=space)  # fmt: skip
     report, image = write_report(result, tmp_path / "docs" / "evaluation.md")

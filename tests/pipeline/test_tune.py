@@ -1,4 +1,4 @@
-"""The validation tuner: blind to the test split, deterministic, within its budget; the offline scorer is the service's."""
+"""The validation tuner: blind to the test split, deterministic, within budget; its scorer ranks as the service does."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pipeline.tune import SearchSpace, offline_rankings, rating_space, tune, tun
 from reccore.settings import PipelineSettings
 from tests.pipeline.conftest import block_log
 
-SMALL_SPACE = SearchSpace(factors=(8, 16), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0, 0.3), pop_alphas=(0.0, 0.5))
+SMALL_SPACE = SearchSpace(
+    factors=(8, 16), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0, 0.3), pop_alphas=(0.0, 0.5)
+)
 VARIANTS = [
     ModelConfig(8, "log", 0.5),
     ModelConfig(8, "log", 0.0, shrinkage=0.3),

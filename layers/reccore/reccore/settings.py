@@ -69,7 +69,7 @@ class PipelineSettings(_Base):
     tune: bool | None = Field(
         None, description="Tune the hyperparameters on a validation split (default: when the log is small enough)."
     )
-    tune_budget: float = Field(120.0, gt=0, description="Seconds the hyperparameter search may take.")
+    tune_budget: float = Field(60.0, gt=0, description="Seconds the hyperparameter search may take.")
     tune_max_interactions: int = Field(
         1_000_000, ge=0, description="Tuning is on by default for logs with at most this many interactions."
     )
