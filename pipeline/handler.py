@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.job import run
+from pipeline.reporting import stage_logger
 from reccore.settings import PipelineSettings
 
 
 def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:
     """Run the job (e.g. ``{"source": "synthetic", "interactions": 20000}``) and return its summary.
 
-    Failures raise, so Lambda records the invocation as failed with the error's type and message.
+    Failures raise, so Lambda records the invocation as failed with the error's type and message. Each stage
+    logs one JSON line when it ends (no progress bars: Lambda's output is not a terminal).
     """
     overrides = {key: value for key, value in (event or {}).items() if key in PipelineSettings.model_fields}
-    return run(PipelineSettings(**overrides)).to_dict()
+    on_stage = stage_logger(getattr(context, "aws_request_id", None))
+    return run(PipelineSettings(**overrides), on_stage=on_stage).to_dict()

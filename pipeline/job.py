@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.data import InteractionLog
 from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_users, served_model, time_split
 from pipeline.package import package
+from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
 from pipeline.train import ModelConfig, train_config
 from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
@@ -46,22 +47,29 @@ class RunResult:
 
 
 class _Stages:
-    def __init__(self, report: bool) -> None:
+    def __init__(self, on_stage: StageHook | None) -> None:
         self.timings: dict[str, float] = {}
-        self.report = report
+        self.on_stage = on_stage or (lambda event: None)
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        if self.report:
-            print(f"… {name}", flush=True)
+        self.on_stage(StageEvent(name, "started"))
         start = time.perf_counter()
-        yield
+        try:
+            yield
+        except BaseException:
+            self.on_stage(StageEvent(name, "failed", round(time.perf_counter() - start, 3)))
+            raise
         self.timings[name] = round(time.perf_counter() - start, 3)
+        self.on_stage(StageEvent(name, "finished", self.timings[name]))
 
 
-def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
-    """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure."""
-    stage = _Stages(progress)
+def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook | None = None) -> RunResult:
+    """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure.
+
+    ``progress`` draws progress bars; ``on_stage`` is called as each stage starts and ends.
+    """
+    stage = _Stages(on_stage)
 
     with stage("load"):
         log = load_source(settings.source, settings.items, interactions=settings.interactions, seed=settings.seed)
@@ -70,8 +78,6 @@ def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
         with stage("tune on a validation split of the training data"):
             tuning = tune_for_run(log, settings)
         config = tuning.best
-        if progress:
-            print(tuning.summary, flush=True)
     params = {"seed": settings.seed, "index": settings.index, "source": settings.source, **config.params()}
     params["tuned"] = tuning is not None
     metrics = _holdout_metrics(log, settings, config, stage, progress)

@@ -20,6 +20,7 @@ st.session_state[ui.REC_OPTIONS] = options  # the latent map highlights the same
 st.subheader("Recommendations")
 recs = ui.require("recommend", user_id=user_id, **options)
 ui.strategy_banner(recs["strategy"])
+ui.realtime_banner(recs)
 if not recs["items"]:
     st.warning("Nothing matches these filters.")
 else:
@@ -28,6 +29,7 @@ else:
         widgets.scored_table(recs["items"])
     with chart_column:
         widgets.score_chart(recs["items"])
+    widgets.act_as_user(user_id, recs["items"])
 
 history = ui.fetch("user_history", user_id=user_id, limit=20)
 if history is not None:

@@ -27,11 +27,11 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.data import InteractionLog
+from reccore.events import event_strengths
 
 END_TIMESTAMP = 1_719_705_600  # 2024-06-30T00:00:00Z: fixed, so a seed reproduces the log exactly
 SPAN_SECONDS = 180 * 86_400
 EVENT_TYPES = ["view", "click", "purchase"]
-EVENT_WEIGHTS = np.array([1.0, 2.0, 5.0], dtype=np.float32)
 EVENT_PROBS = np.array([0.75, 0.20, 0.05])
 COLD_ITEM_SHARE = 0.05
 COLD_USER_SHARE = 0.03
@@ -210,7 +210,7 @@ def generate(n_interactions: int = 100_000, seed: int = 42) -> InteractionLog:
         item_ids=np.strings.add("i", np.strings.zfill(np.arange(1, n_items + 1).astype(str), width_i)),
         users=users[order],
         items=items[order],
-        weights=EVENT_WEIGHTS[events[order]],
+        weights=event_strengths(events[order], EVENT_TYPES),
         timestamps=timestamps[order],
         events=events[order],
         event_types=list(EVENT_TYPES),

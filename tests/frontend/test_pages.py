@@ -224,3 +224,19 @@ def _first_cold_item(api: httpx.Client) -> dict[str, Any]:
         if offset + 100 >= page["total"]:
             break
     raise AssertionError("the synthetic catalogue should contain cold (content-based) items")
+
+
+def test_acting_as_a_user_changes_their_recommendations_at_once(api_url: str, api: httpx.Client) -> None:
+    users = api.get("/users", params={"limit": 100}).json()["users"]
+    user_id = sorted(users, key=lambda user: -user["n_interactions"])[1]["user_id"]  # not the other tests' user
+    at = pick_user(open_page("pages/1_Recommendations.py", api_url), user_id)
+    before = [row["item_id"] for row in ranked_table(at)]
+    assert "Real-time" not in texts(at.success)
+    at.selectbox(key="act_item").set_value(before[0]).run()
+    at.button(key="act_buy").click().run()
+    assert not at.exception and not at.error
+    assert "Real-time" in texts(at.success)
+    after = [row["item_id"] for row in ranked_table(at)]
+    assert before[0] not in after and after != before  # bought, so no longer recommended
+    history = next(frame.value for frame in at.dataframe if "event" in frame.value.columns)
+    assert history["event"].tolist()[0] == "purchase"
