@@ -30,6 +30,18 @@ def goal_line(name: str, nested: NestedResult) -> str:
     )
 
 
+def default_line(label: str, nested: dict[str, NestedResult]) -> str:
+    """Whether a setting at the untuned default's k (the same serving cost) beats it on validation everywhere."""
+    gains = {name: n.same_cost[1] - n.default_validation for name, n in nested.items()}
+    detail = ", ".join(f"{name} {gain:+.4f} ({n.same_cost[0].label})" for (name, gain), n in zip(gains.items(),
+                       nested.values(), strict=True))  # fmt: skip
+    if all(gain > 0 for gain in gains.values()):
+        verdict = "a setting at the same k beats it on validation on every protocol, so it should change"
+    else:
+        verdict = "no setting at the same k beats it on validation on every protocol, so it stays"
+    return f"Untuned default ({label}, used with `--no-tune`): {verdict}. Best gain at its k: {detail}."
+
+
 def _protocol(name: str, nested: NestedResult, baselines: dict[str, dict[str, float]]) -> list[str]:
     rows = [
         ["most popular", "—", "—", *_cells(baselines["most popular"])],
@@ -76,6 +88,7 @@ def render_nested(result: EvaluationResult) -> list[str]:
         "",
     ]
     lines += [f"- {goal_line(name, n)}." for name, n in nested.items()]
+    lines.append(f"- {default_line(result.default.label, nested)}")
     lines.append("")
     for name, n in nested.items():
         lines += _protocol(name, n, result.protocols[name].baselines)
