@@ -31,15 +31,23 @@ def goal_line(name: str, nested: NestedResult) -> str:
 
 
 def default_line(label: str, nested: dict[str, NestedResult]) -> str:
-    """Whether a setting at the untuned default's k (the same serving cost) beats it on validation everywhere."""
-    gains = {name: n.same_cost[1] - n.default_validation for name, n in nested.items()}
-    detail = ", ".join(f"{name} {gain:+.4f} ({n.same_cost[0].label})" for (name, gain), n in zip(gains.items(),
-                       nested.values(), strict=True))  # fmt: skip
-    if all(gain > 0 for gain in gains.values()):
-        verdict = "a setting at the same k beats it on validation on every protocol, so it should change"
+    """Whether one setting at the untuned default's k (the same serving cost) beats it on validation everywhere."""
+    scores = [dict(n.tuning.trials) for n in nested.values()]
+    defaults = [n.default_validation for n in nested.values()]
+    factors = next(iter(nested.values())).same_cost[0].factors
+    common = [c for c in scores[0] if c.factors == factors and all(c in s for s in scores)]
+    if not common:
+        return f"Untuned default ({label}): no setting at its k was tried on every protocol."
+    worst_gain = {c: min(s[c] - d for s, d in zip(scores, defaults, strict=True)) for c in common}
+    best = max(common, key=lambda c: worst_gain[c])
+    gains = ", ".join(f"{name} {s[best] - d:+.4f}" for name, s, d in zip(nested, scores, defaults, strict=True))
+    if worst_gain[best] > 0:
+        verdict = f"{best.label} beats it on validation on every protocol ({gains})"
     else:
-        verdict = "no setting at the same k beats it on validation on every protocol, so it stays"
-    return f"Untuned default ({label}, used with `--no-tune`): {verdict}. Best gain at its k: {detail}."
+        verdict = (
+            f"no single setting at its k beats it on validation on every protocol (closest: {best.label}, {gains})"
+        )
+    return f"Untuned default ({label}, used with `--no-tune` and above the tuning size threshold): {verdict}."
 
 
 def _protocol(name: str, nested: NestedResult, baselines: dict[str, dict[str, float]]) -> list[str]:
