@@ -8,6 +8,8 @@ from pipeline.quality.nested import ALL, NestedResult
 from pipeline.quality.protocols import PROTOCOL_TITLES
 
 NDCG = f"ndcg@{K}"
+# Validation NDCG@10 gaps below this are ties: about one standard error over ~1,000 validation users.
+NOISE = 0.005
 COLUMNS = (f"precision@{K}", f"recall@{K}", NDCG, f"map@{K}", "coverage")
 
 
@@ -41,8 +43,13 @@ def default_line(label: str, nested: dict[str, NestedResult]) -> str:
     worst_gain = {c: min(s[c] - d for s, d in zip(scores, defaults, strict=True)) for c in common}
     best = max(common, key=lambda c: worst_gain[c])
     gains = ", ".join(f"{name} {s[best] - d:+.4f}" for name, s, d in zip(nested, scores, defaults, strict=True))
-    if worst_gain[best] > 0:
-        verdict = f"{best.label} beats it on validation on every protocol ({gains})"
+    if worst_gain[best] > NOISE:
+        verdict = f"{best.label} beats it on validation on every protocol ({gains}): a candidate default"
+    elif worst_gain[best] > 0:
+        verdict = (
+            f"{best.label} beats it on validation on every protocol, but only by {gains}, below the "
+            f"{NOISE:g} noise margin, so the default is kept"
+        )
     else:
         verdict = (
             f"no single setting at its k beats it on validation on every protocol (closest: {best.label}, {gains})"
