@@ -23,8 +23,13 @@ def user_picker() -> str | None:
     current = st.session_state.get(ui.USER_ID)
     if current and current not in counts and not query.strip():
         counts = {current: None, **counts}  # keep a choice made on another page selectable
+    typed = query.strip()
+    if typed and typed not in counts:
+        # A user the model's list does not hold (a new user, or a model published without per-user arrays whose
+        # users live in the user-state store): still selectable by their exact id.
+        counts = {typed: None, **counts}
     if not counts:
-        st.info(f"No user id contains {query!r}.")
+        st.info("Type a user id to look one up.")
         return None
     ids = list(counts)
     user_id = select_column.selectbox(

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +21,14 @@ from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
 from pipeline.train import ModelConfig, train_config
 from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
-from reccore.artifacts import MANIFEST_NAME, publish, version_key
-from reccore.errors import QualityGateError
+from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
+from reccore.artifacts import MANIFEST_NAME, publish, record_in_manifest, version_key
+from reccore.errors import QualityGateError, UserStateError
 from reccore.settings import PipelineSettings
-from reccore.storage import open_store
+from reccore.storage import ArtifactStore, open_store
+from reccore.userstate import DynamoStore
+
+logger = logging.getLogger(__name__)
 
 GATE_METRIC = "ndcg@10"
 
@@ -41,6 +46,7 @@ class RunResult:
     sizes: dict[str, int] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # the model's hyperparameters
     tuning: str | None = None  # one-line summary of the validation search, if one ran
+    user_sync: dict[str, Any] | None = None  # what the sync to the user-state table did (None: no table)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,7 +78,10 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
     stage = _Stages(on_stage)
 
     with stage("load"):
-        log = load_source(settings.source, settings.items, interactions=settings.interactions, seed=settings.seed)
+        log = load_source(
+            settings.source, settings.items, interactions=settings.interactions, seed=settings.seed,
+            events=settings.events,
+        )  # fmt: skip
     config, tuning = settings_config(settings), None
     if tuning_enabled(settings, log):
         with stage("tune on a validation split of the training data"):
@@ -86,9 +95,12 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
     with stage("train on all data"):
         trained = train_config(log, config, settings.seed)
     with stage("index"):
-        manifest, files = package(log, trained, settings.index, params, settings.seed)
+        user_arrays = settings.user_arrays if settings.user_arrays is not None else not settings.user_table
+        manifest, files = package(log, trained, settings.index, params, settings.seed, user_arrays)
         manifest.metrics = metrics
         manifest.tuning = _tuning_record(tuning)
+        if "events" in log.extra:
+            manifest.data["events"] = log.extra["events"]
     recall = manifest.index.recall_at_10
     if recall is not None and recall < settings.min_recall:
         raise QualityGateError(
@@ -98,6 +110,10 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
     with stage("publish"):
         store = open_store(settings.output)
         published = publish(store, manifest, files, retention=settings.retention)
+    sync = None
+    if settings.user_table:
+        with stage("sync users"):
+            sync = _sync_users(log, settings, store, published.version)
     return RunResult(
         version=published.version,
         uri=f"{store.uri}/{version_key(published.version, MANIFEST_NAME)}",
@@ -108,7 +124,26 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
         sizes={name: len(data) for name, data in files.items()},
         params=params,
         tuning=tuning.summary if tuning is not None else None,
+        user_sync=sync,
     )
+
+
+def _sync_users(log: InteractionLog, settings: PipelineSettings, store: ArtifactStore, version: str) -> dict[str, Any]:
+    """Sync the users into the table and record it in the version's manifest; a failure is reported, not raised.
+
+    The version is live already: a failed sync leaves the table as it was (the next run retries those users,
+    since this version records no successful sync) and never un-publishes.
+    """
+    table = settings.user_table
+    since = previous_cutoff(store, table, settings.user_events, exclude=version)
+    target = DynamoStore(table, max_events=settings.user_events)
+    try:
+        record = sync_users(log, target, version, table=table, max_events=settings.user_events, changed_since=since)
+    except UserStateError as exc:
+        logger.error("user sync to %s failed after publishing %s: %s", table, version, exc)
+        record = {"status": "failed", "table": table, "error": str(exc), "changed_since": since}
+    record_in_manifest(store, version, SYNC_KEY, record)
+    return record
 
 
 def _tuning_record(tuning: TuningResult | None) -> dict[str, Any] | None:

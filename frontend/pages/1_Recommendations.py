@@ -6,6 +6,7 @@ import streamlit as st
 
 import ui
 import widgets
+from api_client import ApiError
 
 ui.setup("Recommendations", ":material/recommend:")
 
@@ -31,7 +32,13 @@ else:
         widgets.score_chart(recs["items"])
     widgets.act_as_user(user_id, recs["items"])
 
-history = ui.fetch("user_history", user_id=user_id, limit=20)
-if history is not None:
+try:
+    history = ui.call("user_history", user_id=user_id, limit=20)
+except ApiError as error:
+    if error.status != 404:
+        ui.show_error(error)
+    else:
+        st.caption("No history yet: the model and the user-state store know nothing of this user.")
+else:
     st.subheader(f"Recent history ({history['n_interactions']} interactions in total)")
     widgets.history_table(history["history"])
