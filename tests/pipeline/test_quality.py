@@ -137,7 +137,7 @@ def test_report_on_a_small_dataset_has_every_section(synthetic: InteractionLog, 
         "+ popularity-normalised input",
         "all of the above",
         "Untuned default",
-        "chosen on test",
+        "Chosen on test",
     ):
         assert word in text
     for protocol in result.protocols.values():
