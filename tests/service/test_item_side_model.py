@@ -40,3 +40,50 @@ def test_an_item_side_only_version_loads_with_zero_users_and_serves(
         assert not set(items) & {i["item_id"] for i in folded.json()["items"]}  # the session's items are excluded
         similar = client.get(f"/items/{items[0]}/similar", params={"k": 3})
         assert similar.status_code == 200 and len(similar.json()["items"]) == 3
+
+
+def test_a_training_users_history_in_the_store_reproduces_their_trained_answer(
+    published_model: PublishedModel, fresh_prefix: str, configure_service: Callable[..., None]
+) -> None:
+    """Item-side-only model + the user's training history in DynamoDB == the full model's personalized answer."""
+    import uuid
+
+    import boto3
+
+    from reccore.userstate import DynamoStore, Event, UserState, create_table
+
+    full = load_model(open_store(published_model.uri))
+    manifest = published_model.manifest.model_copy(
+        update={"version": new_version(), "data": {**published_model.manifest.data, "user_arrays": False}}
+    )
+    publish(
+        open_store(fresh_prefix), manifest, {n: d for n, d in published_model.files.items() if n not in Files.USER_SIDE}
+    )
+    table = f"fold-{uuid.uuid4().hex[:8]}"
+    create_table(boto3.client("dynamodb"), table)
+    names = full.manifest.event_types
+    users = [full.user_ids[u] for u in range(40, 60)]
+    states = []
+    for user_id in users:
+        span = full.user_history(full.user_index[user_id])
+        rows = zip(
+            full.history_items[span].tolist(),
+            full.history_events[span].tolist(),
+            full.history_times[span].tolist(),
+            strict=True,
+        )
+        # Synthetic strengths are the event weights, so the event names carry them. Oldest first, as the store keeps.
+        events = [Event(full.item_ids[i], names[e], t) for i, e, t in rows][::-1]
+        seen = [e.item_id for e in events]
+        states.append(UserState(user_id, base=events, base_through=full.trained_through, seen=seen))
+    DynamoStore(table).put_base(states, manifest.version)
+
+    configure_service(published_model.uri)
+    with TestClient(app) as client:
+        trained = {u: client.post("/recommend", json={"user_id": u, "k": 10}).json() for u in users}
+    configure_service(fresh_prefix, REC_USER_TABLE=table)
+    with TestClient(app) as client:
+        for user_id in users:
+            answer = client.post("/recommend", json={"user_id": user_id, "k": 10}).json()
+            assert answer["strategy"] == "fold_in" and answer["realtime_events"] == 0
+            assert [i["item_id"] for i in answer["items"]] == [i["item_id"] for i in trained[user_id]["items"]]
