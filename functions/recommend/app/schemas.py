@@ -165,7 +165,7 @@ class EventIn(_Strict):
         None, gt=0, le=1e6, allow_inf_nan=False, description="A rating or explicit weight; default: the event's."
     )
     timestamp: int | None = Field(
-        None, ge=0, le=2**40, description="Unix seconds; default: when received. At most a few minutes ahead."
+        None, ge=0, le=MAX_TIMESTAMP, description="Unix seconds; default: when received. At most a few minutes ahead."
     )
     event_id: str | None = Field(
         None, min_length=1, max_length=128, description="Makes a retried batch count once in the user-state store."
