@@ -86,7 +86,8 @@ bench-users: $(STAMP)
 	$(PY) scripts/bench_report.py --write
 
 eval: $(STAMP)  # the cold-start study calls the service's app, which is not an installed package
-	PYTHONPATH=functions/recommend $(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
+	# One BLAS thread: with two, a busy 2-core machine ran the SVDs and solves many times slower.
+	OPENBLAS_NUM_THREADS=1 PYTHONPATH=functions/recommend $(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
 
 reliability: $(STAMP)
 	$(PY) scripts/reliability.py --report docs/reliability.md

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -78,10 +79,15 @@ def sample_users(users: Iterable[int], limit: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(pool, size=limit, replace=False).tolist())
 
 
-def served_model(log: InteractionLog, factors: int, weighting: Scheme, scaling: float, seed: int) -> Model:
-    """Train on ``log`` and load the packaged artifacts exactly as the service would (exact index)."""
-    trained = train(log, factors, weighting, seed, scaling)
-    params = {"seed": seed, "index": "flat", "source": log.source, "scaling": scaling}
+def served_model(
+    log: InteractionLog, factors: int, weighting: Scheme, scaling: float, seed: int, **options: Any
+) -> Model:
+    """Train on ``log`` and load the packaged artifacts exactly as the service would (exact index).
+
+    ``options`` are :func:`pipeline.train.train`'s keyword-only hyperparameters (shrinkage, pop_alpha, ...).
+    """
+    trained = train(log, factors, weighting, seed, scaling, **options)
+    params = {"seed": seed, "index": "flat", "source": log.source, "scaling": scaling, **options}
     return build_model(*package(log, trained, "flat", params, seed))
 
 

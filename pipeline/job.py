@@ -19,7 +19,8 @@ from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_u
 from pipeline.package import package
 from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
-from pipeline.train import train
+from pipeline.train import ModelConfig, train_config
+from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
 from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
 from reccore.artifacts import MANIFEST_NAME, publish, record_in_manifest, version_key
 from reccore.errors import QualityGateError, UserStateError
@@ -43,6 +44,8 @@ class RunResult:
     index: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # the model's hyperparameters
+    tuning: str | None = None  # one-line summary of the validation search, if one ran
     user_sync: dict[str, Any] | None = None  # what the sync to the user-state table did (None: no table)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,22 +76,29 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
     ``progress`` draws progress bars; ``on_stage`` is called as each stage starts and ends.
     """
     stage = _Stages(on_stage)
-    params = {"seed": settings.seed, "index": settings.index, "source": settings.source, "scaling": settings.scaling}
 
     with stage("load"):
         log = load_source(
             settings.source, settings.items, interactions=settings.interactions, seed=settings.seed,
             events=settings.events,
         )  # fmt: skip
-    metrics = _holdout_metrics(log, settings, params, stage, progress)
+    config, tuning = settings_config(settings), None
+    if tuning_enabled(settings, log):
+        with stage("tune on a validation split of the training data"):
+            tuning = tune_for_run(log, settings)
+        config = tuning.best
+    params = {"seed": settings.seed, "index": settings.index, "source": settings.source, **config.params()}
+    params["tuned"] = tuning is not None
+    metrics = _holdout_metrics(log, settings, config, stage, progress)
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
-        trained = train(log, settings.factors, settings.weighting, settings.seed, settings.scaling)
+        trained = train_config(log, config, settings.seed)
     with stage("index"):
         user_arrays = settings.user_arrays if settings.user_arrays is not None else not settings.user_table
         manifest, files = package(log, trained, settings.index, params, settings.seed, user_arrays)
         manifest.metrics = metrics
+        manifest.tuning = _tuning_record(tuning)
         if "events" in log.extra:
             manifest.data["events"] = log.extra["events"]
     recall = manifest.index.recall_at_10
@@ -112,6 +122,8 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
         index=published.index.model_dump(),
         timings=stage.timings,
         sizes={name: len(data) for name, data in files.items()},
+        params=params,
+        tuning=tuning.summary if tuning is not None else None,
         user_sync=sync,
     )
 
@@ -134,8 +146,12 @@ def _sync_users(log: InteractionLog, settings: PipelineSettings, store: Artifact
     return record
 
 
+def _tuning_record(tuning: TuningResult | None) -> dict[str, Any] | None:
+    return tuning.to_manifest() if tuning is not None else None
+
+
 def _holdout_metrics(
-    log: InteractionLog, settings: PipelineSettings, params: dict[str, Any], stage: _Stages, progress: bool
+    log: InteractionLog, settings: PipelineSettings, config: ModelConfig, stage: _Stages, progress: bool
 ) -> dict[str, dict[str, float]]:
     """Train on all but each user's newest interactions and evaluate on those, through the served code path.
 
@@ -148,7 +164,10 @@ def _holdout_metrics(
         users = sample_users(test_users.tolist(), MAX_EVAL_USERS, settings.seed)
         relevant = relevant_items(train_log, log.subset(test_mask), users)
     with stage("train on the training split"):
-        model = served_model(train_log, settings.factors, settings.weighting, settings.scaling, settings.seed)
+        model = served_model(
+            train_log, config.factors, config.weighting, config.scaling, settings.seed, shrinkage=config.shrinkage,
+            pop_alpha=config.pop_alpha, min_rating=config.min_rating, centre=config.centre,
+        )  # fmt: skip
     with stage("evaluate"):
         return evaluate(model, relevant, settings.seed, progress=progress)
 

@@ -48,7 +48,7 @@ def summary(samples: list[float]) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as models:
-        subprocess.run([sys.executable, "-m", "pipeline", "run", "--output", models, "--json"],
+        subprocess.run([sys.executable, "-m", "pipeline", "run", "--output", models, "--json", "--no-tune"],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         os.environ.update({"REC_MODEL_URI": models, "REC_LOG_LEVEL": "WARNING", "REC_CACHE_DIR": models})
         sys.path.insert(0, str(ROOT / "functions" / "recommend"))

@@ -17,31 +17,21 @@ from pipeline.evaluate import K, random_split, relevant_items, time_split
 from pipeline.metrics import ndcg_at_k, summarise
 from pipeline.quality.baselines import binary_matrix, popularity_rank
 from pipeline.quality.protocols import PROTOCOLS, ColdItemSplit
+from pipeline.train import ModelConfig
 from reccore.model import Model
 from reccore.scoring import Filters, allowed_items, seen_items
-from reccore.weighting import Scheme
 
 MIN_INTERACTIONS = 5  # as pipeline.evaluate's splits: fewer, and a user holds nothing out
 TOP_SHARE = 0.1  # "ranked in the top 10% of the candidates": random placement hits this 10% of the time
 
 
-@dataclass(frozen=True)
-class SvdConfig:
-    """One point of the tuning grid."""
-
-    factors: int
-    weighting: Scheme
-    scaling: float = 0.0
-
-    @property
-    def label(self) -> str:
-        scaled = f", Σ^{self.scaling:g}" if self.scaling else ""
-        return f"SVD k={self.factors}, {self.weighting}{scaled}"
+SvdConfig = ModelConfig  # one point of the tuning grid: the pipeline's own hyperparameters
 
 
 def served_model(log: InteractionLog, config: SvdConfig, seed: int = 42) -> Model:
     """Train on ``log`` and load the packaged artifacts exactly as the service would."""
-    return evaluate.served_model(log, config.factors, config.weighting, config.scaling, seed)
+    options = {k: v for k, v in config.params().items() if k not in ("factors", "weighting", "scaling")}
+    return evaluate.served_model(log, config.factors, config.weighting, config.scaling, seed, **options)
 
 
 @dataclass

@@ -102,6 +102,10 @@ class Health(BaseModel):
     loaded_at: datetime
     cold_start: bool = Field(description="True if this execution environment loaded its first model for this request.")
     faiss_simd: str
+    model_params: dict[str, Any] = Field(
+        default_factory=dict, description="The model's hyperparameters (k, weighting, scaling, shrinkage, ...)."
+    )
+    tuned: bool = Field(False, description="True if the hyperparameters were chosen on a validation split.")
 
 
 class RecentItem(_Strict):

@@ -106,7 +106,8 @@ def recommend(
         ``truncated`` is the number of ``interactions`` left out of the fold-in. ``strategy`` is
         ``personalized`` for a known user with a usable vector: their stored vector plus the fold-in of
         ``interactions`` (the fold-in is linear in the weighted row, so for items new to the user this
-        is exactly the vector training on them would give, with none/log/tfidf weighting). It is ``fold_in`` when
+        is exactly the vector training on them would give, with none/log/tfidf weighting and no per-user
+        centring; a centred model centres the new interactions on their own mean). It is ``fold_in`` when
         only ``interactions`` give a usable vector, and ``popular`` when nothing does.
     """
     recent = interactions.items if interactions is not None else np.empty(0, dtype=np.int64)

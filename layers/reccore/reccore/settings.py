@@ -80,6 +80,23 @@ class PipelineSettings(_Base):
     # Weighting and scaling chosen by the MovieLens-100K evaluation (docs/evaluation.md).
     weighting: Literal["none", "log", "bm25", "tfidf"] = Field("log", description="Confidence weighting of the matrix.")
     scaling: float = Field(0.5, ge=0.0, le=2.0, description="Exponent β of the scores x·V·Σ^β·Vᵀ (0: plain PureSVD).")
+    shrinkage: float = Field(
+        0.0, ge=0.0, le=100.0, description="Singular-value shrinkage σ²/(σ²+λ), λ = this × mean σ² (0: none)."
+    )
+    pop_alpha: float = Field(
+        0.0, ge=0.0, le=2.0, description="Popularity-normalised input: an item counts (its user count)^-α."
+    )
+    min_rating: float = Field(
+        0.0, ge=0.0, description="Interactions with a rating (weight) below this count as no interaction (0: keep all)."
+    )
+    centre: bool = Field(False, description="Centre each user's weighted ratings on 1 (below-average ones count less).")
+    tune: bool | None = Field(
+        None, description="Tune the hyperparameters on a validation split (default: when the log is small enough)."
+    )
+    tune_budget: float = Field(60.0, gt=0, description="Seconds the hyperparameter search may take.")
+    tune_max_interactions: int = Field(
+        1_000_000, ge=0, description="Tuning is on by default for logs with at most this many interactions."
+    )
     index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type.")
     min_recall: float = Field(
         0.95, ge=0.0, le=1.0, description="Refuse to publish an approximate index below this recall@10."
