@@ -11,6 +11,7 @@ import numpy as np
 
 from reccore.artifacts import Files, Manifest, decode, read_latest_version, read_manifest, read_verified
 from reccore.errors import ModelLoadError
+from reccore.filtering import CategorySets
 from reccore.storage import ArtifactStore
 
 _DOWNLOAD_THREADS = 8
@@ -45,6 +46,7 @@ class Model:
     category_names: list[str] = field(init=False)
     category_codes: np.ndarray = field(init=False)
     popular_order: np.ndarray = field(init=False)
+    category_sets: CategorySets = field(init=False)  # per-category id sets for filtered search
 
     def __post_init__(self) -> None:
         n_items, n_users = len(self.item_ids), len(self.user_ids)
@@ -68,6 +70,7 @@ class Model:
         set_(self, "category_names", [str(n) for n in names])
         set_(self, "category_codes", codes.astype(np.int32))
         set_(self, "popular_order", np.argsort(-self.popularity, kind="stable").astype(np.int32))
+        set_(self, "category_sets", CategorySets(self.category_codes, len(self.category_names)))
 
     @property
     def version(self) -> str:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reccore.diversity import mmr, pool_size
 from reccore.model import Model
-from reccore.scoring import Filters, Ranking, Strategy, allowed_items, fold_in, rank, seen_items
+from reccore.scoring import Filters, Ranking, Strategy, allowed, backfill, fold_in, seen_items, top_items
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ def recommend(
     interactions: Interactions | None = None,
     filters: Filters | None = None,
     exclude_seen: bool = True,
+    diversity: float = 0.0,
 ) -> Ranking:
     """Top-``k`` items for a known user, a set of interactions, or nobody.
 
@@ -55,6 +57,8 @@ def recommend(
         Items and categories the answer may not (or must) contain.
     exclude_seen
         Leave out the user's training history and ``interactions``.
+    diversity
+        λ of maximal marginal relevance in [0, 1] over the top candidates (0: the plain ranking).
 
     Returns
     -------
@@ -73,6 +77,16 @@ def recommend(
     seen: list[int] = []
     if exclude_seen:
         seen = recent.tolist() if user is None else [*seen_items(model, user).tolist(), *recent.tolist()]
-    ranking = rank(model, vector, k, allowed_items(model, filters or Filters(), seen))
+    permitted = allowed(model, filters or Filters(), seen)
+    if vector is None:
+        ranking = Ranking.of(model, *_EMPTY)
+    elif diversity > 0.0:
+        ranking = mmr(model, top_items(model, vector, pool_size(k), permitted), k, diversity)
+    else:
+        ranking = top_items(model, vector, k, permitted)
+    ranking = backfill(model, ranking, k, permitted)
     ranking.strategy = strategy
     return ranking
+
+
+_EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
