@@ -27,7 +27,7 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     run_cmd = commands.add_parser("run", help="train, evaluate, index and publish a model")
     fields = PipelineSettings.model_fields
     names = ("source", "items", "output", "interactions", "seed", "factors", "weighting", "scaling", "index",
-             "min_recall", "retention")  # fmt: skip
+             "min_recall", "exact_below", "retention")  # fmt: skip
     for name in names:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str

@@ -69,9 +69,13 @@ def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
     with stage("train on all data"):
         trained = train(log, settings.factors, settings.weighting, settings.seed, settings.scaling)
     with stage("index"):
-        manifest, files = package(log, trained, settings.index, params, settings.seed)
+        manifest, files = package(
+            log, trained, settings.index, params, settings.seed, settings.min_recall, settings.exact_below
+        )
         manifest.metrics = metrics
-    recall = manifest.index.recall_at_10
+    # A second guard: choose_indexes already refuses an index that misses the gate.
+    measured = [r for r in (manifest.index.recall_at_10, manifest.index.filtered_recall_at_10) if r is not None]
+    recall = min(measured) if measured else None
     if recall is not None and recall < settings.min_recall:
         raise QualityGateError(
             f"{settings.index} index recall@10 is {recall:.3f} against exact search, below --min-recall "

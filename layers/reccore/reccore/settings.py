@@ -56,12 +56,25 @@ class PipelineSettings(_Base):
     # Weighting and scaling chosen by the MovieLens-100K evaluation (docs/evaluation.md).
     weighting: Literal["none", "log", "bm25", "tfidf"] = Field("log", description="Confidence weighting of the matrix.")
     scaling: float = Field(0.5, ge=0.0, le=2.0, description="Exponent β of the scores x·V·Σ^β·Vᵀ (0: plain PureSVD).")
-    index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type.")
+    index: Literal["flat", "ivf", "hnsw", "auto"] = Field(
+        "flat", description="FAISS index: flat (exact), ivf, hnsw, or auto (measured choice)."
+    )
     min_recall: float = Field(
         0.95, ge=0.0, le=1.0, description="Refuse to publish an approximate index below this recall@10."
     )
+    exact_below: int = Field(50_000, ge=0, description="--index auto keeps exact search below this many items.")
     retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
     force: bool = Field(False, description="Publish even if the model does not beat popularity.")
+
+
+class BatchSettings(_Base):
+    """Defaults of ``python -m pipeline batch``; each CLI flag (or Lambda event key) overrides its variable."""
+
+    batch_model: str = Field(DEFAULT_MODEL_URI, description="Published models to read: s3://bucket/prefix or a directory.")
+    batch_users: str = Field("all", description="all, or a file (local or s3://) of user ids, one per line.")
+    batch_k: int = Field(10, ge=1, le=1000, description="Items per user.")
+    batch_output: str = Field("recommendations.parquet", description="Parquet file to write, local or s3://.")
+    batch_threads: int = Field(2, ge=1, le=64, description="Worker threads.")
 
 
 class FrontendSettings(_Base):
