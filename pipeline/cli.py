@@ -1,6 +1,7 @@
 """``python -m pipeline run ...``: flags override the ``REC_*`` environment (see reccore.settings).
 
 ``python -m pipeline evaluate ...`` writes the quality report (baselines, tuning grid, cold start).
+``python -m pipeline batch --model URI --users all|FILE --k 10 --output URI`` writes recommendations as Parquet.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from pipeline.job import RunResult, run
 from reccore.errors import RecError
-from reccore.settings import PipelineSettings
+from reccore.settings import BatchSettings, PipelineSettings
 from reccore.weighting import SCHEMES
 
 
@@ -39,7 +40,19 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_evaluate_parser(commands, defaults)
+    add_batch_parser(commands)
     return parser
+
+
+def add_batch_parser(commands: Any) -> None:
+    defaults = BatchSettings()
+    cmd = commands.add_parser("batch", help="top-k for many users into Parquet, as the API answers them")
+    for name in ("model", "users", "k", "output", "threads"):
+        info = BatchSettings.model_fields[f"batch_{name}"]
+        value = getattr(defaults, f"batch_{name}")
+        cmd.add_argument(f"--{name}", type=type(value), default=value,
+                         help=f"{info.description} (env REC_BATCH_{name.upper()}; default: %(default)s)")  # fmt: skip
+    cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _list_of(kind: Callable[[str], Any], allowed: Sequence[str] | None = None) -> Callable[[str], list[Any]]:
@@ -102,6 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser(defaults).parse_args(argv)
         if args.command == "evaluate":
             print(evaluate_command(args, defaults))
+            return 0
+        if args.command == "batch":
+            from pipeline.batch import run_batch
+
+            fields = {f"batch_{k}": v for k, v in vars(args).items() if k not in ("command", "json")}
+            batch = run_batch(BatchSettings(**fields))
+            print(json.dumps(batch.to_dict(), indent=2) if args.json else (
+                f"wrote {batch.rows:,} rows for {batch.users:,} users to {batch.output} "
+                f"in {batch.seconds:.2f} s ({batch.users_per_second:,.0f} users/s), model {batch.model_version}"))  # fmt: skip
             return 0
         overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
         settings = PipelineSettings(**overrides)

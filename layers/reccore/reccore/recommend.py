@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reccore.diversity import mmr, pool_size
+from reccore.filtering import Allowed
 from reccore.model import Model
 from reccore.scoring import Filters, Ranking, Strategy, allowed, backfill, fold_in, seen_items, top_items
 
@@ -65,6 +66,14 @@ def recommend(
     Ranking
         With ``strategy`` set to ``personalized``, ``fold_in`` or ``popular`` (no usable vector).
     """
+    strategy, vector, seen = plan(model, user, interactions, exclude_seen)
+    return complete(model, k, strategy, vector, allowed(model, filters or Filters(), seen), diversity)
+
+
+def plan(
+    model: Model, user: int | None, interactions: Interactions | None, exclude_seen: bool
+) -> tuple[Strategy, np.ndarray | None, list[int]]:
+    """The strategy, the query vector (None: popularity) and the items to leave out, for one request."""
     recent = interactions.items if interactions is not None else np.empty(0, dtype=np.int64)
     vector: np.ndarray | None = None
     strategy: Strategy = "popular"
@@ -77,9 +86,23 @@ def recommend(
     seen: list[int] = []
     if exclude_seen:
         seen = recent.tolist() if user is None else [*seen_items(model, user).tolist(), *recent.tolist()]
-    permitted = allowed(model, filters or Filters(), seen)
+    return strategy, vector, seen
+
+
+def complete(
+    model: Model,
+    k: int,
+    strategy: Strategy,
+    vector: np.ndarray | None,
+    permitted: Allowed,
+    diversity: float = 0.0,
+    found: Ranking | None = None,
+) -> Ranking:
+    """Rank by ``vector`` (or take ``found``, the same search already run in a batch), diversify, backfill."""
     if vector is None:
         ranking = Ranking.of(model, *_EMPTY)
+    elif found is not None:
+        ranking = found
     elif diversity > 0.0:
         ranking = mmr(model, top_items(model, vector, pool_size(k), permitted), k, diversity)
     else:

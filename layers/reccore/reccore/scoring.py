@@ -139,12 +139,17 @@ def top_items(model: Model, vector: np.ndarray, k: int, permitted: Allowed | np.
     k = min(k, n_allowed)
     if k <= 0:
         return Ranking.of(model, *_EMPTY)
-    if n_allowed < min(_DIRECT_SCORING_FRACTION * model.n_items, _DIRECT_SCORING_MAX):
+    if scores_directly(model, n_allowed):
         return _score_directly(model, vector, k, permitted.members())
     ids, scores = _search(model.index_ip, vector, k, permitted.selector())
     if len(ids) < k:  # an approximate index found too few allowed items in what it visited
         return _score_directly(model, vector, k, permitted.members())
     return Ranking.of(model, ids, scores)
+
+
+def scores_directly(model: Model, n_allowed: int) -> bool:
+    """Whether :func:`top_items` scores ``n_allowed`` allowed items directly instead of searching the index."""
+    return n_allowed < min(_DIRECT_SCORING_FRACTION * model.n_items, _DIRECT_SCORING_MAX)
 
 
 def _score_directly(model: Model, vector: np.ndarray, k: int, candidates: np.ndarray) -> Ranking:
