@@ -69,6 +69,7 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
         interactions=Interactions.of(recent),
         filters=filters,
         exclude_seen=body.exclude_seen,
+        diversity=body.diversity,
     )
     # Built as RecommendResponse's JSON directly: validating our own output costs more than the scoring
     # (the p50 budget is 0.5 ms); the tests validate responses against the schema instead.
