@@ -56,3 +56,25 @@ def test_cors_preflight_allows_the_configured_origin(client: Any) -> None:
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] in ("*", "http://localhost:8501")
+
+
+def test_health_reports_an_approximate_index_with_its_tuning_and_recall(
+    configure_service: Any, fresh_prefix: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import app
+    from reccore.artifacts import IndexInfo, encode, publish
+    from reccore.storage import open_store
+    from tests.core.conftest import catalogue_contents, catalogue_manifest
+
+    info = IndexInfo(type="ivf", dims=16, params={"nlist": 64, "nprobe": 8}, recall_at_10=0.97,
+                     filtered_recall_at_10=0.955)  # fmt: skip
+    manifest = catalogue_manifest("ivf").model_copy(update={"index": info})
+    publish(open_store(fresh_prefix), manifest, encode(catalogue_contents("ivf")))
+    configure_service(fresh_prefix)
+    with TestClient(app) as client:
+        body = client.get("/health").json()
+        assert body["index_type"] == "ivf" and body["index_params"] == {"nlist": 64, "nprobe": 8}
+        assert body["index_recall_at_10"] == 0.97 and body["index_filtered_recall_at_10"] == 0.955
+        assert len(client.post("/recommend", json={"user_id": "u1", "k": 5}).json()["items"]) == 5
