@@ -42,7 +42,9 @@ def read_user_ids(source: str) -> list[str]:
     """User ids, one per line (blank lines skipped), from a local file or an ``s3://`` URI."""
     try:
         directory, _, name = source.rpartition("/")
-        text = open_store(directory or ".").get(name).decode() if source.startswith("s3://") else Path(source).read_text()
+        text = (
+            open_store(directory or ".").get(name).decode() if source.startswith("s3://") else Path(source).read_text()
+        )
     except (FileNotFoundError, OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the user list {source}: {exc}") from exc
     return [line.strip() for line in text.splitlines() if line.strip()]

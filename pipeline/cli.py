@@ -123,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch = run_batch(BatchSettings(**fields))
             print(json.dumps(batch.to_dict(), indent=2) if args.json else (
                 f"wrote {batch.rows:,} rows for {batch.users:,} users to {batch.output} "
-                f"in {batch.seconds:.2f} s ({batch.users_per_second:,.0f} users/s), model {batch.model_version}"))  # fmt: skip
+                f"in {batch.seconds:.2f} s ({batch.users_per_second:,.0f} users/s), "
+                f"model {batch.model_version}"))  # fmt: skip
             return 0
         overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
         settings = PipelineSettings(**overrides)

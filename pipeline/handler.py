@@ -18,7 +18,11 @@ def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:
     if (event or {}).get("command") == "batch":
         from pipeline.batch import run_batch
 
-        fields = {f"batch_{key}": value for key, value in (event or {}).items() if f"batch_{key}" in BatchSettings.model_fields}
+        fields = {
+            f"batch_{key}": value
+            for key, value in (event or {}).items()
+            if f"batch_{key}" in BatchSettings.model_fields
+        }
         return run_batch(BatchSettings(**fields)).to_dict()
     overrides = {key: value for key, value in (event or {}).items() if key in PipelineSettings.model_fields}
     return run(PipelineSettings(**overrides)).to_dict()

@@ -75,7 +75,9 @@ class QuerySet:
     selector: faiss.IDSelector | None = None
 
     @classmethod
-    def of(cls, name: str, vectors: np.ndarray, queries: np.ndarray, selector: faiss.IDSelector | None = None) -> QuerySet:
+    def of(
+        cls, name: str, vectors: np.ndarray, queries: np.ndarray, selector: faiss.IDSelector | None = None
+    ) -> QuerySet:
         exact = faiss.IndexFlatIP(vectors.shape[1])
         exact.add(np.ascontiguousarray(vectors, dtype=np.float32))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -124,7 +126,7 @@ def _knob(index: faiss.Index) -> tuple[str, int, Callable[[int], None]]:
         return "nprobe", min(nlist, IVF_MAX_NPROBE), set_nprobe
 
     def set_ef(value: int) -> None:
-        index.hnsw.efSearch = value
+        index.hnsw.efSearch = value  # type: ignore[attr-defined]
 
     return "efSearch", HNSW_EF_SEARCH, set_ef
 

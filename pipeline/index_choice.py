@@ -48,7 +48,7 @@ def query_sets(
         ok[rng.choice(len(names), size=len(names) // 2, replace=False)] = False
         bitmap = np.packbits(ok[codes], bitorder="little")
         selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-        selector.referenced_objects = (bitmap,)
+        selector.referenced_objects = (bitmap,)  # type: ignore[attr-defined]
         sets.append(idx.QuerySet.of(f"filtered_{number}", item_vectors, queries[part], selector))
     return sets
 
@@ -122,8 +122,9 @@ def choose_indexes(
         return chosen
     if kind != "auto":
         worst = selection[-1]
+        measured = [v for name, v in worst.items() if name.endswith("recall_at_10") and v is not None]
         raise QualityGateError(
-            f"{kind} index recall@10 is {min(v for k, v in worst.items() if k.endswith('recall_at_10') and v is not None):.3f} "
+            f"{kind} index recall@10 is {min(measured):.3f} "
             f"against exact search at {worst['params']}, below --min-recall {min_recall}; nothing published "
             "(use --index flat or lower --min-recall)"
         )

@@ -36,7 +36,9 @@ def duplicates() -> Model:
         "content_based.npy": np.zeros(100, dtype=bool),
         "item_map.npy": items[:, :2].copy(),
     }
-    table = ItemTable([f"i{i}" for i in range(100)], [f"t{i}" for i in range(100)], ["x"] * 100, np.ones(100, np.float32))
+    table = ItemTable(
+        [f"i{i}" for i in range(100)], [f"t{i}" for i in range(100)], ["x"] * 100, np.ones(100, np.float32)
+    )
     model_contents = ModelContents(arrays, contents.user_ids, table, index_ip, index_cos)
     manifest = Manifest(
         version="dups", created_at=datetime.now(UTC), index=IndexInfo(type="flat", dims=8), event_types=["view"]

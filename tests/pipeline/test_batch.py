@@ -7,9 +7,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from tests.conftest import PublishedModel
 from pipeline.cli import main
 from pipeline.handler import handler
+from tests.conftest import PublishedModel
 
 
 def test_batch_output_equals_the_api_answers(

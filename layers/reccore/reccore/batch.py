@@ -66,8 +66,8 @@ def _chunk(
         else:
             scores, ids = model.index_ip.search(queries, fetch, params=params)
         for row, i in enumerate(searched):
-            seen = np.asarray(plans[i][2], dtype=np.int64)
-            keep = (ids[row] >= 0) & ~np.isin(ids[row], seen)
+            seen_ids = np.asarray(plans[i][2], dtype=np.int64)
+            keep = (ids[row] >= 0) & ~np.isin(ids[row], seen_ids)
             hits, hit_scores = ids[row][keep][:k], scores[row][keep][:k]
             n_allowed = allowed(model, filters, plans[i][2]).count
             if len(hits) >= min(k, n_allowed) and not scores_directly(model, n_allowed):
@@ -78,5 +78,7 @@ def _chunk(
             permitted = allowed(model, filters, seen)
             rankings.append(complete(model, k, strategy, vector, permitted, diversity, found=found[i]))
         else:
-            rankings.append(recommend(model, k, user=user, filters=filters, exclude_seen=exclude_seen, diversity=diversity))
+            rankings.append(
+                recommend(model, k, user=user, filters=filters, exclude_seen=exclude_seen, diversity=diversity)
+            )
     return rankings

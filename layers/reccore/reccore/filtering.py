@@ -127,7 +127,7 @@ class Allowed:
         return parts[0] if len(parts) == 1 else _Keep(faiss.IDSelectorAnd(parts[0], parts[1]), *parts)
 
 
-def _Keep(selector: faiss.IDSelector, *owned: object) -> faiss.IDSelector:  # noqa: N802 - reads as a constructor
+def _Keep(selector: faiss.IDSelector, *owned: object) -> faiss.IDSelector:
     """Attach the objects a SWIG selector points into, so they live as long as it does."""
-    selector.referenced_objects = owned
+    selector.referenced_objects = owned  # type: ignore[attr-defined]
     return selector

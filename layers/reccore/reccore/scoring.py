@@ -204,8 +204,8 @@ def search_parameters(index: faiss.Index, k: int, selector: faiss.IDSelector | N
     if isinstance(index, faiss.IndexHNSW):
         return faiss.SearchParametersHNSW(sel=selector, efSearch=max(index.hnsw.efSearch, k))  # type: ignore[attr-defined]
     if isinstance(index, faiss.IndexIVF):
-        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)  # type: ignore[attr-defined]
-    return None if selector is None else faiss.SearchParameters(sel=selector)
+        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)  # type: ignore[call-arg]
+    return None if selector is None else faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
 
 
 def _search(

@@ -70,7 +70,9 @@ class PipelineSettings(_Base):
 class BatchSettings(_Base):
     """Defaults of ``python -m pipeline batch``; each CLI flag (or Lambda event key) overrides its variable."""
 
-    batch_model: str = Field(DEFAULT_MODEL_URI, description="Published models to read: s3://bucket/prefix or a directory.")
+    batch_model: str = Field(
+        DEFAULT_MODEL_URI, description="Published models to read: s3://bucket/prefix or a directory."
+    )
     batch_users: str = Field("all", description="all, or a file (local or s3://) of user ids, one per line.")
     batch_k: int = Field(10, ge=1, le=1000, description="Items per user.")
     batch_output: str = Field("recommendations.parquet", description="Parquet file to write, local or s3://.")
