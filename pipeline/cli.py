@@ -96,7 +96,10 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
     result = run_evaluation(log, default, args.factors, args.weightings, args.scalings, args.seed, progress=True)
     result.timings = {"load": load_seconds, **result.timings}
     report, image = write_report(result, args.report)
-    lines = [f"wrote {report} and {image} in {time.perf_counter() - start:.0f} s"]
+    from pipeline.quality.diversity import append_to_report
+
+    diversity_line = append_to_report(report, log, default, args.seed)
+    lines = [f"wrote {report} and {image} in {time.perf_counter() - start:.0f} s", diversity_line]
     for name, protocol in result.protocols.items():
         lines.append(f"{name} split NDCG@10: " + ", ".join(
             f"{label} {metrics['ndcg@10']:.4f}" for label, metrics in [

@@ -8,8 +8,10 @@ same queries under a heavy category filter), and refused if even the largest val
 from __future__ import annotations
 
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +28,17 @@ IVF_TRAIN_PER_LIST = 64  # k-means training rows per inverted list (FAISS warns 
 IVF_MAX_NPROBE = 1024  # the largest nprobe the tuner tries
 RECALL_QUERIES = 1000
 LATENCY_QUERIES = 200
+
+
+@contextmanager
+def all_cores() -> Iterator[None]:
+    """FAISS on every core for builds and batch searches (the service runs it on one: see reccore.scoring)."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -108,10 +121,13 @@ def recall_at_10(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray) -
 def latency_us(index: faiss.Index, queries: np.ndarray, selector: faiss.IDSelector | None = None) -> float:
     """Median microseconds of a one-query search, as the service runs it (one at a time, one thread)."""
     times = []
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
     for row in np.ascontiguousarray(queries[:LATENCY_QUERIES], dtype=np.float32):
         start = time.perf_counter()
         _search_all(index, row.reshape(1, -1), 10, selector)
         times.append(time.perf_counter() - start)
+    faiss.omp_set_num_threads(before)
     return float(np.median(times) * 1e6)
 
 
