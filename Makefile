@@ -11,13 +11,14 @@ STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo test test-fast lint typecheck bench eval sam-validate sam-local standin-image deploy clean
+.PHONY: help install demo serve test test-fast lint typecheck bench eval sam-validate sam-local standin-image deploy clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
+	@echo "make serve MODEL=DIR|s3://bucket/prefix   serve a published model with uvicorn (:8000)"
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
-	@echo "make bench       pipeline and service benchmarks (prints figures)"
+	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
 	@echo "make sam-local   sam build + sam local start-api against the local S3"
 	@echo "make deploy      sam build && sam deploy (needs an AWS account)"
@@ -42,6 +43,10 @@ S3_PORT ?= 5000
 demo: $(STAMP)
 	$(PY) scripts/demo.py --api-port $(API_PORT) --ui-port $(UI_PORT) --s3-port $(S3_PORT)
 
+MODEL ?=
+serve: $(STAMP)
+	$(PY) scripts/serve.py $(if $(MODEL),--model '$(MODEL)') --port $(API_PORT)
+
 test: $(STAMP) $(SAM_STAMP) lint typecheck
 	$(PY) -m pytest
 
@@ -58,6 +63,8 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_service.py
+	$(PY) scripts/bench_realtime.py
+	$(PY) scripts/bench_report.py --write
 
 eval: $(STAMP)
 	$(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md

@@ -16,7 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.job import RunResult, run
+from pipeline.evaluate import HOLDOUT, MIN_HISTORY
+from pipeline.job import GATE_METRIC, RunResult, run
+from pipeline.reporting import print_stage, progress_enabled
 from reccore.errors import RecError
 from reccore.settings import BatchSettings, PipelineSettings
 from reccore.weighting import SCHEMES
@@ -93,7 +95,8 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
     log = load_source(args.source, args.items, interactions=args.interactions, seed=args.seed)
     load_seconds = time.perf_counter() - start
     default = SvdConfig(defaults.factors, defaults.weighting, defaults.scaling)
-    result = run_evaluation(log, default, args.factors, args.weightings, args.scalings, args.seed, progress=True)
+    result = run_evaluation(log, default, args.factors, args.weightings, args.scalings, args.seed,
+                            progress=progress_enabled(defaults.progress))  # fmt: skip
     result.timings = {"load": load_seconds, **result.timings}
     report, image = write_report(result, args.report)
     from pipeline.quality.diversity import append_to_report
@@ -131,7 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
         settings = PipelineSettings(**overrides)
-        result = run(settings, progress=not args.json)
+        result = run(
+            settings,
+            progress=progress_enabled(settings.progress) and not args.json,
+            on_stage=None if args.json else print_stage,
+        )
     except RecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -157,12 +164,26 @@ def summary(result: RunResult) -> str:
         f"artifacts: {sum(result.sizes.values()) / 1e6:.1f} MB in {len(result.sizes)} files",
         "",
         _metrics_table(result.metrics),
+        baseline_line(result.metrics),
     ]
     return "\n".join(lines)
+
+
+def baseline_line(metrics: dict[str, dict[str, Any]]) -> str:
+    """One sentence saying which split the gate's NDCG@10 is on and what the popularity baseline scored there."""
+    model, popular = metrics["model"][GATE_METRIC], metrics["popularity"][GATE_METRIC]
+    users = metrics["model"].get("users")
+    ratio = f"{model / popular:.2f}× the baseline" if popular > 0 else "the baseline scored 0"
+    verdict = "" if model > popular else "; below it, published only because of --force"
+    return (
+        f"NDCG@10 is on a time split (each user's newest {HOLDOUT:.0%} of interactions held out, for users with at "
+        f"least {MIN_HISTORY}{f'; {int(users):,} users evaluated' if users else ''}): the model scored {model:.4f}, "
+        f"the popularity baseline {popular:.4f} ({ratio}{verdict})."
+    )
 
 
 def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
     names = [n for n in next(iter(metrics.values())) if n != "users"]
     header = f"  {'':<12}" + "".join(f"{n:>16}" for n in names)
     rows = [f"  {model:<12}" + "".join(f"{values[n]:>16.4f}" for n in names) for model, values in metrics.items()]
-    return "\n".join(["evaluation (time split, newest 20% per user held out):", header, *rows])
+    return "\n".join([f"evaluation (time split, newest {HOLDOUT:.0%} per user held out):", header, *rows])

@@ -18,9 +18,11 @@ from reccore.weighting import Scheme
 
 K = 10
 MAX_EVAL_USERS = 2000  # standard error of NDCG@10 ≈ 0.004 here; bounds the gate at any scale
+HOLDOUT = 0.2  # each user's newest 20% of interactions are held out ...
+MIN_HISTORY = 5  # ... if they have at least this many; others stay wholly in training
 
 
-def time_split(log: InteractionLog, holdout: float = 0.2, min_interactions: int = 5) -> np.ndarray:
+def time_split(log: InteractionLog, holdout: float = HOLDOUT, min_interactions: int = MIN_HISTORY) -> np.ndarray:
     """Test mask holding out each user's newest ``holdout`` share (at least one) of interactions.
 
     Users with fewer than ``min_interactions`` stay wholly in training.

@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.data import InteractionLog
 from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_users, served_model, time_split
 from pipeline.package import package
+from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
 from pipeline.train import train
 from reccore.artifacts import MANIFEST_NAME, publish, version_key
@@ -43,22 +44,29 @@ class RunResult:
 
 
 class _Stages:
-    def __init__(self, report: bool) -> None:
+    def __init__(self, on_stage: StageHook | None) -> None:
         self.timings: dict[str, float] = {}
-        self.report = report
+        self.on_stage = on_stage or (lambda event: None)
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        if self.report:
-            print(f"… {name}", flush=True)
+        self.on_stage(StageEvent(name, "started"))
         start = time.perf_counter()
-        yield
+        try:
+            yield
+        except BaseException:
+            self.on_stage(StageEvent(name, "failed", round(time.perf_counter() - start, 3)))
+            raise
         self.timings[name] = round(time.perf_counter() - start, 3)
+        self.on_stage(StageEvent(name, "finished", self.timings[name]))
 
 
-def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
-    """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure."""
-    stage = _Stages(progress)
+def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook | None = None) -> RunResult:
+    """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure.
+
+    ``progress`` draws progress bars; ``on_stage`` is called as each stage starts and ends.
+    """
+    stage = _Stages(on_stage)
     params = {"seed": settings.seed, "index": settings.index, "source": settings.source, "scaling": settings.scaling}
 
     with stage("load"):

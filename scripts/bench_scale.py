@@ -180,7 +180,7 @@ def main() -> None:
 
     import pipeline.index_choice
 
-    pipeline.index_choice.AUTO_CANDIDATES = tuple(args.candidates.split(","))  # type: ignore[assignment]
+    pipeline.index_choice.AUTO_CANDIDATES = tuple(args.candidates.split(","))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"bytecode cache {'off' if os.environ.get('PYTHONDONTWRITEBYTECODE') else 'on'}", flush=True)  # fmt: skip
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -202,8 +202,10 @@ def main() -> None:
             results.append({**built, **served})
     finally:
         server.stop()
-    print("\n| items | index (params) | build+tune s | recall@10 / filtered | µs/query exact → index (×) "
-          "| bytes/item | cold start s | RSS MB | p50 / p99 ms | heavy filter p50 / p99 ms | batch users/s |")
+    print(
+        "\n| items | index (params) | build+tune s | recall@10 / filtered | µs/query exact → index (×) "
+        "| bytes/item | cold start s | RSS MB | p50 / p99 ms | heavy filter p50 / p99 ms | batch users/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['items']:,} | {r['index']} {r['params'] or ''} | {r['build_s']} | {r['recall']:.3f} / "

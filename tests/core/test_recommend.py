@@ -65,3 +65,14 @@ def test_every_ranking_function_returns_a_ranking(tiny: Model) -> None:
     assert ids(similar)[:2] == [3, 5] or ids(similar)[:2] == [5, 3]
     assert 4 not in ids(similar)
     assert all(isinstance(r, Ranking) for r in (top, similar, recommend(tiny, 1)))
+
+
+def test_a_known_users_new_interactions_move_their_vector(tiny: Model) -> None:
+    before = recommend(tiny, 1, user=3)  # likes "a"
+    after = recommend(tiny, 1, user=3, interactions=Interactions.of([4, 4, 4], [5.0, 5.0, 5.0]))
+    assert before.strategy == after.strategy == "personalized"
+    assert ids(before) == [2] and ids(after) == [5]  # the new "b" purchases outweigh the stored "a" taste
+
+
+def test_store_seen_items_are_excluded_too(tiny: Model) -> None:
+    assert ids(recommend(tiny, 2, user=0, seen=np.array([1]))) == [0, 3]

@@ -209,6 +209,9 @@ def check_event_answer(name: str, status: int, body: Any, model_version: str) ->
         assert status == 200, body
         ids = [item["item_id"] for item in body["items"]]
         assert body["item_id"] == KNOWN_ITEM and len(ids) == 5 and KNOWN_ITEM not in ids
+    elif name == "events_post.json":
+        assert status == 200, body
+        assert body["accepted"] == 3 and body["unknown_items"] == ["unknown-item"]
     elif name == "bad_request.json":
         assert status == 422, body
         assert body["error"] == "validation_error" and body["message"] and body["details"]

@@ -96,6 +96,12 @@ class Model:
     def n_users(self) -> int:
         return len(self.user_ids)
 
+    @property
+    def trained_through(self) -> int | None:
+        """Unix time of the newest interaction the model was trained on: later events are new to it."""
+        time_range = self.manifest.data.get("time_range")
+        return int(time_range[1]) if time_range else None
+
     def user_history(self, user: int) -> slice:
         """Positions of ``user``'s interactions in the history arrays, newest first."""
         return slice(int(self.history_indptr[user]), int(self.history_indptr[user + 1]))

@@ -43,6 +43,7 @@ def recommend(
     interactions: Interactions | None = None,
     filters: Filters | None = None,
     exclude_seen: bool = True,
+    seen: np.ndarray | None = None,
     diversity: float = 0.0,
 ) -> Ranking:
     """Top-``k`` items for a known user, a set of interactions, or nobody.
@@ -57,36 +58,52 @@ def recommend(
     filters
         Items and categories the answer may not (or must) contain.
     exclude_seen
-        Leave out the user's training history and ``interactions``.
+        Leave out the user's training history, ``interactions`` and ``seen``.
+    seen
+        More item positions the user has already had (e.g. from a user-state store), excluded like the rest.
     diversity
         λ of maximal marginal relevance in [0, 1] over the top candidates (0: the plain ranking).
 
     Returns
     -------
     Ranking
-        With ``strategy`` set to ``personalized``, ``fold_in`` or ``popular`` (no usable vector).
+        ``strategy`` is ``personalized`` for a known user with a usable vector: their stored vector plus the
+        fold-in of ``interactions`` (the fold-in is linear in the weighted row, so for items new to the user this
+        is exactly the vector training on them would give, with none/log/tfidf weighting). It is ``fold_in`` when
+        only ``interactions`` give a usable vector, and ``popular`` when nothing does.
     """
-    strategy, vector, seen = plan(model, user, interactions, exclude_seen)
-    return complete(model, k, strategy, vector, allowed(model, filters or Filters(), seen), diversity)
+    strategy, vector, excluded = plan(model, user, interactions, exclude_seen, seen)
+    return complete(model, k, strategy, vector, allowed(model, filters or Filters(), excluded), diversity)
 
 
 def plan(
-    model: Model, user: int | None, interactions: Interactions | None, exclude_seen: bool
+    model: Model,
+    user: int | None,
+    interactions: Interactions | None,
+    exclude_seen: bool,
+    seen: np.ndarray | None = None,
 ) -> tuple[Strategy, np.ndarray | None, list[int]]:
     """The strategy, the query vector (None: popularity) and the items to leave out, for one request."""
     recent = interactions.items if interactions is not None else np.empty(0, dtype=np.int64)
+    strengths = interactions.strengths if interactions is not None else None
+    stored = model.user_factors[user] if user is not None else None
     vector: np.ndarray | None = None
     strategy: Strategy = "popular"
-    if user is not None and usable(model.user_factors[user]):
-        strategy, vector = "personalized", model.user_factors[user]
+    if stored is not None and usable(stored):
+        strategy = "personalized"
+        vector = stored + fold_in(model, recent, strengths) if len(recent) else stored
     elif len(recent):
-        folded = fold_in(model, recent, interactions.strengths if interactions is not None else None)
-        if usable(folded):
-            strategy, vector = "fold_in", folded
-    seen: list[int] = []
+        strategy, vector = "fold_in", fold_in(model, recent, strengths)
+    if vector is not None and not usable(vector):
+        strategy, vector = "popular", None
+    excluded: list[int] = []
     if exclude_seen:
-        seen = recent.tolist() if user is None else [*seen_items(model, user).tolist(), *recent.tolist()]
-    return strategy, vector, seen
+        if user is not None:
+            excluded += seen_items(model, user).tolist()
+        excluded += recent.tolist()
+        if seen is not None:
+            excluded += np.asarray(seen, dtype=np.int64).tolist()
+    return strategy, vector, excluded
 
 
 def complete(

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Response
 from app.deps import ModelDep
 from app.responses import json_response
 from app.schemas import ErrorResponse, RecommendRequest, RecommendResponse
+from app.state import UserStoreDep, as_interactions, read_state, state_input
 from reccore.model import Model
-from reccore.recommend import Interactions
 from reccore.recommend import recommend as core_recommend
 from reccore.scoring import Filters, Ranking
 
@@ -52,8 +52,8 @@ def _positions(model: Model, ids: list[str] | None) -> tuple[list[int], list[str
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
-async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
-    """Top-k items for a known user, an anonymous session (recent_items) or nobody (popular)."""
+async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep) -> Response:
+    """Top-k items for a user (their stored state and events included), an anonymous session, or nobody."""
     recent, ignored = _positions(model, body.recent_items)
     excluded, _unknown = _positions(model, body.exclude_items)  # unknown ids cannot be recommended anyway
     filters = Filters(
@@ -62,13 +62,17 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
         include_categories=frozenset(body.include_categories) if body.include_categories else None,
         exclude_categories=frozenset(body.exclude_categories or ()),
     )
+    user = model.user_index.get(body.user_id) if body.user_id is not None else None
+    state, degraded = await read_state(store, body.user_id) if body.user_id is not None else (None, False)
+    stored = state_input(model, state, known=user is not None)
     ranking = core_recommend(
         model,
         body.k,
-        user=model.user_index.get(body.user_id) if body.user_id is not None else None,
-        interactions=Interactions.of(recent),
+        user=user,
+        interactions=as_interactions([*stored.interactions, *((p, 1.0) for p in recent)]),
         filters=filters,
         exclude_seen=body.exclude_seen,
+        seen=stored.seen,
         diversity=body.diversity,
     )
     # Built as RecommendResponse's JSON directly: validating our own output costs more than the scoring
@@ -80,5 +84,7 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
             "strategy": ranking.strategy,
             "items": scored_items(model, ranking),
             "ignored_items": ignored,
+            "realtime_events": stored.realtime_events,
+            "degraded": degraded,
         }
     )
