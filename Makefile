@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo serve test test-fast lint typecheck bench eval sam-validate sam-local standin-image deploy clean
+.PHONY: help install demo serve test test-fast lint typecheck bench bench-scale eval sam-validate sam-local standin-image deploy clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
@@ -19,6 +19,7 @@ help:
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
 	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
+	@echo "make bench-scale 10k/100k/1M-item catalogues: index choice, recall, latency, cold start, RSS (long)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
 	@echo "make sam-local   sam build + sam local start-api against the local S3"
 	@echo "make deploy      sam build && sam deploy (needs an AWS account)"
@@ -65,6 +66,9 @@ bench: $(STAMP)
 	$(PY) scripts/bench_service.py
 	$(PY) scripts/bench_realtime.py
 	$(PY) scripts/bench_report.py --write
+
+bench-scale: $(STAMP)
+	nice -n 10 $(PY) scripts/bench_scale.py --sizes 10000,100000,1000000
 
 eval: $(STAMP)
 	$(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md

@@ -5,7 +5,8 @@ against exact search, one-query latency against exact search), bytes per item, t
 with the artifacts in a local moto S3: cold start (import → first /recommend), RSS, in-process handler
 /recommend p50/p99 with and without a heavy filter (half the categories excluded), and batch users/s.
 
-    nice -n 10 .venv/bin/python scripts/bench_scale.py --sizes 10000,100000,1000000
+    nice -n 10 .venv/bin/python scripts/bench_scale.py --sizes 10000,100000,1000000   (make bench-scale)
+Figures go to the ``scale`` section of docs/bench.json (sizes measured earlier are kept).
 Goal at 1M: recall@10 ≥ 0.95 at ≥ 10× exact search's QPS, in-process p50 < 2 ms.
 """
 
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from bench_record import BENCH_FILE, LoadWatch, record
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench-scale"
@@ -173,7 +175,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--candidates", default="ivf,hnsw", help="approximate kinds --index auto may choose")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     import boto3
     from moto.server import ThreadedMotoServer
@@ -190,16 +191,18 @@ def main() -> None:
     env = {"AWS_ENDPOINT_URL_S3": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
     results = []
+    load = LoadWatch()
     try:
         os.environ.update(env)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         for n_items in (int(s) for s in args.sizes.split(",")):
             uri = f"s3://{BUCKET}/scale-{n_items}"
+            watch = LoadWatch()
             built = build_and_publish(n_items, uri)
             print(json.dumps(built), flush=True)
             served = serve(uri, env)
             print(json.dumps(served), flush=True)
-            results.append({**built, **served})
+            results.append({**built, **served, "load": watch.result(), "candidates": args.candidates})
     finally:
         server.stop()
     print(
@@ -213,8 +216,11 @@ def main() -> None:
               f"{r['bytes_per_item']:.0f} | {r['cold_start_s']:.2f} | {r['rss_after_load_mb']:.0f} | "
               f"{r['plain_p50_ms']:.2f} / {r['plain_p99_ms']:.2f} | {r['heavy_filter_p50_ms']:.2f} / "
               f"{r['heavy_filter_p99_ms']:.2f} | {r['batch_users_per_s']:,.0f} |")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    # Sizes measured in earlier runs stay (a 1M run is long): each entry carries its own load record.
+    earlier = json.loads(BENCH_FILE.read_text()).get("scale", {}).get("sizes", []) if BENCH_FILE.exists() else []
+    measured = {r["items"] for r in results}
+    sizes = sorted([*(r for r in earlier if r["items"] not in measured), *results], key=lambda r: r["items"])
+    record("scale", {"sizes": sizes}, load)
 
 
 if __name__ == "__main__":
