@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +20,14 @@ from pipeline.package import package
 from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
 from pipeline.train import train
-from reccore.artifacts import MANIFEST_NAME, publish, version_key
-from reccore.errors import QualityGateError
+from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
+from reccore.artifacts import MANIFEST_NAME, publish, record_in_manifest, version_key
+from reccore.errors import QualityGateError, UserStateError
 from reccore.settings import PipelineSettings
-from reccore.storage import open_store
+from reccore.storage import ArtifactStore, open_store
+from reccore.userstate import DynamoStore
+
+logger = logging.getLogger(__name__)
 
 GATE_METRIC = "ndcg@10"
 
@@ -38,6 +43,7 @@ class RunResult:
     index: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    user_sync: dict[str, Any] | None = None  # what the sync to the user-state table did (None: no table)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,17 +76,24 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
     params = {"seed": settings.seed, "index": settings.index, "source": settings.source, "scaling": settings.scaling}
 
     with stage("load"):
-        log = load_source(settings.source, settings.items, interactions=settings.interactions, seed=settings.seed)
+        log = load_source(
+            settings.source, settings.items, interactions=settings.interactions, seed=settings.seed,
+            events=settings.events,
+        )  # fmt: skip
     metrics = _holdout_metrics(log, settings, params, stage, progress)
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
         trained = train(log, settings.factors, settings.weighting, settings.seed, settings.scaling)
     with stage("index"):
+        user_arrays = settings.user_arrays if settings.user_arrays is not None else not settings.user_table
         manifest, files = package(
-            log, trained, settings.index, params, settings.seed, settings.min_recall, settings.exact_below
-        )
+            log, trained, settings.index, params, settings.seed, user_arrays,
+            min_recall=settings.min_recall, exact_below=settings.exact_below,
+        )  # fmt: skip
         manifest.metrics = metrics
+        if "events" in log.extra:
+            manifest.data["events"] = log.extra["events"]
     # A second guard: choose_indexes already refuses an index that misses the gate.
     measured = [r for r in (manifest.index.recall_at_10, manifest.index.filtered_recall_at_10) if r is not None]
     recall = min(measured) if measured else None
@@ -92,6 +105,10 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
     with stage("publish"):
         store = open_store(settings.output)
         published = publish(store, manifest, files, retention=settings.retention)
+    sync = None
+    if settings.user_table:
+        with stage("sync users"):
+            sync = _sync_users(log, settings, store, published.version)
     return RunResult(
         version=published.version,
         uri=f"{store.uri}/{version_key(published.version, MANIFEST_NAME)}",
@@ -100,7 +117,26 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
         index=published.index.model_dump(),
         timings=stage.timings,
         sizes={name: len(data) for name, data in files.items()},
+        user_sync=sync,
     )
+
+
+def _sync_users(log: InteractionLog, settings: PipelineSettings, store: ArtifactStore, version: str) -> dict[str, Any]:
+    """Sync the users into the table and record it in the version's manifest; a failure is reported, not raised.
+
+    The version is live already: a failed sync leaves the table as it was (the next run retries those users,
+    since this version records no successful sync) and never un-publishes.
+    """
+    table = settings.user_table
+    since = previous_cutoff(store, table, settings.user_events, exclude=version)
+    target = DynamoStore(table, max_events=settings.user_events)
+    try:
+        record = sync_users(log, target, version, table=table, max_events=settings.user_events, changed_since=since)
+    except UserStateError as exc:
+        logger.error("user sync to %s failed after publishing %s: %s", table, version, exc)
+        record = {"status": "failed", "table": table, "error": str(exc), "changed_since": since}
+    record_in_manifest(store, version, SYNC_KEY, record)
+    return record
 
 
 def _holdout_metrics(

@@ -38,6 +38,7 @@ FORMAT_VERSION = 1
 MODELS_DIR = "models"
 LATEST_KEY = f"{MODELS_DIR}/LATEST"
 MANIFEST_NAME = "manifest.json"
+USER_ARRAYS_KEY = "user_arrays"  # manifest.data[...]: false for an item-side-only version
 
 
 class Files:
@@ -63,6 +64,13 @@ class Files:
         USER_FACTORS, ITEM_FACTORS, SINGULAR_VALUES, ITEM_WEIGHTS, POPULARITY, CONTENT_BASED, ITEM_MAP,
         HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS, USERS, ITEMS, INDEX_IP, INDEX_COS,
     )  # fmt: skip
+    # Per-user files: optional (manifest.data["user_arrays"] false) when a user-state table holds the users instead.
+    USER_SIDE = (USER_FACTORS, USERS, HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS)
+
+    @classmethod
+    def required(cls, user_arrays: bool = True) -> tuple[str, ...]:
+        """The files a version has: all of them, or the item-side ones only."""
+        return cls.ALL if user_arrays else tuple(name for name in cls.ALL if name not in cls.USER_SIDE)
 
 
 class FileEntry(BaseModel):
@@ -92,6 +100,11 @@ class Manifest(BaseModel):
     index: IndexInfo
     event_types: list[str]  # code -> name, for history_events
     files: dict[str, FileEntry] = Field(default_factory=dict)
+
+    @property
+    def user_arrays(self) -> bool:
+        """Whether this version carries the per-user files (``data["user_arrays"]``; absent means it does)."""
+        return bool(self.data.get(USER_ARRAYS_KEY, True))
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -149,13 +162,18 @@ class ModelContents:
 NPY_FILES = tuple(name for name in Files.ALL if name.endswith(".npy"))
 
 
-def encode(contents: ModelContents) -> dict[str, bytes]:
-    """The bytes of every file in :class:`Files` (the inverse of :func:`decode`)."""
-    missing = [name for name in NPY_FILES if name not in contents.arrays]
+def encode(contents: ModelContents, user_arrays: bool = True) -> dict[str, bytes]:
+    """The bytes of every file in :class:`Files` (the inverse of :func:`decode`).
+
+    With ``user_arrays`` false, the per-user files (:attr:`Files.USER_SIDE`) are left out.
+    """
+    names = Files.required(user_arrays)
+    missing = [name for name in NPY_FILES if name in names and name not in contents.arrays]
     if missing:
         raise ValueError(f"encode: arrays missing from the model: {', '.join(missing)}")
-    files = {name: npy_bytes(contents.arrays[name]) for name in NPY_FILES}
-    files[Files.USERS] = json_bytes([str(u) for u in contents.user_ids])
+    files = {name: npy_bytes(contents.arrays[name]) for name in NPY_FILES if name in names}
+    if user_arrays:
+        files[Files.USERS] = json_bytes([str(u) for u in contents.user_ids])
     items = contents.items
     files[Files.ITEMS] = json_bytes(
         {
@@ -173,14 +191,19 @@ def encode(contents: ModelContents) -> dict[str, bytes]:
 def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelContents:
     """Decode verified file contents held in memory (see :func:`decode_dir` for files on disk).
 
+    Without any of the per-user files (an item-side-only version) the contents have zero users: no ids,
+    user factors of shape ``(0, k)`` and an empty history (``indptr == [0]``).
+
     Raises
     ------
     ModelLoadError
-        A file is intact but not what its name promises (bad JSON, a pickled or malformed array, missing keys).
+        A file is intact but not what its name promises (bad JSON, a pickled or malformed array, missing keys),
+        or only some of the per-user files are present.
     ArtifactIntegrityError
         A FAISS index cannot be read.
     """
     return _decode(
+        set(files),
         lambda name: files[name],
         lambda name: npy_load(files[name]),
         lambda name: _read_index(files[name], cache_dir),
@@ -193,6 +216,7 @@ def decode_dir(directory: str | Path, index_type: str = "flat") -> ModelContents
     Arrays are ``np.load(mmap_mode="r")`` views and the FAISS indexes are read with FAISS's mmap flag
     (an IVF index maps its inverted lists, flat and HNSW their vector storage), so the pages come from
     the page cache on first touch. The mappings outlive the files: callers may delete them afterwards.
+    Same rules and errors as :func:`decode`.
     """
     root = Path(directory)
     flag = faiss.IO_FLAG_MMAP if index_type == "ivf" else faiss.IO_FLAG_MMAP_IFC
@@ -204,6 +228,7 @@ def decode_dir(directory: str | Path, index_type: str = "flat") -> ModelContents
             raise ArtifactIntegrityError(f"FAISS index unreadable: {exc}") from exc
 
     return _decode(
+        {path.name for path in root.iterdir()},
         lambda name: (root / name).read_bytes(),
         lambda name: np.load(root / name, mmap_mode="r", allow_pickle=False),
         read_index,
@@ -211,9 +236,17 @@ def decode_dir(directory: str | Path, index_type: str = "flat") -> ModelContents
 
 
 def _decode(
-    read: Callable[[str], bytes], load_array: Callable[[str], np.ndarray], read_index: Callable[[str], faiss.Index]
+    names: set[str],
+    read: Callable[[str], bytes],
+    load_array: Callable[[str], np.ndarray],
+    read_index: Callable[[str], faiss.Index],
 ) -> ModelContents:
-    """The one decoder: ``read`` gives a file's bytes, ``load_array`` an ``.npy`` file, ``read_index`` an index."""
+    """The one decoder: of the files in ``names``, ``read`` gives bytes, ``load_array`` an ``.npy``, ``read_index``
+    an index."""
+    present = [name for name in Files.USER_SIDE if name in names]
+    if present and len(present) != len(Files.USER_SIDE):
+        absent = [name for name in Files.USER_SIDE if name not in names]
+        raise ModelLoadError(f"model files cannot be decoded: per-user files incomplete, missing {', '.join(absent)}")
     try:
         items = json.loads(read(Files.ITEMS))
         table = ItemTable(
@@ -222,8 +255,12 @@ def _decode(
             category=[str(c) for c in items["category"]],
             price=np.asarray(items["price"], dtype=np.float32),
         )
-        arrays = {name: load_array(name) for name in NPY_FILES}
-        user_ids = [str(u) for u in json.loads(read(Files.USERS))]
+        arrays = {name: load_array(name) for name in NPY_FILES if name not in Files.USER_SIDE or present}
+        if present:
+            user_ids = [str(u) for u in json.loads(read(Files.USERS))]
+        else:
+            user_ids = []
+            arrays.update(_no_users(arrays[Files.ITEM_FACTORS].shape[1]))
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelLoadError(f"model files cannot be decoded: {type(exc).__name__}: {exc}") from exc
     return ModelContents(
@@ -233,6 +270,17 @@ def _decode(
         index_ip=read_index(Files.INDEX_IP),
         index_cos=read_index(Files.INDEX_COS),
     )
+
+
+def _no_users(k: int) -> dict[str, np.ndarray]:
+    """The per-user arrays of a model with zero users, dtypes as in :class:`Files`."""
+    return {
+        Files.USER_FACTORS: np.zeros((0, k), dtype=np.float32),
+        Files.HISTORY_INDPTR: np.zeros(1, dtype=np.int64),
+        Files.HISTORY_ITEMS: np.zeros(0, dtype=np.int32),
+        Files.HISTORY_TIMES: np.zeros(0, dtype=np.int64),
+        Files.HISTORY_EVENTS: np.zeros(0, dtype=np.int8),
+    }
 
 
 def _read_index(data: bytes, cache_dir: str | None) -> faiss.Index:
@@ -278,7 +326,7 @@ def read_manifest(store: ArtifactStore, version: str) -> Manifest:
         raise ArtifactIntegrityError(
             f"{store.uri}/{key}: format_version {manifest.format_version}, this reader needs {FORMAT_VERSION}"
         )
-    missing = [name for name in Files.ALL if name not in manifest.files]
+    missing = [name for name in Files.required(manifest.user_arrays) if name not in manifest.files]
     if missing:
         raise ArtifactIntegrityError(f"{store.uri}/{key} does not list {', '.join(missing)}")
     return manifest
@@ -319,7 +367,7 @@ def publish(store: ArtifactStore, manifest: Manifest, files: dict[str, bytes], r
     (best effort) and the exception propagates: the live model never changes.
     Afterwards, versions beyond ``retention`` (oldest first) are deleted.
     """
-    missing = [name for name in Files.ALL if name not in files]
+    missing = [name for name in Files.required(manifest.user_arrays) if name not in files]
     if missing:
         raise ValueError(f"publish: files missing from the model: {', '.join(missing)}")
     manifest = manifest.model_copy(
@@ -338,6 +386,18 @@ def publish(store: ArtifactStore, manifest: Manifest, files: dict[str, bytes], r
     store.put(LATEST_KEY, manifest.version.encode())
     prune(store, retention, keep=manifest.version)
     return manifest
+
+
+def record_in_manifest(store: ArtifactStore, version: str, key: str, value: Any) -> Manifest:
+    """Set ``manifest.data[key]`` of a published version (what happened after publishing, e.g. the user sync).
+
+    The files and their checksums are untouched; a single PUT replaces the manifest, so readers see the old
+    or the new one, never half of either.
+    """
+    manifest = read_manifest(store, version)
+    updated = manifest.model_copy(update={"data": {**manifest.data, key: value}})
+    store.put(version_key(version, MANIFEST_NAME), updated.model_dump_json(indent=2).encode())
+    return updated
 
 
 def prune(store: ArtifactStore, retention: int, keep: str) -> list[str]:
