@@ -38,7 +38,7 @@ class ServiceSettings(_Base):
     )
     cors_origins: str = Field("*", description="Comma-separated origins allowed by CORS when served by uvicorn.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
-    cache_dir: str = Field("/tmp/reccore", description="Scratch space for downloaded index files.")
+    cache_dir: str = Field("/tmp/reccore", description="Where the model's verified files are written and mapped from.")
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
     user_table: str = Field(
         "", description="DynamoDB table of per-user state; empty: the model's histories plus an in-process buffer."
