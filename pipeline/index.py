@@ -131,20 +131,23 @@ def latency_us(index: faiss.Index, queries: np.ndarray, selector: faiss.IDSelect
     return float(np.median(times) * 1e6)
 
 
-def _knob(index: faiss.Index) -> tuple[str, int, Callable[[int], None]]:
-    """The search-time parameter of an approximate index: its name, largest value tried, and setter."""
+def _knob(index: faiss.Index) -> tuple[str, int, int, Callable[[int], None]]:
+    """The search-time parameter of an approximate index: its name, smallest and largest value tried, setter.
+
+    HNSW starts at 10: searches use ``max(efSearch, k)``, so a smaller value would not be what runs at k = 10.
+    """
     if isinstance(index, faiss.IndexIVF):
         nlist = int(index.nlist)
 
         def set_nprobe(value: int) -> None:
             index.nprobe = value
 
-        return "nprobe", min(nlist, IVF_MAX_NPROBE), set_nprobe
+        return "nprobe", 1, min(nlist, IVF_MAX_NPROBE), set_nprobe
 
     def set_ef(value: int) -> None:
         index.hnsw.efSearch = value  # type: ignore[attr-defined]
 
-    return "efSearch", HNSW_EF_SEARCH, set_ef
+    return "efSearch", min(10, HNSW_EF_SEARCH), HNSW_EF_SEARCH, set_ef
 
 
 def tune(index: faiss.Index, query_sets: list[QuerySet], min_recall: float) -> tuple[dict[str, int], dict[str, float]]:
@@ -153,14 +156,14 @@ def tune(index: faiss.Index, query_sets: list[QuerySet], min_recall: float) -> t
     Returns the parameter and each set's recall at it. If even the largest value misses, the index is
     left there and the (failing) recalls are returned: the caller refuses it.
     """
-    name, largest, set_value = _knob(index)
+    name, smallest, largest, set_value = _knob(index)
 
     def passes(value: int) -> tuple[bool, dict[str, float]]:
         set_value(value)
         recalls = {q.name: recall(index, q) for q in query_sets}
         return min(recalls.values()) >= min_recall, recalls
 
-    value, low = 1, 0  # powers of two up, then a binary search down to the smallest passing value
+    value, low = smallest, smallest - 1  # doubling up, then a binary search down to the smallest passing value
     ok, recalls = passes(value)
     while not ok and value < largest:
         low, value = value, min(largest, value * 2)
