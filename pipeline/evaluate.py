@@ -13,7 +13,7 @@ from pipeline.package import package
 from pipeline.train import train
 from reccore.model import Model, build_model
 from reccore.recommend import recommend
-from reccore.scoring import Filters, allowed_items, rank, seen_items
+from reccore.scoring import Filters, Ranking, allowed_items, rank, seen_items
 from reccore.weighting import Scheme
 
 K = 10
@@ -95,7 +95,7 @@ def rank_users(
     rankings: dict[int, list[int]] = {}
     for user in tqdm(users, desc=f"evaluate {strategy}", disable=not progress, leave=False):
         if strategy == "model":
-            ranking = recommend(model, k, user=user)
+            ranking: Ranking = recommend(model, k, user=user)
         else:
             ranking = rank(model, None, k, allowed_items(model, Filters(), seen_items(model, user)))
         rankings[user] = ranking.items.tolist()

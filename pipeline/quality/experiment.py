@@ -22,11 +22,12 @@ from pipeline.quality.coldstart import (
     ColdItemResult,
     ColdUserResult,
     SvdConfig,
+    cold_user_splits,
     evaluate_cold_items,
     evaluate_cold_users,
     served_model,
 )
-from pipeline.quality.protocols import PROTOCOLS, Protocol, cold_item_split, cold_user_split, make_split
+from pipeline.quality.protocols import PROTOCOLS, Protocol, cold_item_split, make_split
 from reccore.weighting import SCHEMES, Scheme
 
 GRID_FACTORS = (10, 20, 50, 100)
@@ -146,8 +147,8 @@ def run_evaluation(
     recommended = max(passing, key=lambda c: ratio_to_ease(protocols, c))
     studied = list(dict.fromkeys([default, recommended, best]))
     start = time.perf_counter()
-    users_split = cold_user_split(log, seed=seed)
-    cold_users = {c: evaluate_cold_users(users_split, c, seed) for c in studied}
+    users_splits = cold_user_splits(log, seed=seed)
+    cold_users = {c: evaluate_cold_users(users_splits, c, seed) for c in studied}
     timings["cold-start users"] = time.perf_counter() - start
     start = time.perf_counter()
     items_split = cold_item_split(log, seed=seed)

@@ -53,7 +53,7 @@ def _chunk(
 ) -> list[Ranking]:
     plans = [plan(model, user, None, exclude_seen) for user in users]
     shared = isinstance(model.index_ip, faiss.IndexFlat | faiss.IndexIVF) and diversity == 0.0
-    searched = [i for i, (_, vector, _) in enumerate(plans) if vector is not None] if shared else []
+    searched = [i for i, (_, vector, _, _) in enumerate(plans) if vector is not None] if shared else []
     found: dict[int, Ranking] = {}
     if searched:
         common = allowed(model, filters)  # the request's filters, without any user's seen items
@@ -72,8 +72,8 @@ def _chunk(
             n_allowed = allowed(model, filters, plans[i][2]).count
             if len(hits) >= min(k, n_allowed) and not scores_directly(model, n_allowed):
                 found[i] = Ranking.of(model, hits, hit_scores)
-    rankings = []
-    for i, (user, (strategy, vector, seen)) in enumerate(zip(users, plans, strict=True)):
+    rankings: list[Ranking] = []
+    for i, (user, (strategy, vector, seen, _)) in enumerate(zip(users, plans, strict=True)):
         if i in found:
             permitted = allowed(model, filters, seen)
             rankings.append(complete(model, k, strategy, vector, permitted, diversity, found=found[i]))

@@ -37,7 +37,8 @@ class ServiceSettings(_Base):
         "", description="Path prefix when uvicorn runs behind a proxy; under Lambda the stage comes from each event."
     )
     cors_origins: str = Field("*", description="Comma-separated origins allowed by CORS when served by uvicorn.")
-    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
+    # 1 MiB holds the longest recent_items (5,000 objects: ~330 KB with 7-character ids; scripts/bench_history.py).
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
     cache_dir: str = Field("/tmp/reccore", description="Where the model's verified files are written and mapped from.")
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
     user_table: str = Field(
