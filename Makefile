@@ -14,7 +14,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo serve test test-fast lint typecheck bench bench-users eval reliability sam-validate checkov sam-local standin-image deploy clean
+.PHONY: help install demo serve test test-fast lint typecheck bench bench-users bench-scale eval reliability sam-validate checkov sam-local standin-image deploy clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
@@ -23,6 +23,7 @@ help:
 	@echo "make test-fast   the suite without the slow integration tests"
 	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
 	@echo "make bench-users cold start and API memory at 10k and 1M users, with and without per-user arrays"
+	@echo "make bench-scale 10k/100k/1M-item catalogues: index choice, recall, latency, cold start, RSS (long)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
 	@echo "make reliability schemathesis, hot swap under load, store faults -> docs/reliability.md (~5 min)"
 	@echo "make checkov     checkov's security scan of template.yaml (accepted findings are skipped inline, with reasons)"
@@ -84,6 +85,9 @@ bench: $(STAMP)
 bench-users: $(STAMP)
 	nice -n 10 $(PY) scripts/bench_users.py --record
 	$(PY) scripts/bench_report.py --write
+
+bench-scale: $(STAMP)
+	nice -n 10 $(PY) scripts/bench_scale.py --sizes 10000,100000,1000000
 
 eval: $(STAMP)  # the cold-start study calls the service's app, which is not an installed package
 	# One BLAS thread: with two, a busy 2-core machine ran the SVDs and solves many times slower.
