@@ -11,13 +11,15 @@ STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo test test-fast lint typecheck bench eval sam-validate sam-local standin-image deploy clean
+.PHONY: help install demo test test-fast lint typecheck bench bench-spark eval sam-validate sam-local standin-image deploy train-emr clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
 	@echo "make bench       pipeline and service benchmarks (prints figures)"
+	@echo "make bench-spark single-process vs Spark local[2] at 1M and 10M (prints figures; minutes)"
+	@echo "make train-emr   pack the pipeline, upload it and start an EMR Serverless job run (REC_EMR_*, REC_SOURCE)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
 	@echo "make sam-local   sam build + sam local start-api against the local S3"
 	@echo "make deploy      sam build && sam deploy (needs an AWS account)"
@@ -25,7 +27,7 @@ help:
 $(STAMP): pyproject.toml layers/reccore/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e layers/reccore -e '.[serve,frontend,dev]'
+	$(PY) -m pip install --quiet -e layers/reccore -e '.[serve,frontend,dev,spark]'
 	$(PY) -m pip install --quiet --no-deps recbole==1.2.1  # ships MovieLens-100K; never import its modules
 	touch $@
 
@@ -58,6 +60,17 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_service.py
+
+bench-spark: $(STAMP)
+	nice -n 10 $(PY) scripts/bench_spark.py
+
+# The job's environment: a non-editable install (venv-pack packs installed files), without pyspark
+# (EMR Serverless brings Spark). Its Python must match the EMR image's (see README, "Spark").
+EMR_VENV := .venv-emr
+train-emr: $(STAMP)
+	test -x $(EMR_VENV)/bin/python || $(PYTHON) -m venv $(EMR_VENV)
+	$(EMR_VENV)/bin/pip install --quiet ./layers/reccore .
+	$(PY) -m pipeline.emr --venv $(EMR_VENV)
 
 eval: $(STAMP)
 	$(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.job import RunResult, run
-from reccore.errors import RecError
+from reccore.errors import ConfigError, RecError
 from reccore.settings import PipelineSettings
 from reccore.weighting import SCHEMES
 
@@ -27,11 +27,11 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     run_cmd = commands.add_parser("run", help="train, evaluate, index and publish a model")
     fields = PipelineSettings.model_fields
     names = ("source", "items", "output", "interactions", "seed", "factors", "weighting", "scaling", "index",
-             "min_recall", "retention")  # fmt: skip
+             "min_recall", "retention", "engine", "master", "driver_memory")  # fmt: skip
     for name in names:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str
-        choices = getattr(info.annotation, "__args__", None) if name in ("weighting", "index") else None
+        choices = getattr(info.annotation, "__args__", None) if name in ("weighting", "index", "engine") else None
         run_cmd.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name), choices=choices,
             help=f"{info.description} (env REC_{name.upper()}; default: %(default)s)",
@@ -39,6 +39,13 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_evaluate_parser(commands, defaults)
+    generate_cmd = commands.add_parser("generate", help="write the synthetic log as partitioned Parquet (any size)")
+    generate_cmd.add_argument(
+        "--interactions", type=int, default=defaults.interactions, help="rows (default: %(default)s)"
+    )
+    generate_cmd.add_argument("--seed", type=int, default=defaults.seed, help="seed (default: %(default)s)")
+    generate_cmd.add_argument("--output", type=Path, required=True,
+                              help="directory: writes interactions/part-*.parquet and items.parquet")  # fmt: skip
     return parser
 
 
@@ -96,12 +103,30 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
     return "\n".join(lines)
 
 
+def generate_command(args: argparse.Namespace) -> str:
+    """Write the synthetic log chunk by chunk (bounded memory); returns the console summary."""
+    from pipeline.sources.synthetic import write_parquet
+
+    if args.interactions < 20:
+        raise ConfigError(f"synthetic source: n_interactions must be >= 20, got {args.interactions}")
+    start = time.perf_counter()
+    interactions, items = write_parquet(args.interactions, args.seed, args.output)
+    return (
+        f"wrote {args.interactions:,} interactions to {interactions} and the catalogue to {items} "
+        f"in {time.perf_counter() - start:.0f} s\n"
+        f"train on it: python -m pipeline run --engine spark --source {interactions} --items {items}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         defaults = PipelineSettings()
         args = build_parser(defaults).parse_args(argv)
         if args.command == "evaluate":
             print(evaluate_command(args, defaults))
+            return 0
+        if args.command == "generate":
+            print(generate_command(args))
             return 0
         overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
         settings = PipelineSettings(**overrides)

@@ -10,16 +10,18 @@ from tqdm import tqdm
 from pipeline.data import InteractionLog, order_by_user
 from pipeline.metrics import summarise
 from pipeline.package import package
-from pipeline.train import train
+from pipeline.train import TrainedModel, train
 from reccore.model import Model, build_model
 from reccore.scoring import Filters, allowed_items, recommend, seen_items
 from reccore.weighting import Scheme
 
 K = 10
 MAX_EVAL_USERS = 2000  # standard error of NDCG@10 ≈ 0.004 here; bounds the gate at any scale
+HOLDOUT = 0.2  # share of each user's newest interactions held out (the Spark engine's split uses the same)
+MIN_INTERACTIONS = 5  # users with fewer stay wholly in training
 
 
-def time_split(log: InteractionLog, holdout: float = 0.2, min_interactions: int = 5) -> np.ndarray:
+def time_split(log: InteractionLog, holdout: float = HOLDOUT, min_interactions: int = MIN_INTERACTIONS) -> np.ndarray:
     """Test mask holding out each user's newest ``holdout`` share (at least one) of interactions.
 
     Users with fewer than ``min_interactions`` stay wholly in training.
@@ -77,7 +79,11 @@ def sample_users(users: Iterable[int], limit: int, seed: int) -> list[int]:
 
 def served_model(log: InteractionLog, factors: int, weighting: Scheme, scaling: float, seed: int) -> Model:
     """Train on ``log`` and load the packaged artifacts exactly as the service would (exact index)."""
-    trained = train(log, factors, weighting, seed, scaling)
+    return load_as_served(log, train(log, factors, weighting, seed, scaling), scaling, seed)
+
+
+def load_as_served(log: InteractionLog, trained: TrainedModel, scaling: float, seed: int) -> Model:
+    """Package ``trained`` (exact index) and load it exactly as the service would, whichever engine trained it."""
     params = {"seed": seed, "index": "flat", "source": log.source, "scaling": scaling}
     return build_model(*package(log, trained, "flat", params, seed))
 

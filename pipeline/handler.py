@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.emr import dispatch
 from pipeline.job import run
 from reccore.settings import PipelineSettings
 
@@ -11,7 +12,8 @@ from reccore.settings import PipelineSettings
 def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:
     """Run the job (e.g. ``{"source": "synthetic", "interactions": 20000}``) and return its summary.
 
-    Failures raise, so Lambda records the invocation as failed with the error's type and message.
+    Inputs of at least ``REC_SPARK_THRESHOLD_BYTES`` (or ``{"engine": "spark"}``) start an EMR Serverless
+    job run instead and return its id. Failures raise, so Lambda records the invocation as failed.
     """
-    overrides = {key: value for key, value in (event or {}).items() if key in PipelineSettings.model_fields}
-    return run(PipelineSettings(**overrides)).to_dict()
+    settings = PipelineSettings(**{k: v for k, v in (event or {}).items() if k in PipelineSettings.model_fields})
+    return dispatch(settings) or run(settings).to_dict()

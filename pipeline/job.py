@@ -1,6 +1,8 @@
 """The pipeline job: load → evaluate on a time split → retrain on everything → index → publish.
 
-``run`` is what both the CLI and the Lambda handler call.
+``run`` is what both the CLI and the Lambda handler call. The stages that depend on the data's
+scale (load, split, the weighted matrix and its SVD) sit behind an :class:`Engine`: this process
+(``single-process``) or Spark (``pipeline.spark``); evaluation, packaging and publishing are shared.
 """
 
 from __future__ import annotations
@@ -9,15 +11,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from pipeline.data import InteractionLog
-from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_users, served_model, time_split
+from pipeline.evaluate import MAX_EVAL_USERS, evaluate, load_as_served, relevant_items, sample_users, time_split
 from pipeline.package import package
 from pipeline.sources import load_source
-from pipeline.train import train
+from pipeline.train import TrainedModel, train
 from reccore.artifacts import MANIFEST_NAME, publish, version_key
 from reccore.errors import QualityGateError
 from reccore.settings import PipelineSettings
@@ -42,6 +44,50 @@ class RunResult:
         return asdict(self)
 
 
+class Engine(Protocol):
+    """The scale-dependent stages. ``train`` returns arrays aligned with the log's user and item codes."""
+
+    name: str
+
+    def load(self) -> InteractionLog: ...
+
+    def split(self, log: InteractionLog) -> np.ndarray:
+        """The test mask of the per-user time split (``pipeline.evaluate.time_split``)."""
+        ...
+
+    def train(self, log: InteractionLog, test: np.ndarray | None) -> TrainedModel:
+        """Train on the log's rows outside ``test`` (all rows when ``None``)."""
+        ...
+
+
+class SingleProcessEngine:
+    """Everything in this process: numpy/scipy arrays and scikit-learn's randomized SVD."""
+
+    name = "single-process"
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self.settings = settings
+
+    def load(self) -> InteractionLog:
+        s = self.settings
+        return load_source(s.source, s.items, interactions=s.interactions, seed=s.seed)
+
+    def split(self, log: InteractionLog) -> np.ndarray:
+        return time_split(log)
+
+    def train(self, log: InteractionLog, test: np.ndarray | None) -> TrainedModel:
+        s = self.settings
+        return train(log if test is None else log.subset(~test), s.factors, s.weighting, s.seed, s.scaling)
+
+
+def make_engine(settings: PipelineSettings) -> Engine:
+    if settings.engine == "spark":
+        from pipeline.spark.engine import SparkEngine  # deferred: pyspark is the optional `spark` extra
+
+        return SparkEngine(settings)
+    return SingleProcessEngine(settings)
+
+
 class _Stages:
     def __init__(self, report: bool) -> None:
         self.timings: dict[str, float] = {}
@@ -56,21 +102,23 @@ class _Stages:
         self.timings[name] = round(time.perf_counter() - start, 3)
 
 
-def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
+def run(settings: PipelineSettings, progress: bool = False, engine: Engine | None = None) -> RunResult:
     """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure."""
+    engine = engine or make_engine(settings)
     stage = _Stages(progress)
     params = {"seed": settings.seed, "index": settings.index, "source": settings.source, "scaling": settings.scaling}
 
     with stage("load"):
-        log = load_source(settings.source, settings.items, interactions=settings.interactions, seed=settings.seed)
-    metrics = _holdout_metrics(log, settings, params, stage, progress)
+        log = engine.load()
+    metrics = _holdout_metrics(log, engine, settings, stage, progress)
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
-        trained = train(log, settings.factors, settings.weighting, settings.seed, settings.scaling)
+        trained = engine.train(log, None)
     with stage("index"):
         manifest, files = package(log, trained, settings.index, params, settings.seed)
         manifest.metrics = metrics
+        manifest.engine = engine.name
     recall = manifest.index.recall_at_10
     if recall is not None and recall < settings.min_recall:
         raise QualityGateError(
@@ -92,20 +140,20 @@ def run(settings: PipelineSettings, progress: bool = False) -> RunResult:
 
 
 def _holdout_metrics(
-    log: InteractionLog, settings: PipelineSettings, params: dict[str, Any], stage: _Stages, progress: bool
+    log: InteractionLog, engine: Engine, settings: PipelineSettings, stage: _Stages, progress: bool
 ) -> dict[str, dict[str, float]]:
     """Train on all but each user's newest interactions and evaluate on those, through the served code path.
 
     A function of its own so that the held-out model's memory is released before the final training.
     """
     with stage("split"):
-        test_mask = time_split(log)
+        test_mask = engine.split(log)
         train_log = log.subset(~test_mask)
         test_users = np.flatnonzero(np.bincount(log.users[test_mask], minlength=log.n_users))
         users = sample_users(test_users.tolist(), MAX_EVAL_USERS, settings.seed)
         relevant = relevant_items(train_log, log.subset(test_mask), users)
     with stage("train on the training split"):
-        model = served_model(train_log, settings.factors, settings.weighting, settings.scaling, settings.seed)
+        model = load_as_served(train_log, engine.train(log, test_mask), settings.scaling, settings.seed)
     with stage("evaluate"):
         return evaluate(model, relevant, settings.seed, progress=progress)
 

@@ -13,6 +13,8 @@ from reccore.weighting import Scheme, item_weights, weight_rows
 
 POPULARITY_HALF_LIFE_DAYS = 30.0
 RIDGE_ALPHA = 1.0
+SVD_POWER_ITERATIONS = 4  # see truncated_svd; the Spark engine runs the same number (pipeline/spark/svd.py)
+MIN_SINGULAR_VALUE = 1e-6  # a zero singular value would make fold-in divide by zero
 
 
 @dataclass
@@ -51,15 +53,21 @@ def weighted_matrix(raw: sp.csr_matrix, scheme: Scheme) -> tuple[sp.csr_matrix, 
     return weighted, weights, {"scheme": scheme, "avg_row_length": avg_row_length}
 
 
+def svd_rank(factors: int, shape: tuple[int, int]) -> int:
+    """The k actually computed: ``factors``, capped below the matrix's smaller side."""
+    k = min(factors, min(shape) - 1)
+    if k < 1:
+        raise ValueError(f"factors: the matrix {shape} is too small for an SVD")
+    return k
+
+
 def truncated_svd(matrix: sp.csr_matrix, factors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Right singular vectors ``V`` (n_items, k) and singular values ``Σ`` of a sparse matrix."""
-    k = min(factors, min(matrix.shape) - 1)
-    if k < 1:
-        raise ValueError(f"factors: the matrix {matrix.shape} is too small for an SVD")
+    k = svd_rank(factors, matrix.shape)
     # n_iter=4 power iterations: the leading singular values agree with n_iter=7 to < 0.1% on the
     # synthetic and MovieLens data, and each iteration is two passes over the sparse matrix.
-    _, sigma, vt = randomized_svd(matrix, n_components=k, n_iter=4, random_state=seed)
-    sigma = np.maximum(sigma, 1e-6)  # a zero singular value would make fold-in divide by zero
+    _, sigma, vt = randomized_svd(matrix, n_components=k, n_iter=SVD_POWER_ITERATIONS, random_state=seed)
+    sigma = np.maximum(sigma, MIN_SINGULAR_VALUE)
     return vt.T.astype(np.float32), sigma.astype(np.float32)
 
 
@@ -129,17 +137,32 @@ def train(
     # Users are stored as their own fold-in (x·Q·Σ⁻²), so known and folded-in users are scored identically.
     user_factors = np.asarray(weighted @ (item_factors / sigma**2), dtype=np.float32)
     warm = np.bincount(raw.indices, minlength=log.n_items) > 0
+    return assemble(log, item_factors, user_factors, sigma, weights, warm, weighting, int(raw.nnz))
+
+
+def assemble(
+    log: InteractionLog,
+    item_factors: np.ndarray,
+    user_factors: np.ndarray,
+    sigma: np.ndarray,
+    weights: np.ndarray,
+    warm: np.ndarray,
+    weighting: dict[str, object],
+    n_pairs: int,
+) -> TrainedModel:
+    """The per-item rest of training, shared by both engines: content vectors for cold items, popularity, map."""
+    item_factors = np.array(item_factors, dtype=np.float32)
     cold = ~warm
     if cold.any():
         item_factors[cold] = content_vectors(log, item_factors, warm)[cold]
     return TrainedModel(
-        user_factors=user_factors,
-        item_factors=item_factors.astype(np.float32),
-        singular_values=sigma,
+        user_factors=np.asarray(user_factors, dtype=np.float32),
+        item_factors=item_factors,
+        singular_values=np.asarray(sigma, dtype=np.float32),
         item_weights=weights,
         content_based=cold,
         popularity=recency_popularity(log),
         item_map=project_2d(item_factors),
         weighting=weighting,
-        n_pairs=int(raw.nnz),
+        n_pairs=n_pairs,
     )

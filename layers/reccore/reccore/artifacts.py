@@ -82,6 +82,7 @@ class Manifest(BaseModel):
     metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
     index: IndexInfo
     event_types: list[str]  # code -> name, for history_events
+    engine: str = "single-process"  # which training engine produced it: "single-process" or "spark"
     files: dict[str, FileEntry] = Field(default_factory=dict)
 
 

@@ -62,6 +62,20 @@ class PipelineSettings(_Base):
     )
     retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
     force: bool = Field(False, description="Publish even if the model does not beat popularity.")
+    engine: Literal["single-process", "spark"] = Field(
+        "single-process", description="Training engine: this process, or Spark (local or EMR Serverless)."
+    )
+    master: str = Field("local[*]", description="Spark master URL for --engine spark (ignored on EMR Serverless).")
+    driver_memory: str = Field("4g", description="Spark driver memory for --engine spark in local mode.")
+    # The pipeline Lambda hands inputs at least this large to EMR Serverless (template parameter SparkThresholdBytes).
+    spark_threshold_bytes: int = Field(
+        2 * 1024**3, ge=0, description="Inputs this large (bytes) train on EMR Serverless instead of in the Lambda."
+    )
+    emr_application_id: str | None = Field(None, description="EMR Serverless application that runs Spark jobs.")
+    emr_job_role_arn: str | None = Field(None, description="IAM role the EMR Serverless job runs as.")
+    emr_code_uri: str | None = Field(
+        None, description="s3://bucket/prefix holding the packed environment and entry script (make train-emr)."
+    )
 
 
 class FrontendSettings(_Base):

@@ -1,0 +1,106 @@
+"""Aggregate and weight the user×item matrix on Spark, into row blocks the SVD passes iterate over.
+
+Repeat interactions are summed per (user, item) with Spark SQL; the per-item statistics the weighting
+needs (document frequency, mean row length) are Spark aggregations collected to the driver; then each
+block of whole users is weighted by :func:`reccore.weighting.weight_rows`, the very function the
+single-process engine and the service's fold-in apply, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from reccore.artifacts import npy_bytes, npy_load
+from reccore.weighting import Scheme, item_weights, weight_rows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
+
+# ~2M non-zeros (~24 MB) per block: small enough for one task's memory, large enough that each
+# pass is a few scipy products per task rather than per-row Python work.
+BLOCK_PAIRS = 2_000_000
+BLOCK_SCHEMA = "rows binary, indptr binary, indices binary, data binary"
+
+
+@dataclass
+class WeightedMatrix:
+    """The weighted matrix as a cached DataFrame of CSR row blocks (npy bytes), plus what fold-in needs."""
+
+    blocks: DataFrame
+    shape: tuple[int, int]
+    item_weights: np.ndarray  # float32 (n_items,)
+    weighting: dict[str, object]
+    warm: np.ndarray  # bool (n_items,): items with at least one interaction
+    n_pairs: int
+
+
+def block_matrix(record: dict[str, bytes], n_items: int) -> tuple[np.ndarray, sp.csr_matrix]:
+    """A block record → (user codes of its rows, CSR matrix of those rows)."""
+    rows = npy_load(record["rows"])
+    matrix = sp.csr_matrix(
+        (npy_load(record["data"]).astype(np.float64), npy_load(record["indices"]), npy_load(record["indptr"])),
+        shape=(len(rows), n_items),
+    )
+    return rows, matrix
+
+
+def _weigh_blocks(
+    weights: np.ndarray, scheme: Scheme, avg_row_length: float
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def weigh(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        chunks = list(batches)
+        table = pa.Table.from_batches(chunks) if chunks else None
+        if table is None or table.num_rows == 0:
+            return
+        users, items = table["u"].to_numpy(), table["i"].to_numpy()
+        order = np.lexsort((items, users))
+        users, items, raw = users[order], items[order].astype(np.int32), table["w"].to_numpy()[order]
+        rows, starts = np.unique(users, return_index=True)
+        indptr = np.append(starts, len(users)).astype(np.int64)
+        data = weight_rows(indptr, items, raw, weights, scheme, avg_row_length)
+        arrays = {"rows": rows.astype(np.int32), "indptr": indptr, "indices": items, "data": data}
+        yield pa.RecordBatch.from_pydict({name: [npy_bytes(a)] for name, a in arrays.items()})
+
+    return weigh
+
+
+def weighted_matrix(frame: DataFrame, n_users: int, n_items: int, scheme: Scheme) -> WeightedMatrix:
+    """Weight the interactions ``frame`` (columns ``u``, ``i``, ``w``) exactly as ``pipeline.train.weighted_matrix``."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    pairs = frame.groupBy("u", "i").agg(F.sum("w").cast("float").alias("w")).persist(StorageLevel.MEMORY_AND_DISK)
+    df_rows = pairs.groupBy("i").count().toArrow()
+    document_freq = np.zeros(n_items, dtype=np.int64)
+    document_freq[df_rows["i"].to_numpy()] = df_rows["count"].to_numpy()
+    lengths = pairs.groupBy("u").agg(F.sum("w").alias("s")).agg(F.count("s").alias("n"), F.avg("s").alias("mean"))
+    summary = lengths.first()
+    n_active = int(summary["n"]) if summary is not None else 0
+    avg_row_length = float(summary["mean"]) if summary is not None and n_active else 1.0
+    weights = item_weights(document_freq, n_active, scheme)
+    n_pairs = int(document_freq.sum())
+    parallelism = pairs.sparkSession.sparkContext.defaultParallelism
+    n_blocks = max(parallelism, -(-n_pairs // BLOCK_PAIRS))
+    blocks = (
+        pairs.repartition(n_blocks, "u")
+        .mapInArrow(_weigh_blocks(weights, scheme, avg_row_length), BLOCK_SCHEMA)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    blocks.count()  # materialise the cache before the pairs go
+    pairs.unpersist()
+    return WeightedMatrix(
+        blocks=blocks,
+        shape=(n_users, n_items),
+        item_weights=weights,
+        weighting={"scheme": scheme, "avg_row_length": avg_row_length},
+        warm=document_freq > 0,
+        n_pairs=n_pairs,
+    )

@@ -1,0 +1,34 @@
+"""The Spark-weighted matrix equals ``pipeline.train.weighted_matrix`` for every scheme."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from pyspark.sql import SparkSession
+
+from pipeline.sources.synthetic import generate
+from pipeline.spark.matrix import block_matrix, weighted_matrix
+from pipeline.train import interaction_matrix
+from pipeline.train import weighted_matrix as single_process_weighted
+from reccore.weighting import SCHEMES, Scheme
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_blocks_reassemble_to_the_single_process_matrix(spark: SparkSession, scheme: Scheme) -> None:
+    log = generate(3_000, seed=11)  # repeat (user, item) pairs included: they must be summed first
+    rows = zip(log.users.tolist(), log.items.tolist(), log.weights.tolist(), strict=True)
+    frame = spark.createDataFrame(list(rows), "u int, i int, w float")
+    matrix = weighted_matrix(frame, log.n_users, log.n_items, scheme)
+    expected, weights, weighting = single_process_weighted(interaction_matrix(log), scheme)
+
+    got = sp.lil_matrix(expected.shape, dtype=np.float64)
+    for record in matrix.blocks.toArrow().to_pylist():
+        rows_of_block, block = block_matrix(record, log.n_items)
+        got[rows_of_block] = block
+    matrix.blocks.unpersist()
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
+    np.testing.assert_allclose(matrix.item_weights, weights, rtol=1e-6)
+    assert matrix.weighting["avg_row_length"] == pytest.approx(weighting["avg_row_length"], rel=1e-6)
+    assert matrix.n_pairs == expected.nnz
+    np.testing.assert_array_equal(matrix.warm, np.bincount(expected.indices, minlength=log.n_items) > 0)
