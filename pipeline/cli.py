@@ -38,6 +38,7 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
         )  # fmt: skip
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run_cmd.add_argument("--progress", action="store_true", help="with --json: still report stages on stderr")
     add_evaluate_parser(commands, defaults)
     generate_cmd = commands.add_parser("generate", help="write the synthetic log as partitioned Parquet (any size)")
     generate_cmd.add_argument(
@@ -128,9 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             print(generate_command(args))
             return 0
-        overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
+        overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json", "progress")}
         settings = PipelineSettings(**overrides)
-        result = run(settings, progress=not args.json)
+        result = run(settings, progress=args.progress or not args.json)
     except RecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

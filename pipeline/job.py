@@ -7,6 +7,7 @@ scale (load, split, the weighted matrix and its SVD) sit behind an :class:`Engin
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,11 +96,14 @@ class _Stages:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        # Progress goes to stderr, so that `--json` output stays parseable and long runs can be followed.
         if self.report:
-            print(f"… {name}", flush=True)
+            print(f"… {name}", file=sys.stderr, flush=True)
         start = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - start, 3)
+        if self.report:
+            print(f"  {name}: {self.timings[name]:.1f} s", file=sys.stderr, flush=True)
 
 
 def run(settings: PipelineSettings, progress: bool = False, engine: Engine | None = None) -> RunResult:

@@ -94,19 +94,22 @@ def dataset(n: int) -> tuple[Path, Path, Path]:
 
 
 def run_once(engine: str, source: Path, items: Path, driver_memory: str) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(dir=DATA) as output:
+    """One run; its stage progress and Spark's log go to .cache/spark-data/<engine>-<time>.log as it runs."""
+    log_path = DATA / f"{engine}-{time.strftime('%H%M%S')}.log"
+    with tempfile.TemporaryDirectory(dir=DATA) as output, log_path.open("w") as log:
         command = [sys.executable, "-m", "pipeline", "run", "--engine", engine, "--source", str(source),
-                   "--items", str(items), "--output", output, "--json", "--force", "--master", "local[2]",
-                   "--driver-memory", driver_memory]  # fmt: skip
+                   "--items", str(items), "--output", output, "--json", "--progress", "--force",
+                   "--master", "local[2]", "--driver-memory", driver_memory]  # fmt: skip
+        print(f"  running {engine} on {source} (progress: {log_path})", flush=True)
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
         sampler = PeakRss(process.pid)
         sampler.start()
-        out, err = process.communicate()
+        out, _ = process.communicate()
         wall = time.perf_counter() - start
         sampler.done.set()
         if process.returncode != 0:
-            raise SystemExit(f"{engine} failed: {err.decode()[-3000:]}")
+            raise SystemExit(f"{engine} failed after {wall:.0f} s: see {log_path}")
         result = json.loads(out)
     return {"engine": engine, "wall_s": wall, "rss_mb": sampler.peak, **result}
 

@@ -3,6 +3,7 @@ publishes on failure or interruption."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,16 +75,24 @@ def _user_ids(source: str) -> set[str]:
     return set(pq.read_table(source, columns=["user_id"])["user_id"].to_pylist())
 
 
-def test_run_with_spark_publishes_a_model_recorded_as_spark(spark: SparkSession, tmp_path: Path) -> None:
-    settings = PipelineSettings(output=str(tmp_path), interactions=5_000, seed=3, engine="spark", force=True)
+@pytest.fixture(scope="module")
+def spark_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, Any]]:
+    """One ``run`` with the Spark engine on 5k synthetic interactions: (output directory, version, metrics)."""
+    output = tmp_path_factory.mktemp("spark-run")
+    settings = PipelineSettings(output=str(output), interactions=5_000, seed=3, engine="spark", force=True)
     engine = SparkEngine(settings, spark)
     result = run(settings, engine=engine)
     engine.close()
-    store = open_store(str(tmp_path))
-    assert read_latest_version(store) == result.version
-    manifest = read_manifest(store, result.version)
+    return output, result.version, result.metrics
+
+
+def test_run_with_spark_publishes_a_model_recorded_as_spark(spark_run: tuple[Path, str, dict[str, Any]]) -> None:
+    output, version, metrics = spark_run
+    store = open_store(str(output))
+    assert read_latest_version(store) == version
+    manifest = read_manifest(store, version)
     assert manifest.engine == "spark" and manifest.data["n_interactions"] == 5_000
-    assert set(result.metrics) == {"model", "popularity"}
+    assert set(metrics) == {"model", "popularity"} and metrics["model"]["users"] > 0
 
 
 def test_bad_input_publishes_nothing(spark: SparkSession, tmp_path: Path) -> None:
@@ -96,11 +105,16 @@ def test_bad_input_publishes_nothing(spark: SparkSession, tmp_path: Path) -> Non
 
 
 def test_an_interrupted_spark_job_never_moves_latest(
-    spark: SparkSession, synthetic_small: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession,
+    synthetic_small: tuple[str, str],
+    spark_run: tuple[Path, str, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    shutil.copytree(spark_run[0], tmp_path, dirs_exist_ok=True)  # a published model to protect
+    first = spark_run[1]
     interactions, items = synthetic_small
     settings = PipelineSettings(source=interactions, items=items, output=str(tmp_path), engine="spark", force=True)
-    first = run(settings, engine=SparkEngine(settings, spark)).version
 
     training = threading.Event()
     original = SparkEngine.train
