@@ -11,13 +11,14 @@ STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo test test-fast lint typecheck bench bench-spark eval sam-validate sam-local standin-image deploy train-emr clean
+.PHONY: help install demo serve test test-fast lint typecheck bench bench-spark eval sam-validate sam-local standin-image deploy train-emr clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
+	@echo "make serve MODEL=DIR|s3://bucket/prefix   serve a published model with uvicorn (:8000)"
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
-	@echo "make bench       pipeline and service benchmarks (prints figures)"
+	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
 	@echo "make bench-spark single-process vs Spark local[2] at 1M and 10M (prints figures; minutes)"
 	@echo "make train-emr   pack the pipeline, upload it and start an EMR Serverless job run (REC_EMR_*, REC_SOURCE)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
@@ -44,6 +45,10 @@ S3_PORT ?= 5000
 demo: $(STAMP)
 	$(PY) scripts/demo.py --api-port $(API_PORT) --ui-port $(UI_PORT) --s3-port $(S3_PORT)
 
+MODEL ?=
+serve: $(STAMP)
+	$(PY) scripts/serve.py $(if $(MODEL),--model '$(MODEL)') --port $(API_PORT)
+
 test: $(STAMP) $(SAM_STAMP) lint typecheck
 	$(PY) -m pytest
 
@@ -60,6 +65,8 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_service.py
+	$(PY) scripts/bench_realtime.py
+	$(PY) scripts/bench_report.py --write
 
 bench-spark: $(STAMP)
 	nice -n 10 $(PY) scripts/bench_spark.py

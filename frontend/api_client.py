@@ -112,6 +112,10 @@ class ApiClient:
         """``GET /users/{user_id}``: the user's most recent interactions."""
         return self._request("GET", f"users/{_segment(user_id)}", params={"limit": limit})
 
+    def post_events(self, events: list[JSON]) -> JSON:
+        """``POST /events``: record interactions; the next recommendation takes them into account."""
+        return self._request("POST", "events", json={"events": events})
+
     def _request(self, method: str, path: str, **kwargs: Any) -> JSON:
         try:
             response = self._http.request(method, path, **kwargs)

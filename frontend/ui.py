@@ -81,6 +81,29 @@ def call(method: Method, **kwargs: Any) -> JSON:
     return data
 
 
+def send_events(events: list[JSON]) -> JSON | None:
+    """POST events (never cached), then drop cached results so every page shows their effect at once."""
+    try:
+        result = _client(api_url(), api_timeout()).post_events(events)
+    except ApiError as error:
+        show_error(error)
+        return None
+    _cached_call.clear()
+    return result
+
+
+def realtime_banner(recs: JSON) -> None:
+    """Say when events posted since the model was trained shaped the answer, or when the store was down."""
+    if recs.get("degraded"):
+        st.warning("User-state store unreachable: answered from the trained model only.", icon=":material/cloud_off:")
+    elif recs.get("realtime_events"):
+        st.success(
+            f"**Real-time:** {recs['realtime_events']} event(s) posted since the model was trained are folded in "
+            "(no retraining).",
+            icon=":material/bolt:",
+        )
+
+
 def show_error(error: ApiError) -> None:
     status = f" (HTTP {error.status})" if error.status else ""
     st.error(f"{error.message}{status}", icon=":material/error:")

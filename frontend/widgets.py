@@ -23,8 +23,13 @@ def user_picker() -> str | None:
     current = st.session_state.get(ui.USER_ID)
     if current and current not in counts and not query.strip():
         counts = {current: None, **counts}  # keep a choice made on another page selectable
+    typed = query.strip()
+    if typed and typed not in counts:
+        # A user the model's list does not hold (a new user, or a model published without per-user arrays whose
+        # users live in the user-state store): still selectable by their exact id.
+        counts = {typed: None, **counts}
     if not counts:
-        st.info(f"No user id contains {query!r}.")
+        st.info("Type a user id to look one up.")
         return None
     ids = list(counts)
     user_id = select_column.selectbox(
@@ -112,3 +117,18 @@ def recommend_options(categories: list[str], key: str, defaults: dict[str, Any] 
     include = st.multiselect("Only these categories", categories, key=f"{key}_include")
     exclude = st.multiselect("Never these categories", categories, key=f"{key}_exclude")
     return {"k": k, "exclude_seen": exclude_seen, "include_categories": include, "exclude_categories": exclude}
+
+
+def act_as_user(user_id: str, items: list[JSON]) -> None:
+    """Post a view or a purchase of one of the listed items as this user; the page reruns with the new answer."""
+    st.markdown("**Act as this user** · the next recommendation reflects it at once, without retraining")
+    labels = {item["item_id"]: f"#{item['rank']} {item['title']} [{item['item_id']}]" for item in items}
+    choice_column, view_column, buy_column = st.columns([3, 1, 1])
+    item_id = choice_column.selectbox("Item", list(labels), format_func=labels.__getitem__, key="act_item")
+    event = None
+    if view_column.button("View", key="act_view", icon=":material/visibility:"):
+        event = "view"
+    if buy_column.button("Buy", key="act_buy", icon=":material/shopping_cart:"):
+        event = "purchase"
+    if event is not None and ui.send_events([{"user_id": user_id, "item_id": item_id, "event": event}]):
+        st.rerun()

@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.job import RunResult, run
+from pipeline.evaluate import HOLDOUT, MIN_HISTORY
+from pipeline.job import GATE_METRIC, RunResult, run
+from pipeline.reporting import StageEvent, print_stage, progress_enabled
 from reccore.errors import ConfigError, RecError
 from reccore.settings import PipelineSettings
 from reccore.weighting import SCHEMES
@@ -38,7 +40,8 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
         )  # fmt: skip
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run_cmd.add_argument("--progress", action="store_true", help="with --json: still report stages on stderr")
+    run_cmd.add_argument("--stages", action="store_true",
+                         help="print each stage's start and end (seconds) on stderr, also with --json")  # fmt: skip
     add_evaluate_parser(commands, defaults)
     generate_cmd = commands.add_parser("generate", help="write the synthetic log as partitioned Parquet (any size)")
     generate_cmd.add_argument(
@@ -88,7 +91,8 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
     log = load_source(args.source, args.items, interactions=args.interactions, seed=args.seed)
     load_seconds = time.perf_counter() - start
     default = SvdConfig(defaults.factors, defaults.weighting, defaults.scaling)
-    result = run_evaluation(log, default, args.factors, args.weightings, args.scalings, args.seed, progress=True)
+    result = run_evaluation(log, default, args.factors, args.weightings, args.scalings, args.seed,
+                            progress=progress_enabled(defaults.progress))  # fmt: skip
     result.timings = {"load": load_seconds, **result.timings}
     report, image = write_report(result, args.report)
     lines = [f"wrote {report} and {image} in {time.perf_counter() - start:.0f} s"]
@@ -102,6 +106,11 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
         ))  # fmt: skip
     lines.append(f"recommended: {result.recommended.label}")
     return "\n".join(lines)
+
+
+def _stage_to_stderr(event: StageEvent) -> None:
+    seconds = "" if event.seconds is None else f" {event.seconds:.1f} s"
+    print(f"{event.stage}: {event.status}{seconds}", file=sys.stderr, flush=True)
 
 
 def generate_command(args: argparse.Namespace) -> str:
@@ -129,9 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "generate":
             print(generate_command(args))
             return 0
-        overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json", "progress")}
+        overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json", "stages")}
         settings = PipelineSettings(**overrides)
-        result = run(settings, progress=args.progress or not args.json)
+        result = run(
+            settings,
+            progress=progress_enabled(settings.progress) and not args.json,
+            on_stage=_stage_to_stderr if args.stages else None if args.json else print_stage,
+        )
     except RecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -157,12 +170,26 @@ def summary(result: RunResult) -> str:
         f"artifacts: {sum(result.sizes.values()) / 1e6:.1f} MB in {len(result.sizes)} files",
         "",
         _metrics_table(result.metrics),
+        baseline_line(result.metrics),
     ]
     return "\n".join(lines)
+
+
+def baseline_line(metrics: dict[str, dict[str, Any]]) -> str:
+    """One sentence saying which split the gate's NDCG@10 is on and what the popularity baseline scored there."""
+    model, popular = metrics["model"][GATE_METRIC], metrics["popularity"][GATE_METRIC]
+    users = metrics["model"].get("users")
+    ratio = f"{model / popular:.2f}× the baseline" if popular > 0 else "the baseline scored 0"
+    verdict = "" if model > popular else "; below it, published only because of --force"
+    return (
+        f"NDCG@10 is on a time split (each user's newest {HOLDOUT:.0%} of interactions held out, for users with at "
+        f"least {MIN_HISTORY}{f'; {int(users):,} users evaluated' if users else ''}): the model scored {model:.4f}, "
+        f"the popularity baseline {popular:.4f} ({ratio}{verdict})."
+    )
 
 
 def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
     names = [n for n in next(iter(metrics.values())) if n != "users"]
     header = f"  {'':<12}" + "".join(f"{n:>16}" for n in names)
     rows = [f"  {model:<12}" + "".join(f"{values[n]:>16.4f}" for n in names) for model, values in metrics.items()]
-    return "\n".join(["evaluation (time split, newest 20% per user held out):", header, *rows])
+    return "\n".join([f"evaluation (time split, newest {HOLDOUT:.0%} per user held out):", header, *rows])

@@ -12,16 +12,17 @@ from pipeline.metrics import summarise
 from pipeline.package import package
 from pipeline.train import TrainedModel, train
 from reccore.model import Model, build_model
-from reccore.scoring import Filters, allowed_items, recommend, seen_items
+from reccore.recommend import recommend
+from reccore.scoring import Filters, allowed_items, rank, seen_items
 from reccore.weighting import Scheme
 
 K = 10
 MAX_EVAL_USERS = 2000  # standard error of NDCG@10 ≈ 0.004 here; bounds the gate at any scale
-HOLDOUT = 0.2  # share of each user's newest interactions held out (the Spark engine's split uses the same)
-MIN_INTERACTIONS = 5  # users with fewer stay wholly in training
+HOLDOUT = 0.2  # each user's newest 20% of interactions are held out ...
+MIN_HISTORY = 5  # ... if they have at least this many; others stay wholly in training
 
 
-def time_split(log: InteractionLog, holdout: float = HOLDOUT, min_interactions: int = MIN_INTERACTIONS) -> np.ndarray:
+def time_split(log: InteractionLog, holdout: float = HOLDOUT, min_interactions: int = MIN_HISTORY) -> np.ndarray:
     """Test mask holding out each user's newest ``holdout`` share (at least one) of interactions.
 
     Users with fewer than ``min_interactions`` stay wholly in training.
@@ -91,12 +92,17 @@ def load_as_served(log: InteractionLog, trained: TrainedModel, scaling: float, s
 def rank_users(
     model: Model, users: list[int], strategy: str, k: int = K, progress: bool = False
 ) -> dict[int, list[int]]:
-    """Top-``k`` per user exactly as the service computes it (seen items excluded)."""
+    """Top-``k`` per user: ``model`` exactly as the service answers a known user, ``popularity`` its fallback.
+
+    Both exclude the user's seen items.
+    """
     rankings: dict[int, list[int]] = {}
     for user in tqdm(users, desc=f"evaluate {strategy}", disable=not progress, leave=False):
-        allowed = allowed_items(model, Filters(), seen_items(model, user))
-        vector = model.user_factors[user] if strategy == "model" else None
-        rankings[user] = recommend(model, vector, k, allowed).items.tolist()
+        if strategy == "model":
+            ranking = recommend(model, k, user=user)
+        else:
+            ranking = rank(model, None, k, allowed_items(model, Filters(), seen_items(model, user)))
+        rankings[user] = ranking.items.tolist()
     return rankings
 
 

@@ -6,14 +6,18 @@ from typing import Any
 
 from pipeline.emr import dispatch
 from pipeline.job import run
+from pipeline.reporting import stage_logger
 from reccore.settings import PipelineSettings
 
 
 def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:
     """Run the job (e.g. ``{"source": "synthetic", "interactions": 20000}``) and return its summary.
 
-    Inputs of at least ``REC_SPARK_THRESHOLD_BYTES`` (or ``{"engine": "spark"}``) start an EMR Serverless
-    job run instead and return its id. Failures raise, so Lambda records the invocation as failed.
+    Inputs of at least ``REC_SPARK_THRESHOLD_BYTES`` (or ``{"engine": "spark"}``) start an EMR Serverless job
+    run instead and return its id. Failures raise, so Lambda records the invocation as failed with the error's
+    type and message. Each stage logs one JSON line when it ends (no progress bars: Lambda's output is not a
+    terminal).
     """
     settings = PipelineSettings(**{k: v for k, v in (event or {}).items() if k in PipelineSettings.model_fields})
-    return dispatch(settings) or run(settings).to_dict()
+    on_stage = stage_logger(getattr(context, "aws_request_id", None))
+    return dispatch(settings) or run(settings, on_stage=on_stage).to_dict()

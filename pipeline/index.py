@@ -53,7 +53,3 @@ def sample_rows(vectors: np.ndarray, n: int, seed: int) -> np.ndarray:
     nonzero = np.flatnonzero(np.linalg.norm(vectors, axis=1) > 0)
     rng = np.random.default_rng(seed)
     return vectors[rng.choice(nonzero, size=min(n, len(nonzero)), replace=False)]
-
-
-def serialize(index: faiss.Index) -> bytes:
-    return faiss.serialize_index(index).tobytes()

@@ -7,7 +7,6 @@ scale (load, split, the weighted matrix and its SVD) sit behind an :class:`Engin
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import numpy as np
 from pipeline.data import InteractionLog
 from pipeline.evaluate import MAX_EVAL_USERS, evaluate, load_as_served, relevant_items, sample_users, time_split
 from pipeline.package import package
+from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
 from pipeline.train import TrainedModel, train
 from reccore.artifacts import MANIFEST_NAME, publish, version_key
@@ -90,26 +90,36 @@ def make_engine(settings: PipelineSettings) -> Engine:
 
 
 class _Stages:
-    def __init__(self, report: bool) -> None:
+    def __init__(self, on_stage: StageHook | None) -> None:
         self.timings: dict[str, float] = {}
-        self.report = report
+        self.on_stage = on_stage or (lambda event: None)
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        # Progress goes to stderr, so that `--json` output stays parseable and long runs can be followed.
-        if self.report:
-            print(f"… {name}", file=sys.stderr, flush=True)
+        self.on_stage(StageEvent(name, "started"))
         start = time.perf_counter()
-        yield
+        try:
+            yield
+        except BaseException:
+            self.on_stage(StageEvent(name, "failed", round(time.perf_counter() - start, 3)))
+            raise
         self.timings[name] = round(time.perf_counter() - start, 3)
-        if self.report:
-            print(f"  {name}: {self.timings[name]:.1f} s", file=sys.stderr, flush=True)
+        self.on_stage(StageEvent(name, "finished", self.timings[name]))
 
 
-def run(settings: PipelineSettings, progress: bool = False, engine: Engine | None = None) -> RunResult:
-    """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure."""
+def run(
+    settings: PipelineSettings,
+    progress: bool = False,
+    on_stage: StageHook | None = None,
+    engine: Engine | None = None,
+) -> RunResult:
+    """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure.
+
+    ``progress`` draws progress bars; ``on_stage`` is called as each stage starts and ends; ``engine``
+    defaults to the one ``settings.engine`` names.
+    """
     engine = engine or make_engine(settings)
-    stage = _Stages(progress)
+    stage = _Stages(on_stage)
     params = {"seed": settings.seed, "index": settings.index, "source": settings.source, "scaling": settings.scaling}
 
     with stage("load"):

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import InteractionLog, order_by_user
-from pipeline.index import IndexKind, build_index, normalise, recall_at_10, sample_rows, serialize
+from pipeline.index import IndexKind, build_index, normalise, recall_at_10, sample_rows
 from pipeline.train import TrainedModel
-from reccore.artifacts import Files, IndexInfo, Manifest, json_bytes, new_version, npy_bytes
+from reccore.artifacts import Files, IndexInfo, ItemTable, Manifest, ModelContents, encode, new_version
 
 
 def history_arrays(log: InteractionLog) -> dict[str, np.ndarray]:
@@ -49,28 +49,27 @@ def package(
             recall_at_10(index_ip, trained.item_factors, sample_rows(trained.user_factors, 1000, seed)),
             recall_at_10(index_cos, unit_items, sample_rows(unit_items, 1000, seed)),
         )
-    arrays: dict[str, np.ndarray] = {
-        Files.USER_FACTORS: trained.user_factors,
-        Files.ITEM_FACTORS: trained.item_factors,
-        Files.SINGULAR_VALUES: trained.singular_values,
-        Files.ITEM_WEIGHTS: trained.item_weights,
-        Files.POPULARITY: trained.popularity,
-        Files.CONTENT_BASED: trained.content_based,
-        Files.ITEM_MAP: trained.item_map,
-        **history_arrays(log),
-    }
-    files = {name: npy_bytes(array) for name, array in arrays.items()}
-    files[Files.USERS] = json_bytes([str(u) for u in log.user_ids])
-    files[Files.ITEMS] = json_bytes(
-        {
-            "item_id": [str(i) for i in log.item_ids],
-            "title": list(log.titles),
-            "category": list(log.categories),
-            "price": [round(float(p), 2) for p in log.prices],
-        }
+    contents = ModelContents(
+        arrays={
+            Files.USER_FACTORS: trained.user_factors,
+            Files.ITEM_FACTORS: trained.item_factors,
+            Files.SINGULAR_VALUES: trained.singular_values,
+            Files.ITEM_WEIGHTS: trained.item_weights,
+            Files.POPULARITY: trained.popularity,
+            Files.CONTENT_BASED: trained.content_based,
+            Files.ITEM_MAP: trained.item_map,
+            **history_arrays(log),
+        },
+        user_ids=[str(u) for u in log.user_ids],
+        items=ItemTable(
+            item_id=[str(i) for i in log.item_ids],
+            title=list(log.titles),
+            category=list(log.categories),
+            price=np.asarray(log.prices, dtype=np.float32),
+        ),
+        index_ip=index_ip,
+        index_cos=index_cos,
     )
-    files[Files.INDEX_IP] = serialize(index_ip)
-    files[Files.INDEX_COS] = serialize(index_cos)
     manifest = Manifest(
         version=new_version(),
         created_at=datetime.now(UTC),
@@ -79,7 +78,7 @@ def package(
         index=IndexInfo(type=index_kind, dims=int(trained.item_factors.shape[1]), recall_at_10=recall),
         event_types=list(log.event_types),
     )
-    return manifest, files
+    return manifest, encode(contents)
 
 
 def data_stats(log: InteractionLog, trained: TrainedModel) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 Targets (issue 2): 100k interactions with evaluation < 3 s and < 300 MB; 10M < 90 s and < 3 GB.
 Usage: python scripts/bench_pipeline.py [N ...]   (default: 100000 10000000)
+Writes its figures to the ``pipeline`` section of docs/bench.json (see bench_record.py).
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
+
+from bench_record import LoadWatch, import_seconds, record
+
+TARGETS = {100_000: "< 3 s / < 300 MB", 10_000_000: "< 90 s / < 3 GB"}
 
 
-def run_once(interactions: int) -> dict[str, object]:
+def run_once(interactions: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as output:
         start = time.perf_counter()
         process = subprocess.Popen(
@@ -44,12 +50,14 @@ def run_once(interactions: int) -> dict[str, object]:
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [100_000, 10_000_000]
+    load = LoadWatch()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    runs = []
     for size in sizes:
         result = run_once(size)
         timings = result["timings"]
         metrics = result["metrics"]
-        assert isinstance(timings, dict) and isinstance(metrics, dict)
+        data = result["data"]
         print(
             f"{size:>11,} interactions: wall {result['wall_s']:6.2f} s, peak RSS {result['peak_rss_mb']:7.0f} MB | "
             + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
@@ -58,6 +66,15 @@ def main() -> None:
             f"{'':>26}ndcg@10 model {metrics['model']['ndcg@10']:.4f} vs popularity "
             f"{metrics['popularity']['ndcg@10']:.4f}"
         )
+        runs.append({
+            "interactions": size, "users": data["n_users"], "items": data["n_items"], "target": TARGETS.get(size),
+            "wall_s": round(result["wall_s"], 2), "peak_rss_mb": round(result["peak_rss_mb"]),
+            "stages_s": round(sum(timings.values()), 2), "timings_s": timings,
+            "ndcg_at_10": {name: values["ndcg@10"] for name, values in metrics.items()},
+        })  # fmt: skip
+    imports = {module: import_seconds(module) for module in ("pipeline.cli", "sklearn.utils.extmath")}
+    print("import (fresh process, median of 3): " + ", ".join(f"{m} {s:.2f} s" for m, s in imports.items()))
+    record("pipeline", {"runs": runs, "import_s": imports}, load)
 
 
 if __name__ == "__main__":

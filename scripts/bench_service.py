@@ -4,7 +4,11 @@ Targets (issue 3), at the default 10k-item catalogue (100k synthetic interaction
   in-process handler (event → Mangum → response) /recommend p50 < 0.5 ms;
   HTTP via uvicorn (1 worker, sequential, keep-alive) p50 < 1 ms;
   cold start (fresh process: import → first /recommend answer, artifacts in a local moto S3) < 1 s.
-Everything runs on 127.0.0.1 and stops by itself.
+Cold start is measured with the bytecode cache off (PYTHONDONTWRITEBYTECODE=1, set machine-wide on our VMs:
+installed packages use the .pyc pip wrote, the repository's modules are compiled in every process, as in the
+Lambda image, whose Dockerfile copies the app without compiling it) and on (PYTHONPYCACHEPREFIX, warmed once).
+Everything runs on 127.0.0.1 and stops by itself. Writes its figures to the ``service`` section of
+docs/bench.json (see bench_record.py).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from bench_record import LoadWatch, import_seconds, record
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -27,13 +34,22 @@ N = 3000
 BUCKET, PREFIX = "bench-artifacts", "recsys"
 
 
-def percentiles(samples: list[float]) -> str:
+TARGETS = {"in_process": "< 0.5 ms", "http": "< 1 ms", "cold_start": "< 1 s"}
+IMPORTS = ("fastapi", "faiss", "boto3")
+
+
+def percentiles(samples: list[float]) -> dict[str, Any]:
     ordered = sorted(samples)
 
     def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3, 3)
 
-    return f"p50 {pick(0.5):6.3f} ms  p90 {pick(0.9):6.3f} ms  p99 {pick(0.99):6.3f} ms  (n={len(samples)})"
+    return {"p50_ms": pick(0.5), "p90_ms": pick(0.9), "p99_ms": pick(0.99), "n": len(samples)}
+
+
+def describe(figures: dict[str, Any]) -> str:
+    return (f"p50 {figures['p50_ms']:6.3f} ms  p90 {figures['p90_ms']:6.3f} ms  p99 {figures['p99_ms']:6.3f} ms  "
+            f"(n={figures['n']})")  # fmt: skip
 
 
 def free_port() -> int:
@@ -43,6 +59,7 @@ def free_port() -> int:
 
 
 def in_process(env: dict[str, str]) -> None:
+    """Prints one line per case, then the figures as one JSON line (read by the parent)."""
     os.environ.update(env)
     sys.path.insert(0, str(ROOT / "functions" / "recommend"))
     from app.handler import handler  # after the environment is set
@@ -59,6 +76,7 @@ def in_process(env: dict[str, str]) -> None:
         "/items/{id}/similar": json.loads((EVENTS / "similar_items.json").read_text()),
         "/health": json.loads((EVENTS / "health.json").read_text()),
     }
+    figures = {}
     for name, event in cases.items():
         for _ in range(200):  # warm-up (the first call loads the model)
             assert handler(event, None)["statusCode"] == 200  # type: ignore[arg-type]  # no Lambda context here
@@ -67,10 +85,12 @@ def in_process(env: dict[str, str]) -> None:
             start = time.perf_counter()
             handler(event, None)  # type: ignore[arg-type]
             samples.append(time.perf_counter() - start)
-        print(f"  in-process {name:<24} {percentiles(samples)}")
+        figures[name] = percentiles(samples)
+        print(f"  in-process {name:<24} {describe(figures[name])}", flush=True)
+    print(json.dumps(figures))
 
 
-def over_http(env: dict[str, str]) -> None:
+def over_http(env: dict[str, str]) -> dict[str, Any]:
     # http.client with one keep-alive connection: a lighter client than httpx, so the figure is the server's.
     import http.client
 
@@ -94,7 +114,7 @@ def over_http(env: dict[str, str]) -> None:
             try:
                 connection.request("GET", "/health")
                 response = connection.getresponse()
-                response.read()
+                health = response.read()
                 if response.status == 200:
                     break
             except (ConnectionError, http.client.HTTPException):
@@ -110,7 +130,9 @@ def over_http(env: dict[str, str]) -> None:
             start = time.perf_counter()
             assert post(payload) == 200
             samples.append(time.perf_counter() - start)
-        print(f"  HTTP (uvicorn) /recommend          {percentiles(samples)}")
+        figures = percentiles(samples)
+        print(f"  HTTP (uvicorn) /recommend          {describe(figures)}")
+        return {"/recommend known user": figures, "faiss_simd": json.loads(health).get("faiss_simd")}
     finally:
         connection.close()
         server.terminate()
@@ -131,25 +153,55 @@ print(json.dumps({"import": imported - start, "total": done - start}))
 """
 
 
-def cold_start(env: dict[str, str], runs: int = 5) -> None:
-    totals, imports = [], []
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as cache:
-            out = subprocess.run([sys.executable, "-c", COLD_START], cwd=ROOT, env={**os.environ, **env,
-                                 "REC_CACHE_DIR": cache}, capture_output=True, text=True, check=True)  # fmt: skip
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        totals.append(result["total"])
-        imports.append(result["import"])
+def cold_start_once(env: dict[str, str]) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as cache:
+        out = subprocess.run([sys.executable, "-c", COLD_START], cwd=ROOT, env={**env, "REC_CACHE_DIR": cache},
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def cold_start(env: dict[str, str], label: str, runs: int = 5) -> dict[str, Any]:
+    results = [cold_start_once(env) for _ in range(runs)]
+    totals = [r["total"] for r in results]
+    figures = {
+        "median_s": round(statistics.median(totals), 3),
+        "min_s": round(min(totals), 3),
+        "max_s": round(max(totals), 3),
+        "import_median_s": round(statistics.median(r["import"] for r in results), 3),
+        "runs": runs,
+        "PYTHONDONTWRITEBYTECODE": env.get("PYTHONDONTWRITEBYTECODE"),
+        "PYTHONPYCACHEPREFIX": "a warmed temporary directory" if env.get("PYTHONPYCACHEPREFIX") else None,
+    }
     print(
-        f"  cold start (import → first /recommend): median {statistics.median(totals):.3f} s "
-        f"(import {statistics.median(imports):.3f} s), min {min(totals):.3f} s, max {max(totals):.3f} s, runs {runs}"
+        f"  cold start, bytecode cache {label:<3} (import → first /recommend): median {figures['median_s']:.3f} s "
+        f"(import {figures['import_median_s']:.3f} s), min {figures['min_s']:.3f} s, max {figures['max_s']:.3f} s, "
+        f"runs {runs}"
     )
+    return figures
+
+
+def cold_starts(env: dict[str, str]) -> dict[str, Any]:
+    """Cold start with the bytecode cache off, then on; and the big imports, cache off."""
+    cache_vars = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    base = {k: v for k, v in {**os.environ, **env}.items() if k not in cache_vars}
+    off = {**base, "PYTHONDONTWRITEBYTECODE": "1"}
+    figures = {"cache_off": cold_start(off, "off")}
+    with tempfile.TemporaryDirectory() as pycache:
+        on = {**base, "PYTHONPYCACHEPREFIX": pycache}
+        cold_start_once(on)  # fills the cache
+        figures["cache_on"] = cold_start(on, "on")
+    figures["import_s"] = {module: import_seconds(module, off) for module in IMPORTS}
+    print("  import, cache off (fresh process, median of 3): "
+          + ", ".join(f"{m} {s:.2f} s" for m, s in figures["import_s"].items()))  # fmt: skip
+    return figures
 
 
 def main() -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    load = LoadWatch()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -166,15 +218,25 @@ def main() -> None:
     try:
         os.environ.update(env)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        subprocess.run([sys.executable, "-m", "pipeline", "run", "--output", env["REC_MODEL_URI"], "--json"],
-                       cwd=ROOT, env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        print("model: 100k synthetic interactions, 10,000 items, 6,500 users, flat index")
-        cold_start(env)
-        over_http(env)
+        command = [sys.executable, "-m", "pipeline", "run", "--output", env["REC_MODEL_URI"], "--json"]
+        run = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True, text=True)
+        data = json.loads(run.stdout)["data"]
+        model = {"interactions": data["n_interactions"], "items": data["n_items"], "users": data["n_users"],
+                 "index": "flat"}  # fmt: skip
+        print(f"model: {model['interactions']:,} synthetic interactions, {model['items']:,} items, "
+              f"{model['users']:,} users, flat index")  # fmt: skip
+        cold = cold_starts(env)
+        http = over_http(env)
         # In a fresh process, like the Lambda's, not this one (which hosts the local S3 and imported numpy early).
-        subprocess.run([sys.executable, __file__, "--in-process"], env={**os.environ, **env}, check=True)
+        child = subprocess.run([sys.executable, __file__, "--in-process"], env={**os.environ, **env}, check=True,
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+        *lines, last = child.stdout.rstrip().splitlines()
+        print("\n".join(lines))
+        figures = {"model": model, "targets": TARGETS, "faiss_simd": http.pop("faiss_simd"),
+                   "in_process": json.loads(last), "http": http, "cold_start": cold}  # fmt: skip
     finally:
         server.stop()
+    record("service", figures, load)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def run_once(engine: str, source: Path, items: Path, driver_memory: str) -> dict
     log_path = DATA / f"{engine}-{time.strftime('%H%M%S')}.log"
     with tempfile.TemporaryDirectory(dir=DATA) as output, log_path.open("w") as log:
         command = [sys.executable, "-m", "pipeline", "run", "--engine", engine, "--source", str(source),
-                   "--items", str(items), "--output", output, "--json", "--progress", "--force",
+                   "--items", str(items), "--output", output, "--json", "--stages", "--force",
                    "--master", "local[2]", "--driver-memory", driver_memory]  # fmt: skip
         print(f"  running {engine} on {source} (progress: {log_path})", flush=True)
         start = time.perf_counter()

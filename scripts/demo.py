@@ -1,8 +1,9 @@
-"""``make demo``: local S3 (moto) → pipeline → recommend API (uvicorn) → Streamlit frontend.
+"""``make demo``: local AWS (moto) → pipeline → recommend API (uvicorn) → Streamlit frontend.
 
-Everything runs on 127.0.0.1 with the environment the Lambda function gets in AWS,
-except that ``AWS_ENDPOINT_URL_S3`` points boto3 at the local S3. Ctrl-C stops every
-process this script started; nothing is left running.
+Everything runs on 127.0.0.1 with the environment the Lambda function gets in AWS, the deployed
+path included (S3 artifacts, the DynamoDB user-state table, the Firehose event log), except that
+``AWS_ENDPOINT_URL`` points boto3 at one local moto server. Ctrl-C stops every process this script
+started; nothing is left running.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import signal
 import subprocess
 import sys
 
-from local_stack import PY, ROOT, ProcessGroup, port_is_free, publish_local_model, wait_for
+from local_stack import PY, ROOT, ProcessGroup, port_is_free, provision_realtime, publish_local_model, wait_for
 
 BUCKET = "recsys-artifacts"
 PREFIX = "recsys"
+REALTIME = "recsys-users"  # the user-state table and the events stream share the name
 
 
 def main() -> int:
@@ -42,18 +44,24 @@ def main() -> int:
     api_url = f"http://127.0.0.1:{args.api_port}"
     env = {
         **os.environ,
+        "AWS_ENDPOINT_URL": s3_url,  # every service: S3, DynamoDB, Firehose
         "AWS_ENDPOINT_URL_S3": s3_url,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "REC_MODEL_URI": f"s3://{BUCKET}/{PREFIX}",
         "REC_API_URL": api_url,
+        "REC_USER_TABLE": REALTIME,
+        "REC_EVENTS_STREAM": REALTIME,
+        # Keep the per-user arrays too, so the dashboard can list and browse the trained users.
+        "REC_USER_ARRAYS": "true",
     }
     group = ProcessGroup(env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         s3 = group.start(PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.s3_port))
         wait_for(s3_url, "local S3", s3, timeout=60)
+        provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
         publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env)
         api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend",
                           "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log")  # fmt: skip
@@ -66,7 +74,7 @@ def main() -> int:
             "\n== the demo is up\n"
             f"   frontend   http://127.0.0.1:{args.ui_port}\n"
             f"   API        {api_url}   (docs: {api_url}/docs)\n"
-            f"   local S3   {s3_url}   (bucket {BUCKET}, prefix {PREFIX})\n"
+            f"   local AWS  {s3_url}   (S3 bucket {BUCKET}, prefix {PREFIX}; DynamoDB + Firehose {REALTIME})\n"
             "   Ctrl-C stops everything.\n",
             flush=True,
         )

@@ -90,3 +90,29 @@ def publish_local_model(s3_url: str, bucket: str, prefix: str, interactions: int
     print(f"\n== training on {interactions:,} synthetic interactions, publishing to s3://{bucket}/{prefix}", flush=True)
     subprocess.run([PY, "-m", "pipeline", "run", "--output", f"s3://{bucket}/{prefix}", "--interactions",
                     str(interactions)], cwd=ROOT, env={**env, "AWS_ENDPOINT_URL_S3": s3_url}, check=True)  # fmt: skip
+
+
+def provision_realtime(endpoint: str, bucket: str, prefix: str, name: str, region: str) -> None:
+    """The real-time loop's AWS parts on the local moto server: the user-state table and the events stream.
+
+    The stream delivers to ``s3://bucket/prefix/events/`` as the deployed stack's does (template.yaml).
+    """
+    import boto3
+
+    from reccore.eventlog import EVENTS_DIR
+    from reccore.userstate import create_table
+
+    options = {"endpoint_url": endpoint, "region_name": region, "aws_access_key_id": "local",
+               "aws_secret_access_key": "local"}  # fmt: skip
+    create_table(boto3.client("dynamodb", **options), name)
+    firehose = boto3.client("firehose", **options)
+    if name not in firehose.list_delivery_streams()["DeliveryStreamNames"]:
+        firehose.create_delivery_stream(
+            DeliveryStreamName=name,
+            DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "RoleARN": "arn:aws:iam::123456789012:role/local-firehose",
+                "BucketARN": f"arn:aws:s3:::{bucket}",
+                "Prefix": f"{prefix}/{EVENTS_DIR}/",
+            },
+        )

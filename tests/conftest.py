@@ -56,7 +56,7 @@ def mock_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
-    """moto's S3 server in its own process on a free port; AWS_ENDPOINT_URL_S3 and dummy credentials point at it.
+    """moto's server in its own process on a free port; AWS_ENDPOINT_URL_{S3,DYNAMODB,FIREHOSE} point at it.
 
     A separate process, not ``ThreadedMotoServer``: an in-process server shares moto's global state, which
     every ``mock_aws`` in the unit tests resets, wiping the buckets of the session.
@@ -75,7 +75,9 @@ def s3_server() -> Iterator[str]:
         with pytest.MonkeyPatch.context() as mp:
             for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
                 mp.delenv(name, raising=False)
-            mp.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+            # One moto server stands in for every AWS service the system uses.
+            for service in ("S3", "DYNAMODB", "FIREHOSE"):
+                mp.setenv(f"AWS_ENDPOINT_URL_{service}", endpoint)
             mp.setenv("AWS_ACCESS_KEY_ID", "testing")
             mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
             mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -144,6 +146,7 @@ def configure_service(
 ) -> Iterator[Callable[..., None]]:
     """Point the service at a model location (env + settings cache + registry reset)."""
     from app.registry import registry
+    from app.state import reset_state
 
     cache_dir = str(tmp_path_factory.mktemp("reccore-cache"))
 
@@ -155,10 +158,12 @@ def configure_service(
             monkeypatch.setenv(name, value)
         get_service_settings.cache_clear()
         registry.reset()
+        reset_state()
 
     yield configure
     get_service_settings.cache_clear()
     registry.reset()
+    reset_state()
 
 
 @pytest.fixture()

@@ -6,6 +6,7 @@ import streamlit as st
 
 import ui
 import widgets
+from api_client import ApiError
 
 ui.setup("Recommendations", ":material/recommend:")
 
@@ -20,6 +21,7 @@ st.session_state[ui.REC_OPTIONS] = options  # the latent map highlights the same
 st.subheader("Recommendations")
 recs = ui.require("recommend", user_id=user_id, **options)
 ui.strategy_banner(recs["strategy"])
+ui.realtime_banner(recs)
 if not recs["items"]:
     st.warning("Nothing matches these filters.")
 else:
@@ -28,8 +30,15 @@ else:
         widgets.scored_table(recs["items"])
     with chart_column:
         widgets.score_chart(recs["items"])
+    widgets.act_as_user(user_id, recs["items"])
 
-history = ui.fetch("user_history", user_id=user_id, limit=20)
-if history is not None:
+try:
+    history = ui.call("user_history", user_id=user_id, limit=20)
+except ApiError as error:
+    if error.status != 404:
+        ui.show_error(error)
+    else:
+        st.caption("No history yet: the model and the user-state store know nothing of this user.")
+else:
     st.subheader(f"Recent history ({history['n_interactions']} interactions in total)")
     widgets.history_table(history["history"])

@@ -13,7 +13,8 @@ from pipeline.metrics import summarise
 from pipeline.quality.baselines import binary_matrix, popularity_rank
 from pipeline.quality.protocols import ColdItemSplit, ColdUserSplit
 from reccore.model import Model
-from reccore.scoring import Filters, allowed_items, fold_in, recommend, seen_items
+from reccore.recommend import Interactions, recommend
+from reccore.scoring import Filters, allowed_items, seen_items
 from reccore.weighting import Scheme
 
 TOP_SHARE = 0.1  # "ranked in the top 10% of the candidates": random placement hits this 10% of the time
@@ -60,9 +61,7 @@ def evaluate_cold_users(split: ColdUserSplit, config: SvdConfig, seed: int = 42,
     folded: dict[int, list[int]] = {}
     for user in users:
         items, strengths = split.history[user]
-        vector = fold_in(cold_model, items, strengths)
-        allowed = allowed_items(cold_model, Filters(), items.tolist())
-        folded[user] = recommend(cold_model, vector, k, allowed).items.tolist()
+        folded[user] = recommend(cold_model, k, interactions=Interactions.of(items, strengths)).items.tolist()
     warm_model = served_model(split.in_model, config, seed)
     trained = rank_users(warm_model, users, "model", k)
     ranks = popularity_rank(binary_matrix(split.in_model))

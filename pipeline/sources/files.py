@@ -3,7 +3,8 @@
 Interactions table columns:
 
 - ``user_id``, ``item_id`` (required; strings or integers, kept as strings);
-- ``weight`` or ``rating`` (optional, numeric, > 0; ``weight`` wins if both exist; default 1);
+- ``weight`` or ``rating`` (optional, numeric, > 0; ``weight`` wins if both exist; without either, each
+  event's default strength from :mod:`reccore.events`: view 1, click 2, purchase 5, anything else 1);
 - ``timestamp`` (optional; unix seconds or ISO-8601 strings; without it, row order is time order);
 - ``event`` (optional; free text such as ``view``/``purchase``).
 
@@ -25,6 +26,7 @@ import pyarrow as pa
 
 from pipeline.data import InteractionLog
 from reccore.errors import DataSourceError
+from reccore.events import event_strengths
 
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
@@ -239,10 +241,6 @@ def load_files(interactions: str, items: str | None = None, *, s3_client: Any = 
     user_keys = _ids(interactions, frame, "user_id")
     item_keys = _ids(interactions, frame, "item_id")
     weight_column = next((c for c in ("weight", "rating") if c in frame), None)
-    if weight_column is None:
-        weights = np.ones(len(frame))
-    else:
-        weights = _numbers(interactions, frame, weight_column, positive=True)
     # Without timestamps, file order is time order.
     timestamps = _timestamps(interactions, frame) if "timestamp" in frame else np.arange(len(frame), dtype=np.int64)
     if "event" in frame:
@@ -253,6 +251,10 @@ def load_files(interactions: str, items: str | None = None, *, s3_client: Any = 
     else:
         events = np.zeros(len(frame), dtype=np.int8)
         event_names = [weight_column if weight_column == "rating" else "interaction"]
+    if weight_column is not None:
+        weights = _numbers(interactions, frame, weight_column, positive=True)
+    else:  # each event's default strength, as the API weighs it (view 1, click 2, purchase 5; others 1)
+        weights = event_strengths(events, event_names)
 
     user_codes, user_ids = pd.factorize(pd.Series(user_keys))
     if items is None:

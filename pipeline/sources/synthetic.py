@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data import InteractionLog
+from reccore.events import event_strengths
 
 END_TIMESTAMP = 1_719_705_600  # 2024-06-30T00:00:00Z: fixed, so a seed reproduces the log exactly
 SPAN_SECONDS = 180 * 86_400
 EVENT_TYPES = ["view", "click", "purchase"]
-EVENT_WEIGHTS = np.array([1.0, 2.0, 5.0], dtype=np.float32)
 EVENT_PROBS = np.array([0.75, 0.20, 0.05])
 COLD_ITEM_SHARE = 0.05
 COLD_USER_SHARE = 0.03
@@ -273,7 +273,7 @@ def generate(n_interactions: int = 100_000, seed: int = 42, chunk_rows: int = CH
         item_ids=_id_strings("i", np.arange(plan.n_items), plan.n_items),
         users=users[order],
         items=items[order],
-        weights=EVENT_WEIGHTS[events[order]],
+        weights=event_strengths(events[order], EVENT_TYPES),
         timestamps=timestamps[order],
         events=events[order],
         event_types=list(EVENT_TYPES),
@@ -310,7 +310,7 @@ def write_parquet(n_interactions: int, seed: int, directory: Path, chunk_rows: i
             "user_id": _id_strings("u", chunk.users, plan.n_users),
             "item_id": _id_strings("i", chunk.items, plan.n_items),
             "event": events.take(pa.array(chunk.events)),
-            "weight": EVENT_WEIGHTS[chunk.events],
+            "weight": event_strengths(chunk.events, list(EVENT_TYPES)),
             "timestamp": chunk.timestamps,
         })  # fmt: skip
         pq.write_table(table, interactions / f"part-{number:05d}.parquet")

@@ -24,6 +24,7 @@ from pipeline.sources.files import (
     unknown_items_message,
 )
 from reccore.errors import DataSourceError
+from reccore.events import event_strengths
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -186,6 +187,9 @@ def read_interactions(spark: SparkSession, uri: str, items: str | None = None) -
         event = F.create_map(*[F.lit(x) for name in names for x in (name, names.index(name))])[event_text]
     else:
         names, event = [weight_column if weight_column == "rating" else "interaction"], F.lit(0)
+    if weight_column is None:  # each event's default strength, by the function the single-process reader uses
+        strengths = event_strengths(np.arange(len(names)), names).tolist()
+        weight = F.create_map(*[F.lit(x) for code, s in enumerate(strengths) for x in (code, s)])[event]
     typed = [weight.cast("float").alias("w"), timestamp.cast("long").alias("t"), event.cast("byte").alias("e")]
     frame = frame.select("user_id", "item_id", "rid", *typed)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ from pipeline.package import package
 from pipeline.train import train
 from reccore.artifacts import (
     LATEST_KEY,
+    NPY_FILES,
     Files,
     Manifest,
+    decode,
+    encode,
     list_versions,
     new_version,
     publish,
@@ -23,9 +27,10 @@ from reccore.artifacts import (
     read_manifest,
     version_key,
 )
-from reccore.errors import ArtifactIntegrityError, ConfigError, ModelNotFoundError
+from reccore.errors import ArtifactIntegrityError, ConfigError, ModelLoadError, ModelNotFoundError
 from reccore.model import load_model
 from reccore.storage import ArtifactStore, LocalStore, S3Store, open_store
+from tests.core.conftest import tiny_contents
 from tests.pipeline.conftest import block_log
 
 BUCKET = "artifact-tests"
@@ -170,3 +175,24 @@ def _npy(data: bytes):  # type: ignore[no-untyped-def]
     import io
 
     return io.BytesIO(data)
+
+
+def test_encode_then_decode_gives_back_every_file_without_the_pipeline() -> None:
+    original = tiny_contents()
+    decoded = decode(encode(original))
+    for name in NPY_FILES:
+        np.testing.assert_array_equal(decoded.arrays[name], original.arrays[name])
+        assert decoded.arrays[name].dtype == original.arrays[name].dtype, name
+    assert decoded.user_ids == original.user_ids
+    assert decoded.items.item_id == original.items.item_id and decoded.items.category == original.items.category
+    np.testing.assert_allclose(decoded.items.price, original.items.price)
+    assert decoded.index_ip.ntotal == decoded.index_cos.ntotal == 6
+
+
+def test_decode_rejects_a_pickled_array() -> None:
+    files = encode(tiny_contents())
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    files[Files.POPULARITY] = buffer.getvalue()
+    with pytest.raises(ModelLoadError):
+        decode(files)

@@ -206,13 +206,14 @@ def test_a_failing_api_gets_a_friendly_message(broken_api_url: str) -> None:
     assert "the model store is unreachable" in texts(at.error)
 
 
-def test_an_unknown_user_shows_the_apis_4xx_message(api_url: str) -> None:
+def test_a_user_unknown_everywhere_is_a_new_user_not_an_error(api_url: str) -> None:
     at = AppTest.from_file(page_path("pages/1_Recommendations.py"), default_timeout=60)
     at.secrets["api_url"] = api_url
     at.session_state["user_id"] = "no-such-user"  # e.g. chosen before the model was replaced
     at.run()
-    assert not at.exception
-    assert "(HTTP 404)" in texts(at.error)
+    assert not at.exception and not at.error
+    assert "Strategy: `popular`" in texts(at.warning)
+    assert "No history yet" in texts(at.caption)
 
 
 def _first_cold_item(api: httpx.Client) -> dict[str, Any]:
@@ -224,3 +225,30 @@ def _first_cold_item(api: httpx.Client) -> dict[str, Any]:
         if offset + 100 >= page["total"]:
             break
     raise AssertionError("the synthetic catalogue should contain cold (content-based) items")
+
+
+def test_acting_as_a_user_changes_their_recommendations_at_once(api_url: str, api: httpx.Client) -> None:
+    users = api.get("/users", params={"limit": 100}).json()["users"]
+    user_id = sorted(users, key=lambda user: -user["n_interactions"])[1]["user_id"]  # not the other tests' user
+    at = pick_user(open_page("pages/1_Recommendations.py", api_url), user_id)
+    before = [row["item_id"] for row in ranked_table(at)]
+    assert "Real-time" not in texts(at.success)
+    at.selectbox(key="act_item").set_value(before[0]).run()
+    at.button(key="act_buy").click().run()
+    assert not at.exception and not at.error
+    assert "Real-time" in texts(at.success)
+    after = [row["item_id"] for row in ranked_table(at)]
+    assert before[0] not in after and after != before  # bought, so no longer recommended
+    history = next(frame.value for frame in at.dataframe if "event" in frame.value.columns)
+    assert history["event"].tolist()[0] == "purchase"
+
+
+def test_a_user_the_model_does_not_list_can_be_typed_and_acted_as(api_url: str) -> None:
+    at = open_page("pages/1_Recommendations.py", api_url)
+    at.text_input(key="user_query").set_value("brand-new-visitor").run()
+    assert not at.exception and not at.error
+    assert "Strategy: `popular`" in texts(at.warning)
+    first = ranked_table(at)[0]["item_id"]
+    at.selectbox(key="act_item").set_value(first).run()
+    at.button(key="act_view").click().run()
+    assert "Strategy: `fold_in`" in texts(at.info) and "Real-time" in texts(at.success)

@@ -1,6 +1,6 @@
 """Helpers of the integration tests: ports, bounded waits, process groups, runtime-only venvs, event checks.
 
-Imported by the ``test_*.py`` files beside it (pytest puts this directory on ``sys.path``).
+Imported by the ``test_*.py`` files beside it as ``tests.integration.stack``.
 Every wait here has a deadline, and every process is started in its own session so that
 stopping it stops its children too.
 """
@@ -209,6 +209,9 @@ def check_event_answer(name: str, status: int, body: Any, model_version: str) ->
         assert status == 200, body
         ids = [item["item_id"] for item in body["items"]]
         assert body["item_id"] == KNOWN_ITEM and len(ids) == 5 and KNOWN_ITEM not in ids
+    elif name == "events_post.json":
+        assert status == 200, body
+        assert body["accepted"] == 3 and body["unknown_items"] == ["unknown-item"]
     elif name == "bad_request.json":
         assert status == 422, body
         assert body["error"] == "validation_error" and body["message"] and body["details"]

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack import KNOWN_USER, REPO, base_env, free_port, http, start, stop, tail, wait_until
+
+from tests.integration.stack import KNOWN_USER, REPO, base_env, free_port, http, start, stop, tail, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +89,15 @@ def test_demo_comes_up_answers_and_stops_cleanly_on_ctrl_c(
     answer = json.loads(body)
     assert status == 200 and answer["strategy"] == "personalized" and len(answer["items"]) == 5, answer
     assert answer["model_version"] == health["model_version"]
+    # The deployed real-time path on the local AWS: an event goes to DynamoDB and Firehose, the next answer moves.
+    bought = [item["item_id"] for item in answer["items"][:2]]
+    events = {"events": [{"user_id": KNOWN_USER, "item_id": i, "event": "purchase"} for i in bought]}
+    status, _, body = http("POST", f"http://127.0.0.1:{api}/events", events, timeout=30)
+    assert status == 200 and json.loads(body)["accepted"] == 2, body
+    status, _, body = http("POST", f"http://127.0.0.1:{api}/recommend", {"user_id": KNOWN_USER, "k": 5}, timeout=30)
+    after = json.loads(body)
+    assert status == 200 and after["realtime_events"] == 2 and not after["degraded"], after
+    assert not set(bought) & {item["item_id"] for item in after["items"]}
     status, _, body = http("GET", f"http://127.0.0.1:{ui}/_stcore/health", timeout=30)
     assert status == 200 and body.strip() == b"ok", body
 

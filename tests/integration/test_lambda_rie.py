@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack import (
+
+from reccore.artifacts import read_latest_version, read_manifest
+from reccore.errors import ModelNotFoundError
+from reccore.storage import open_store
+from tests.integration.stack import (
     REPO,
     RIE,
     api_events,
@@ -32,10 +36,6 @@ from stack import (
     tail,
     wait_until,
 )
-
-from reccore.artifacts import read_latest_version, read_manifest
-from reccore.errors import ModelNotFoundError
-from reccore.storage import open_store
 
 pytestmark = pytest.mark.slow
 

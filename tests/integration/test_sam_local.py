@@ -24,7 +24,10 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-from stack import (
+
+from reccore.artifacts import new_version, publish, read_latest_version
+from reccore.storage import S3Store
+from tests.integration.stack import (
     KNOWN_ITEM,
     KNOWN_USER,
     REPO,
@@ -42,9 +45,6 @@ from stack import (
     tail,
     wait_until,
 )
-
-from reccore.artifacts import new_version, publish, read_latest_version
-from reccore.storage import S3Store
 
 pytestmark = pytest.mark.slow
 

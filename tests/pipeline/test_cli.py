@@ -10,7 +10,7 @@ import pytest
 
 import pipeline.index
 import pipeline.job
-from pipeline.cli import main
+from pipeline.cli import baseline_line, main
 from pipeline.handler import handler
 from reccore.artifacts import list_versions, read_latest_version
 from reccore.model import load_model
@@ -93,3 +93,22 @@ def test_lambda_handler_runs_the_same_job(tmp_path: Path) -> None:
     result = handler({"source": "synthetic", "interactions": 5000, "output": str(tmp_path), "unknown": 1}, None)
     assert result["version"] == read_latest_version(open_store(str(tmp_path)))
     assert result["data"]["n_interactions"] == 5000
+
+
+def test_summary_says_which_split_and_what_popularity_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--output", str(tmp_path), "--interactions", "5000", "--seed", "3", "--force"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("NDCG@10 is on")]
+    metrics = load_model(open_store(str(tmp_path))).manifest.metrics
+    model, popular = metrics["model"]["ndcg@10"], metrics["popularity"]["ndcg@10"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert "time split" in line and "newest 20%" in line and f"{int(metrics['model']['users']):,} users" in line
+    assert f"the model scored {model:.4f}, the popularity baseline {popular:.4f} ({model / popular:.2f}×" in line
+    assert ("below it" in line) == (model <= popular)
+
+
+def test_baseline_line_flags_a_forced_model_below_popularity() -> None:
+    line = baseline_line({"model": {"ndcg@10": 0.01, "users": 40.0}, "popularity": {"ndcg@10": 0.02, "users": 40.0}})
+    assert "0.0100" in line and "0.0200" in line and "(0.50× the baseline; below it" in line and "--force" in line

@@ -151,6 +151,13 @@ def test_file_round_trip_with_items_table(tmp_path: Path, suffix: str) -> None:
     np.testing.assert_array_equal(log.prices, [1.5, 2, 3, 4])
 
 
+def test_events_without_a_weight_column_get_the_events_default_strengths(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    INTERACTIONS.drop(columns=["rating"]).assign(event=["view", "purchase", "click", "share"]).to_csv(path, index=False)
+    log = load_source(str(path))
+    np.testing.assert_array_equal(log.weights, [1, 5, 2, 1])
+
+
 def test_csv_without_optional_columns_and_with_iso_timestamps(tmp_path: Path) -> None:
     path = tmp_path / "inter.csv"
     path.write_text("user_id,item_id,timestamp\n1,a,2024-01-01T00:00:00Z\n2,b,2024-01-02\n")

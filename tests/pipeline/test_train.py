@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from pipeline.package import package
 from pipeline.train import interaction_matrix, ridge_fit_predict, train, weighted_matrix
 from reccore.model import build_model
-from reccore.scoring import Filters, allowed_items, fold_in, recommend, seen_items
+from reccore.scoring import Filters, allowed_items, fold_in, rank, seen_items
 from reccore.weighting import SCHEMES
 from tests.pipeline.conftest import block_log
 
@@ -27,9 +27,7 @@ def test_block_structure_is_recovered(block) -> None:  # type: ignore[no-untyped
     manifest, files = package(block, train(block, factors=2, scheme="log"))
     model = build_model(manifest, files)
     for user in range(block.n_users):
-        ranking = recommend(
-            model, model.user_factors[user], 3, allowed_items(model, Filters(), seen_items(model, user))
-        )
+        ranking = rank(model, model.user_factors[user], 3, allowed_items(model, Filters(), seen_items(model, user)))
         first_half = user < block.n_users // 2
         expected = np.arange(10) if first_half else np.arange(10, 20)
         assert set(ranking.items.tolist()) <= set(expected.tolist()), (user, ranking.items)

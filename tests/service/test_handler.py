@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.registry import registry
-from app.schemas import Health, RecommendResponse, SimilarResponse
+from app.schemas import EventsResponse, Health, RecommendResponse, SimilarResponse
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 # Every API Gateway event in events/ (written for `sam local invoke -e`), by file name; the pipeline's are not.
@@ -43,6 +43,8 @@ def _expect(name: str, event: dict[str, Any], status: int, body: Any) -> None:
             assert status == 200 and SimilarResponse.model_validate(body).item_id == item_id
         else:
             assert status == 404 and body["error"] == "unknown_item"
+    elif name == "events_post.json":
+        assert status == 200 and EventsResponse.model_validate(body).accepted == len(request["events"])
     elif name.startswith("bad_request"):
         assert status in (400, 404, 405, 413, 422) and body["error"] and body["message"]
     else:  # an event this test does not know yet: it must still get a deliberate answer

@@ -16,12 +16,14 @@ from app.logging import logger
 from reccore.errors import (
     ArtifactIntegrityError,
     ConfigError,
+    EventLogError,
     ModelLoadError,
     ModelNotFoundError,
     NotFoundError,
     RecError,
     UnknownItemError,
     UnknownUserError,
+    UserStateError,
 )
 
 # Most specific first: the first matching entry wins.
@@ -30,6 +32,8 @@ REC_ERRORS: list[tuple[type[RecError], int, str]] = [
     (ArtifactIntegrityError, 503, "model_unavailable"),
     (ModelLoadError, 503, "model_unavailable"),
     (ConfigError, 503, "misconfigured"),
+    (UserStateError, 503, "state_unavailable"),
+    (EventLogError, 503, "event_log_unavailable"),
     (UnknownItemError, 404, "unknown_item"),
     (UnknownUserError, 404, "unknown_user"),
     (NotFoundError, 404, "not_found"),

@@ -7,16 +7,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reccore.events import EventType
+from reccore.scoring import Source, Strategy
+
 MAX_K = 100
 MAX_IDS = 200  # bound on every list of ids in a request
 MAX_PAGE = 100
 MAX_MAP_SAMPLE = 20_000
 MAX_OFFSET = 10_000_000  # bound on paging offsets
 MAX_TEXT = 200  # bound on query strings (q, category)
+MAX_EVENTS = 500  # events per POST /events batch (Firehose's PutRecordBatch limit)
+MAX_ID = 256  # user and item id length
 
 ItemId = str
-Strategy = Literal["personalized", "fold_in", "popular"]
-Source = Literal["model", "content", "popular"]
 
 
 class _Strict(BaseModel):
@@ -73,6 +76,40 @@ class RecommendResponse(BaseModel):
     strategy: Strategy
     items: list[ScoredItem]
     ignored_items: list[ItemId] = Field(default_factory=list, description="recent_items ids not in the catalogue.")
+    realtime_events: int = Field(
+        0, description="Events posted since the model was trained that shaped this answer (real-time)."
+    )
+    degraded: bool = Field(
+        False, description="The user-state store was unreachable: answered from what the model artifact knows."
+    )
+
+
+class EventIn(_Strict):
+    user_id: str = Field(min_length=1, max_length=MAX_ID)
+    item_id: ItemId = Field(min_length=1, max_length=MAX_ID)
+    event: EventType
+    value: float | None = Field(
+        None, gt=0, le=1e6, allow_inf_nan=False, description="A rating or explicit weight; default: the event's."
+    )
+    timestamp: int | None = Field(
+        None, ge=0, le=2**40, description="Unix seconds; default: when received. At most a few minutes ahead."
+    )
+    event_id: str | None = Field(
+        None, min_length=1, max_length=128, description="Makes a retried batch count once in the user-state store."
+    )
+
+
+class EventsRequest(_Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventsResponse(BaseModel):
+    model_version: str
+    accepted: int = Field(description="Events stored and logged for training.")
+    duplicates: int = Field(description="Events whose event_id had been stored already (not counted twice).")
+    unknown_items: list[ItemId] = Field(
+        default_factory=list, description="Accepted item ids the current model does not know (a newer catalogue)."
+    )
 
 
 class SimilarResponse(BaseModel):

@@ -16,14 +16,19 @@ import hashlib
 import io
 import json
 import logging
+import os
 import secrets
+import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 from pydantic import BaseModel, Field
 
-from reccore.errors import ArtifactIntegrityError, ModelNotFoundError
+from reccore.errors import ArtifactIntegrityError, ModelLoadError, ModelNotFoundError
 from reccore.storage import ArtifactStore
 
 logger = logging.getLogger(__name__)
@@ -112,6 +117,100 @@ def npy_load(data: bytes) -> np.ndarray:
 
 def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# --- file contents: how each file is encoded and decoded ---------------------
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """Item metadata in row order (the contents of ``items.json``)."""
+
+    item_id: list[str]
+    title: list[str]
+    category: list[str]
+    price: np.ndarray  # float32 (n_items,)
+
+
+@dataclass(frozen=True)
+class ModelContents:
+    """Every file of one model version, decoded: what the pipeline computes and the service assembles."""
+
+    arrays: dict[str, np.ndarray]  # each ``.npy`` file of :class:`Files`, by name
+    user_ids: list[str]
+    items: ItemTable
+    index_ip: faiss.Index
+    index_cos: faiss.Index
+
+
+NPY_FILES = tuple(name for name in Files.ALL if name.endswith(".npy"))
+
+
+def encode(contents: ModelContents) -> dict[str, bytes]:
+    """The bytes of every file in :class:`Files` (the inverse of :func:`decode`)."""
+    missing = [name for name in NPY_FILES if name not in contents.arrays]
+    if missing:
+        raise ValueError(f"encode: arrays missing from the model: {', '.join(missing)}")
+    files = {name: npy_bytes(contents.arrays[name]) for name in NPY_FILES}
+    files[Files.USERS] = json_bytes([str(u) for u in contents.user_ids])
+    items = contents.items
+    files[Files.ITEMS] = json_bytes(
+        {
+            "item_id": [str(i) for i in items.item_id],
+            "title": [str(t) for t in items.title],
+            "category": [str(c) for c in items.category],
+            "price": [round(float(p), 2) for p in items.price],
+        }
+    )
+    files[Files.INDEX_IP] = faiss.serialize_index(contents.index_ip).tobytes()
+    files[Files.INDEX_COS] = faiss.serialize_index(contents.index_cos).tobytes()
+    return files
+
+
+def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelContents:
+    """Decode verified file contents.
+
+    Raises
+    ------
+    ModelLoadError
+        A file is intact but not what its name promises (bad JSON, a pickled or malformed array, missing keys).
+    ArtifactIntegrityError
+        A FAISS index cannot be read.
+    """
+    try:
+        items = json.loads(files[Files.ITEMS])
+        table = ItemTable(
+            item_id=[str(i) for i in items["item_id"]],
+            title=[str(t) for t in items["title"]],
+            category=[str(c) for c in items["category"]],
+            price=np.asarray(items["price"], dtype=np.float32),
+        )
+        arrays = {name: npy_load(files[name]) for name in NPY_FILES}
+        user_ids = [str(u) for u in json.loads(files[Files.USERS])]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"model files cannot be decoded: {type(exc).__name__}: {exc}") from exc
+    return ModelContents(
+        arrays=arrays,
+        user_ids=user_ids,
+        items=table,
+        index_ip=_read_index(files[Files.INDEX_IP], cache_dir),
+        index_cos=_read_index(files[Files.INDEX_COS], cache_dir),
+    )
+
+
+def _read_index(data: bytes, cache_dir: str | None) -> faiss.Index:
+    # Through a file rather than deserialize_index, which keeps a second copy in RAM (faiss#1082).
+    directory = Path(cache_dir or tempfile.gettempdir())
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(suffix=".faiss", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return faiss.read_index(path)
+    except RuntimeError as exc:
+        raise ArtifactIntegrityError(f"FAISS index unreadable: {exc}") from exc
+    finally:
+        os.unlink(path)
 
 
 # --- reading -----------------------------------------------------------------

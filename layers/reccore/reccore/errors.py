@@ -45,3 +45,11 @@ class UnknownItemError(NotFoundError):
 
 class UnknownUserError(NotFoundError):
     """A user id is not in the model."""
+
+
+class UserStateError(RecError):
+    """The user-state store (DynamoDB) cannot be read or written."""
+
+
+class EventLogError(RecError):
+    """The training event log (Firehose, or the artifact store) cannot be written."""

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import faiss
 import numpy as np
 
-from reccore.artifacts import Files, Manifest, npy_load, read_latest_version, read_manifest, read_verified
-from reccore.errors import ArtifactIntegrityError, ModelLoadError
+from reccore.artifacts import Files, Manifest, decode, read_latest_version, read_manifest, read_verified
+from reccore.errors import ModelLoadError
 from reccore.storage import ArtifactStore
 
 _DOWNLOAD_THREADS = 8
@@ -85,6 +81,12 @@ class Model:
     def n_users(self) -> int:
         return len(self.user_ids)
 
+    @property
+    def trained_through(self) -> int | None:
+        """Unix time of the newest interaction the model was trained on: later events are new to it."""
+        time_range = self.manifest.data.get("time_range")
+        return int(time_range[1]) if time_range else None
+
     def user_history(self, user: int) -> slice:
         """Positions of ``user``'s interactions in the history arrays, newest first."""
         return slice(int(self.history_indptr[user]), int(self.history_indptr[user + 1]))
@@ -115,15 +117,18 @@ def load_model(store: ArtifactStore, version: str | None = None, cache_dir: str 
 def build_model(manifest: Manifest, files: dict[str, bytes], cache_dir: str | None = None) -> Model:
     """Assemble a :class:`Model` from already verified file contents."""
     try:
-        items = json.loads(files[Files.ITEMS])
-        arrays = {name: npy_load(files[name]) for name in Files.ALL if name.endswith(".npy")}
+        contents = decode(files, cache_dir)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"model {manifest.version} cannot be loaded: {exc}") from exc
+    arrays = contents.arrays
+    try:
         return Model(
             manifest=manifest,
-            user_ids=[str(u) for u in json.loads(files[Files.USERS])],
-            item_ids=[str(i) for i in items["item_id"]],
-            titles=[str(t) for t in items["title"]],
-            categories=[str(c) for c in items["category"]],
-            prices=np.asarray(items["price"], dtype=np.float32),
+            user_ids=contents.user_ids,
+            item_ids=contents.items.item_id,
+            titles=contents.items.title,
+            categories=contents.items.category,
+            prices=contents.items.price,
             user_factors=arrays[Files.USER_FACTORS],
             item_factors=arrays[Files.ITEM_FACTORS],
             singular_values=arrays[Files.SINGULAR_VALUES],
@@ -135,23 +140,8 @@ def build_model(manifest: Manifest, files: dict[str, bytes], cache_dir: str | No
             history_items=arrays[Files.HISTORY_ITEMS],
             history_times=arrays[Files.HISTORY_TIMES],
             history_events=arrays[Files.HISTORY_EVENTS],
-            index_ip=_read_index(files[Files.INDEX_IP], cache_dir),
-            index_cos=_read_index(files[Files.INDEX_COS], cache_dir),
+            index_ip=contents.index_ip,
+            index_cos=contents.index_cos,
         )
-    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise ModelLoadError(f"model {manifest.version} cannot be loaded: {type(exc).__name__}: {exc}") from exc
-
-
-def _read_index(data: bytes, cache_dir: str | None) -> faiss.Index:
-    # Through a file rather than deserialize_index, which keeps a second copy in RAM (faiss#1082).
-    directory = Path(cache_dir or tempfile.gettempdir())
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, path = tempfile.mkstemp(suffix=".faiss", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return faiss.read_index(path)
-    except RuntimeError as exc:
-        raise ArtifactIntegrityError(f"FAISS index unreadable: {exc}") from exc
-    finally:
-        os.unlink(path)

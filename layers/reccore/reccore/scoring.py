@@ -19,6 +19,7 @@ from reccore.model import Model
 from reccore.weighting import weight_rows
 
 Source = Literal["model", "content", "popular"]
+Strategy = Literal["personalized", "fold_in", "popular"]
 # Requests search one vector at a time; OpenMP's thread hand-off costs more than such a search
 # (measured: 415 µs with 2 threads vs 120 µs with 1 for a 10k-item flat index).
 faiss.omp_set_num_threads(1)
@@ -37,11 +38,25 @@ class Filters:
 
 @dataclass
 class Ranking:
-    """Recommended item positions, best first, with scores and where each came from."""
+    """Item positions, best first, with scores, where each came from, and (for a recommendation) the strategy.
+
+    The one value every ranking function returns: :func:`top_items`, :func:`rank`, :func:`similar_items`
+    and :func:`reccore.recommend.recommend`.
+    """
 
     items: np.ndarray
     scores: np.ndarray
     sources: list[Source] = field(default_factory=list)
+    strategy: Strategy | None = None
+
+    @classmethod
+    def of(cls, model: Model, items: np.ndarray, scores: np.ndarray) -> Ranking:
+        """Items ranked by their vectors: each one's source is ``content`` for cold items, else ``model``."""
+        sources: list[Source] = ["content" if model.content_based[i] else "model" for i in items.tolist()]
+        return cls(items=items.astype(np.int64), scores=scores.astype(np.float32), sources=sources)
+
+
+_EMPTY = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
 
 
 def seen_items(model: Model, user: int) -> np.ndarray:
@@ -93,51 +108,50 @@ def allowed_items(model: Model, filters: Filters, seen: Iterable[int] = ()) -> n
     return allowed
 
 
-def top_items(model: Model, vector: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def top_items(model: Model, vector: np.ndarray, k: int, allowed: np.ndarray) -> Ranking:
     """The ``k`` allowed items with the highest inner product with ``vector``, via the FAISS index."""
     n_allowed = int(allowed.sum())
     k = min(k, n_allowed)
     if k <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return Ranking.of(model, *_EMPTY)
     if n_allowed < _DIRECT_SCORING_FRACTION * model.n_items:
         candidates = np.flatnonzero(allowed)
         scores = model.item_factors[candidates] @ vector
         best = np.argsort(-scores, kind="stable")[:k]
-        return candidates[best], scores[best].astype(np.float32)
+        return Ranking.of(model, candidates[best], scores[best])
     # Fetching k plus every disallowed item guarantees k allowed hits from an exact index.
     fetch = min(model.n_items, k + model.n_items - n_allowed)
     ids, scores = _search(model.index_ip, vector, fetch)
     keep = allowed[ids]
-    return ids[keep][:k], scores[keep][:k]
+    return Ranking.of(model, ids[keep][:k], scores[keep][:k])
 
 
-def recommend(model: Model, vector: np.ndarray | None, k: int, allowed: np.ndarray) -> Ranking:
+def rank(model: Model, vector: np.ndarray | None, k: int, allowed: np.ndarray) -> Ranking:
     """Top-``k`` by ``vector`` (if any), backfilled from popularity to ``k`` items when the filters allow."""
-    if vector is not None:
-        items, scores = top_items(model, vector, k, allowed)
-    else:
-        items, scores = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-    sources: list[Source] = ["content" if model.content_based[i] else "model" for i in items]
-    need = k - len(items)
+    ranking = top_items(model, vector, k, allowed) if vector is not None else Ranking.of(model, *_EMPTY)
+    need = k - len(ranking.items)
     if need > 0:
         remaining = allowed.copy()
-        remaining[items] = False
-        fill = model.popular_order[remaining[model.popular_order]][:need]
-        items = np.concatenate([items, fill])
-        scores = np.concatenate([scores, model.popularity[fill]])
-        sources += ["popular"] * len(fill)
-    return Ranking(items=items.astype(np.int64), scores=scores.astype(np.float32), sources=sources)
+        remaining[ranking.items] = False
+        fill = model.popular_order[remaining[model.popular_order]][:need].astype(np.int64)
+        backfill: list[Source] = ["popular"] * len(fill)
+        ranking = Ranking(
+            items=np.concatenate([ranking.items, fill]),
+            scores=np.concatenate([ranking.scores, model.popularity[fill].astype(np.float32)]),
+            sources=[*ranking.sources, *backfill],
+        )
+    return ranking
 
 
-def similar_items(model: Model, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def similar_items(model: Model, item: int, k: int) -> Ranking:
     """The ``k`` items nearest to ``item`` by cosine of their vectors, ``item`` itself excluded."""
     vector = model.item_factors[item].astype(np.float32)
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return Ranking.of(model, *_EMPTY)
     ids, scores = _search(model.index_cos, vector / norm, min(model.n_items, k + 1))
     keep = ids != item
-    return ids[keep][:k], scores[keep][:k]
+    return Ranking.of(model, ids[keep][:k], scores[keep][:k])
 
 
 def _search(index: faiss.Index, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

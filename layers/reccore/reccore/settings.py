@@ -40,6 +40,15 @@ class ServiceSettings(_Base):
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
     cache_dir: str = Field("/tmp/reccore", description="Scratch space for downloaded index files.")
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
+    user_table: str = Field(
+        "", description="DynamoDB table of per-user state; empty: the model's histories plus an in-process buffer."
+    )
+    user_events: int = Field(200, ge=1, le=1000, description="Newest interactions kept per user in the state store.")
+    user_ttl_days: float = Field(365.0, gt=0, description="Days after its last write that a user's state expires.")
+    events_stream: str = Field(
+        "", description="Firehose delivery stream of the training event log; empty: written under <model URI>/events/."
+    )
+    event_max_skew_seconds: int = Field(300, ge=0, description="How far in the future an event timestamp may lie.")
 
 
 class PipelineSettings(_Base):
@@ -76,6 +85,14 @@ class PipelineSettings(_Base):
     emr_code_uri: str | None = Field(
         None, description="s3://bucket/prefix holding the packed environment and entry script (make train-emr)."
     )
+    user_table: str = Field("", description="DynamoDB table that receives each user's newest interactions on publish.")
+    user_events: int = Field(200, ge=1, le=1000, description="Newest interactions synced per user.")
+    user_arrays: bool | None = Field(
+        None, description="Publish per-user arrays (vectors, histories); default: only when no user table is set."
+    )
+    progress: bool = Field(
+        True, description="Progress bars on a terminal; never drawn when stdout or stderr is not a terminal."
+    )
 
 
 class FrontendSettings(_Base):
@@ -83,6 +100,16 @@ class FrontendSettings(_Base):
 
     api_url: str = Field(DEFAULT_API_URL, description="Base URL of the recommend API.")
     api_timeout: float = Field(5.0, gt=0, description="Seconds before an API call is abandoned.")
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field, e.g. ``model_uri`` -> ``REC_MODEL_URI``.
+
+    For code that sets the environment of a process it starts (``scripts/serve.py``).
+    """
+    if not any(field in cls.model_fields for cls in (ServiceSettings, PipelineSettings, FrontendSettings)):
+        raise ValueError(f"field: no setting is named {field!r}")
+    return f"{ENV_PREFIX}{field.upper()}"
 
 
 @lru_cache(maxsize=1)

@@ -131,13 +131,12 @@ async def similar(
 ) -> SimilarResponse:
     """The k nearest items by cosine (the item itself excluded); cold items use their content vector."""
     i = item_position(model, item_id)
-    items, scores = similar_items(model, i, k)
-    sources = ["content" if model.content_based[j] else "model" for j in items.tolist()]
+    ranking = similar_items(model, i, k)
     return SimilarResponse(
         item_id=item_id,
         model_version=model.version,
         content_based=bool(model.content_based[i]),
-        items=scored_items(model, items, scores, sources),
+        items=scored_items(model, ranking),
     )
 
 

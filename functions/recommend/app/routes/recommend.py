@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Response
 
 from app.deps import ModelDep
 from app.responses import json_response
-from app.schemas import ErrorResponse, RecommendRequest, RecommendResponse, Strategy
+from app.schemas import ErrorResponse, RecommendRequest, RecommendResponse
+from app.state import UserStoreDep, as_interactions, read_state, state_input
 from reccore.model import Model
-from reccore.scoring import Filters, allowed_items, fold_in, seen_items
-from reccore.scoring import recommend as rank
+from reccore.recommend import recommend as core_recommend
+from reccore.scoring import Filters, Ranking
 
 router = APIRouter(tags=["recommend"])
 _ERRORS: dict[int | str, dict[str, object]] = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
 
 
-def scored_items(model: Model, items: np.ndarray, scores: np.ndarray, sources: Sequence[str]) -> list[dict[str, Any]]:
-    """``ScoredItem``-shaped dicts for ranked item positions (rank is 1-based)."""
+def scored_items(model: Model, ranking: Ranking) -> list[dict[str, Any]]:
+    """``ScoredItem``-shaped dicts for a ranking (rank is 1-based)."""
     ids, titles, categories = model.item_ids, model.titles, model.categories
     return [
         {
@@ -32,7 +31,9 @@ def scored_items(model: Model, items: np.ndarray, scores: np.ndarray, sources: S
             "category": categories[i],
             "source": src,
         }
-        for r, (i, s, src) in enumerate(zip(items.tolist(), scores.tolist(), sources, strict=True), start=1)
+        for r, (i, s, src) in enumerate(
+            zip(ranking.items.tolist(), ranking.scores.tolist(), ranking.sources, strict=True), start=1
+        )
     ]
 
 
@@ -50,29 +51,10 @@ def _positions(model: Model, ids: list[str] | None) -> tuple[list[int], list[str
     return known, list(unknown)
 
 
-def _usable(vector: np.ndarray) -> bool:
-    # A zero or non-finite vector scores every item alike: popularity answers better.
-    return 0.0 < float(np.dot(vector, vector)) < math.inf
-
-
 @router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
-async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
-    """Top-k items for a known user, an anonymous session (recent_items) or nobody (popular)."""
-    user = model.user_index.get(body.user_id) if body.user_id is not None else None
+async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep) -> Response:
+    """Top-k items for a user (their stored state and events included), an anonymous session, or nobody."""
     recent, ignored = _positions(model, body.recent_items)
-
-    strategy: Strategy = "popular"
-    vector: np.ndarray | None = None
-    if user is not None and _usable(model.user_factors[user]):
-        strategy, vector = "personalized", model.user_factors[user]
-    elif recent:
-        folded = fold_in(model, np.asarray(recent, dtype=np.int64))
-        if _usable(folded):
-            strategy, vector = "fold_in", folded
-
-    seen: list[int] = []
-    if body.exclude_seen:
-        seen = recent if user is None else [*seen_items(model, user).tolist(), *recent]
     excluded, _unknown = _positions(model, body.exclude_items)  # unknown ids cannot be recommended anyway
     filters = Filters(
         exclude_items=frozenset(excluded),
@@ -80,15 +62,28 @@ async def recommend(body: RecommendRequest, model: ModelDep) -> Response:
         include_categories=frozenset(body.include_categories) if body.include_categories else None,
         exclude_categories=frozenset(body.exclude_categories or ()),
     )
-    ranking = rank(model, vector, body.k, allowed_items(model, filters, seen))
+    user = model.user_index.get(body.user_id) if body.user_id is not None else None
+    state, degraded = await read_state(store, body.user_id) if body.user_id is not None else (None, False)
+    stored = state_input(model, state, known=user is not None)
+    ranking = core_recommend(
+        model,
+        body.k,
+        user=user,
+        interactions=as_interactions([*stored.interactions, *((p, 1.0) for p in recent)]),
+        filters=filters,
+        exclude_seen=body.exclude_seen,
+        seen=stored.seen,
+    )
     # Built as RecommendResponse's JSON directly: validating our own output costs more than the scoring
     # (the p50 budget is 0.5 ms); the tests validate responses against the schema instead.
     return json_response(
         {
             "user_id": body.user_id,
             "model_version": model.version,
-            "strategy": strategy,
-            "items": scored_items(model, ranking.items, ranking.scores, ranking.sources),
+            "strategy": ranking.strategy,
+            "items": scored_items(model, ranking),
             "ignored_items": ignored,
+            "realtime_events": stored.realtime_events,
+            "degraded": degraded,
         }
     )

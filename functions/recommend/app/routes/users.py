@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from app.deps import ModelDep
 from app.schemas import MAX_OFFSET, MAX_PAGE, MAX_TEXT, ErrorResponse, HistoryEntry, UserHistory, UserPage, UserSummary
+from app.state import UserStoreDep, read_state
 from app.views import views
 from reccore.errors import UnknownUserError
 
@@ -46,30 +47,44 @@ async def list_users(
 async def user_history(
     user_id: Annotated[str, Path(max_length=1024)],
     model: ModelDep,
+    store: UserStoreDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_HISTORY,
 ) -> UserHistory:
-    """A user's most recent interactions, newest first, with item metadata and event names."""
+    """A user's most recent interactions, newest first: events posted since the model, then what it was trained on."""
     user = model.user_index.get(user_id)
-    if user is None:
+    state, _degraded = await read_state(store, user_id)
+    if user is None and state is None:
         raise UnknownUserError(f"unknown user id {user_id[:MAX_TEXT]!r}: not in model {model.version}")
-    rows = model.user_history(user)
-    start, stop = rows.start, min(rows.stop, rows.start + limit)
-    events = model.manifest.event_types
+    fresh = state.fresh(model.trained_through) if state is not None else []
+    # (item id, unix time, event name), newest first
+    rows: list[tuple[str, int, str]] = [(e.item_id, e.timestamp, e.event) for e in reversed(fresh)]
+    if user is not None:
+        span = model.user_history(user)
+        total = len(fresh) + span.stop - span.start
+        stop = min(span.stop, span.start + limit)
+        names = model.manifest.event_types
+        rows += [
+            (model.item_ids[i], t, names[e] if 0 <= e < len(names) else str(e))
+            for i, t, e in zip(
+                model.history_items[span.start : stop].tolist(),
+                model.history_times[span.start : stop].tolist(),
+                model.history_events[span.start : stop].tolist(),
+                strict=True,
+            )
+        ]
+    else:  # the model holds no per-user arrays (or not this user): the store's training-side history
+        base = state.base if state is not None else []
+        total = len(fresh) + len(base)
+        rows += [(e.item_id, e.timestamp, e.event) for e in reversed(base)]
+    lookup = model.item_index
     history = [
         HistoryEntry(
-            item_id=model.item_ids[i],
-            title=model.titles[i],
-            category=model.categories[i],
+            item_id=item_id,
+            title=model.titles[lookup[item_id]] if item_id in lookup else item_id,
+            category=model.categories[lookup[item_id]] if item_id in lookup else "unknown",
             timestamp=datetime.fromtimestamp(t, tz=UTC),
-            event=events[e] if 0 <= e < len(events) else str(e),
+            event=event,
         )
-        for i, t, e in zip(
-            model.history_items[start:stop].tolist(),
-            model.history_times[start:stop].tolist(),
-            model.history_events[start:stop].tolist(),
-            strict=True,
-        )
+        for item_id, t, event in rows[:limit]
     ]
-    return UserHistory(
-        user_id=user_id, model_version=model.version, n_interactions=rows.stop - rows.start, history=history
-    )
+    return UserHistory(user_id=user_id, model_version=model.version, n_interactions=total, history=history)

@@ -1,0 +1,97 @@
+"""Per-user state and the training event log, built from the settings on first use.
+
+With ``REC_USER_TABLE`` set the state lives in DynamoDB, else in process memory (on top of the
+histories in the model artifact). With ``REC_EVENTS_STREAM`` set accepted events go to Firehose,
+else straight under ``<REC_MODEL_URI>/events/`` through the artifact store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends
+from starlette.concurrency import run_in_threadpool
+
+from app.logging import logger
+from reccore.errors import UserStateError
+from reccore.eventlog import EventLog, FirehoseLog, StoreLog
+from reccore.events import event_strength
+from reccore.model import Model
+from reccore.recommend import Interactions
+from reccore.settings import get_service_settings
+from reccore.storage import open_store
+from reccore.userstate import DynamoStore, EmbeddedStore, Event, UserState, UserStateStore
+
+
+def _client_config() -> object:
+    from botocore.config import Config
+
+    # A request must not wait on the table or the stream for long: fail fast and answer from the artifact.
+    return Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+
+
+@lru_cache(maxsize=1)
+def get_user_store() -> UserStateStore:
+    settings = get_service_settings()
+    if settings.user_table:
+        return DynamoStore(
+            settings.user_table, settings.user_events, settings.user_ttl_days, client_config=_client_config()
+        )
+    return EmbeddedStore(settings.user_events)
+
+
+@lru_cache(maxsize=1)
+def get_event_log() -> EventLog:
+    settings = get_service_settings()
+    if settings.events_stream:
+        return FirehoseLog(settings.events_stream, client_config=_client_config())
+    return StoreLog(open_store(settings.model_uri))
+
+
+def reset_state() -> None:
+    """Forget the store and the log (tests; changed settings)."""
+    get_user_store.cache_clear()
+    get_event_log.cache_clear()
+
+
+UserStoreDep = Annotated[UserStateStore, Depends(get_user_store)]
+EventLogDep = Annotated[EventLog, Depends(get_event_log)]
+
+
+async def read_state(store: UserStateStore, user_id: str) -> tuple[UserState | None, bool]:
+    """The user's stored state and whether the store failed (then ``None``: answer from the artifact)."""
+    try:
+        if isinstance(store, EmbeddedStore):  # memory only: not worth a thread hop
+            return store.get(user_id), False
+        return await run_in_threadpool(store.get, user_id), False
+    except UserStateError as exc:
+        logger.warning("user state unavailable; answering from the model", extra={"reason": str(exc)})
+        return None, True
+
+
+@dataclass(frozen=True)
+class StateInput:
+    """A user's stored state turned into what the core takes: interactions to fold in and items to exclude."""
+
+    interactions: list[tuple[int, float]]  # (item position, raw strength)
+    seen: np.ndarray
+    realtime_events: int  # events newer than the model among the interactions
+
+
+def state_input(model: Model, state: UserState | None, known: bool) -> StateInput:
+    """Fresh events (newer than the model) for a user the model knows; the whole stored history otherwise."""
+    if state is None:
+        return StateInput([], np.empty(0, dtype=np.int64), 0)
+    fresh = state.fresh(model.trained_through)
+    events: list[Event] = fresh if known else [*state.base, *fresh]
+    lookup = model.item_index
+    interactions = [(lookup[e.item_id], event_strength(e.event, e.value)) for e in events if e.item_id in lookup]
+    seen = np.fromiter((lookup[i] for i in state.seen if i in lookup), dtype=np.int64)
+    return StateInput(interactions, seen, sum(1 for e in fresh if e.item_id in lookup))
+
+
+def as_interactions(pairs: list[tuple[int, float]]) -> Interactions:
+    return Interactions.of([p for p, _ in pairs], [s for _, s in pairs])

@@ -1,0 +1,66 @@
+"""A hand-built model, made without the pipeline: two categories along two orthogonal factors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import faiss
+import numpy as np
+import pytest
+
+from reccore.artifacts import Files, IndexInfo, ItemTable, Manifest, ModelContents, encode
+from reccore.model import Model, build_model
+
+# Items 0-2 are "a" (factor 0), 3-5 are "b" (factor 1); within a category a higher number scores higher.
+ITEM_FACTORS = np.array([[1, 0], [2, 0], [3, 0], [0, 1], [0, 2], [0, 3]], dtype=np.float32)
+# user 0 likes "a", user 1 likes "b", user 2 has a zero vector (nothing usable), user 3 likes "a".
+USER_FACTORS = np.array([[1, 0], [0, 1], [0, 0], [1, 0]], dtype=np.float32)
+HISTORIES = [[2], [5], [3], []]  # newest first
+
+
+def tiny_contents() -> ModelContents:
+    indptr = np.concatenate([[0], np.cumsum([len(h) for h in HISTORIES])]).astype(np.int64)
+    flat = np.array([i for h in HISTORIES for i in h], dtype=np.int32)
+    unit = ITEM_FACTORS / np.linalg.norm(ITEM_FACTORS, axis=1, keepdims=True)
+    index_ip, index_cos = faiss.IndexFlatIP(2), faiss.IndexFlatIP(2)
+    index_ip.add(ITEM_FACTORS)
+    index_cos.add(unit.astype(np.float32))
+    return ModelContents(
+        arrays={
+            Files.USER_FACTORS: USER_FACTORS,
+            Files.ITEM_FACTORS: ITEM_FACTORS,
+            Files.SINGULAR_VALUES: np.array([1.0, 1.0], dtype=np.float32),
+            Files.ITEM_WEIGHTS: np.ones(6, dtype=np.float32),
+            Files.POPULARITY: np.array([6, 5, 4, 3, 2, 1], dtype=np.float32),  # item 0 most popular
+            Files.CONTENT_BASED: np.array([0, 0, 0, 0, 0, 1], dtype=bool),
+            Files.ITEM_MAP: ITEM_FACTORS.copy(),
+            Files.HISTORY_INDPTR: indptr,
+            Files.HISTORY_ITEMS: flat,
+            Files.HISTORY_TIMES: np.arange(len(flat), dtype=np.int64),
+            Files.HISTORY_EVENTS: np.zeros(len(flat), dtype=np.int8),
+        },
+        user_ids=["u0", "u1", "u2", "u3"],
+        items=ItemTable(
+            item_id=[f"i{i}" for i in range(6)],
+            title=[f"Item {i}" for i in range(6)],
+            category=["a", "a", "a", "b", "b", "b"],
+            price=np.arange(6, dtype=np.float32),
+        ),
+        index_ip=index_ip,
+        index_cos=index_cos,
+    )
+
+
+def tiny_manifest() -> Manifest:
+    return Manifest(
+        version="tiny",
+        created_at=datetime.now(UTC),
+        params={"weighting": {"scheme": "none", "avg_row_length": 1.0}},
+        index=IndexInfo(type="flat", dims=2),
+        event_types=["view"],
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Model:
+    return build_model(tiny_manifest(), encode(tiny_contents()))
