@@ -1,6 +1,7 @@
 # The verbs a user types. Everything runs from the repo's own virtual environments:
 #   .venv/      the project (pipeline, service, frontend, tests)
 #   .venv-sam/  aws-sam-cli, which pins its own dependencies
+#   .venv-checkov/  checkov, pinned in pyproject.toml's `checkov` extra (it conflicts with the app's boto3)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,9 +10,11 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo serve test test-fast lint typecheck bench bench-spark eval sam-validate sam-local standin-image deploy train-emr clean
+.PHONY: help install demo serve test test-fast lint typecheck bench bench-users bench-spark eval sam-validate checkov sam-local standin-image deploy train-emr clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
@@ -19,9 +22,11 @@ help:
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
 	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
+	@echo "make bench-users cold start and API memory at 10k and 1M users, with and without per-user arrays"
 	@echo "make bench-spark single-process vs Spark local[2] at 1M and 10M (prints figures; minutes)"
 	@echo "make train-emr   pack the pipeline, upload it and start an EMR Serverless job run (REC_EMR_*, REC_SOURCE)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
+	@echo "make checkov     checkov's security scan of template.yaml (accepted findings are skipped inline, with reasons)"
 	@echo "make sam-local   sam build + sam local start-api against the local S3"
 	@echo "make deploy      sam build && sam deploy (needs an AWS account)"
 
@@ -33,6 +38,13 @@ $(STAMP): pyproject.toml layers/reccore/pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# The version comes from pyproject.toml's `checkov` extra, the one place it is pinned.
+$(CHECKOV_STAMP): pyproject.toml
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet $$($(CHECKOV_VENV)/bin/python -c \
+	    'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["checkov"])')
+	touch $@
 
 $(SAM_STAMP):
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
@@ -49,7 +61,7 @@ MODEL ?=
 serve: $(STAMP)
 	$(PY) scripts/serve.py $(if $(MODEL),--model '$(MODEL)') --port $(API_PORT)
 
-test: $(STAMP) $(SAM_STAMP) lint typecheck
+test: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) lint typecheck
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
@@ -68,6 +80,11 @@ bench: $(STAMP)
 	$(PY) scripts/bench_realtime.py
 	$(PY) scripts/bench_report.py --write
 
+# Cold start and API memory at 10k and 1M users, with and without per-user arrays (~10 min, ~4 GB at 1M users).
+bench-users: $(STAMP)
+	nice -n 10 $(PY) scripts/bench_users.py --record
+	$(PY) scripts/bench_report.py --write
+
 bench-spark: $(STAMP)
 	nice -n 10 $(PY) scripts/bench_spark.py
 
@@ -84,6 +101,9 @@ eval: $(STAMP)
 
 sam-validate: $(SAM_STAMP)
 	AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x $(SAM) validate --lint
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact
 
 standin-image:
 	scripts/standin_base_image.sh

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
+from sigv4 import SigningError
+
 JSON = dict[str, Any]
 
 
@@ -45,16 +47,25 @@ class ApiClient:
         The API's base URL, e.g. ``http://127.0.0.1:8000`` or an API Gateway stage URL.
     timeout
         Seconds before any call is abandoned (connect, read, write and pool alike).
+    auth
+        Optional httpx auth flow applied to every call: ``sigv4.IamAuth`` for a stack whose routes
+        require IAM authorization; None (the local default) sends no credentials.
     transport
         Optional httpx transport, for tests that must not open sockets.
     """
 
-    def __init__(self, base_url: str, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 5.0,
+        auth: httpx.Auth | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         # A stage URL like https://x.execute-api/prod needs the trailing slash kept so
         # that relative routes resolve under the stage rather than replacing it.
-        self._http = httpx.Client(base_url=self.base_url + "/", timeout=timeout, transport=transport)
+        self._http = httpx.Client(base_url=self.base_url + "/", timeout=timeout, auth=auth, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -125,6 +136,8 @@ class ApiClient:
             raise ApiError(f"The API at {self.base_url} did not answer within {self.timeout:g} s.") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ApiError(f"Cannot call the API at {self.base_url!r}: {_reason(exc)}.") from exc
+        except SigningError as exc:
+            raise ApiError(f"Cannot sign the call to the API at {self.base_url}: {exc}.") from exc
         return _parse(response)
 
 
@@ -141,6 +154,13 @@ def _parse(response: httpx.Response) -> JSON:
     detail = body if isinstance(body, dict) else {}
     message = str(detail.get("message") or response.reason_phrase or "no details")
     code = detail.get("error")
+    if status in (401, 403) and code is None:
+        # The gateway's IAM authorizer refused the call before the API saw it (the API's own errors carry a code).
+        raise ApiError(
+            f"The API gateway refused the call ({message}): the deployed API requires requests signed with "
+            "AWS credentials allowed to call it (execute-api:Invoke); configure the dashboard's IAM signing.",
+            status,
+        )
     if status == 503:
         raise ApiError(f"The API is not ready: {message}", status, code)
     if status >= 500:

@@ -1,4 +1,5 @@
-"""Where the dashboard finds the API: the sidebar, then ``st.secrets["api_url"]``, then ``REC_API_URL``.
+"""Where the dashboard finds the API (the sidebar, then ``st.secrets["api_url"]``, then ``REC_API_URL``) and how
+it authenticates (``REC_API_AUTH``: none, or iam for SigV4-signed calls).
 
 The environment variable names live in ``reccore.settings`` with every other one. The
 ``reccore`` package depends on numpy, faiss and boto3, which the dashboard never uses,
@@ -12,7 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import httpx
 import streamlit as st
+
+from sigv4 import IamAuth
 
 try:
     from reccore.settings import get_frontend_settings
@@ -34,3 +38,11 @@ def default_api_url() -> str:
 def api_timeout() -> float:
     """Seconds before an API call is abandoned (``REC_API_TIMEOUT``)."""
     return get_frontend_settings().api_timeout
+
+
+def request_auth() -> httpx.Auth | None:
+    """The auth flow every API call goes through: SigV4 signing when ``REC_API_AUTH=iam``, else none."""
+    settings = get_frontend_settings()
+    if settings.api_auth == "iam":
+        return IamAuth(region=settings.aws_region)
+    return None

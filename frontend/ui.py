@@ -13,7 +13,7 @@ from typing import Any, Literal
 import streamlit as st
 
 from api_client import JSON, ApiClient, ApiError
-from api_settings import api_timeout, default_api_url
+from api_settings import api_timeout, default_api_url, request_auth
 
 CACHE_TTL_SECONDS = 30
 Method = Literal["health", "recommend", "items", "item", "similar", "item_map", "categories", "users", "user_history"]
@@ -35,7 +35,8 @@ SOURCE_LABELS = {"model": "model", "content": "content (cold item)", "popular": 
 
 @st.cache_resource(show_spinner=False)
 def _client(base_url: str, timeout: float) -> ApiClient:
-    return ApiClient(base_url, timeout)
+    # One signer per client: it resolves the AWS credentials once and botocore refreshes them.
+    return ApiClient(base_url, timeout, auth=request_auth())
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False, max_entries=512)

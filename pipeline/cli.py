@@ -28,8 +28,9 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="train, evaluate, index and publish a model")
     fields = PipelineSettings.model_fields
-    names = ("source", "items", "output", "interactions", "seed", "factors", "weighting", "scaling", "index",
-             "min_recall", "retention", "engine", "master", "driver_memory")  # fmt: skip
+    names = ("source", "items", "events", "output", "interactions", "seed", "factors", "weighting", "scaling",
+             "index", "min_recall", "retention", "user_table", "user_events", "engine", "master",
+             "driver_memory")  # fmt: skip
     for name in names:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str
@@ -38,6 +39,10 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name), choices=choices,
             help=f"{info.description} (env REC_{name.upper()}; default: %(default)s)",
         )  # fmt: skip
+    run_cmd.add_argument(
+        "--user-arrays", action=argparse.BooleanOptionalAction, default=defaults.user_arrays,
+        help=f"{fields['user_arrays'].description} (env REC_USER_ARRAYS)",
+    )  # fmt: skip
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     run_cmd.add_argument("--stages", action="store_true",
@@ -172,6 +177,14 @@ def summary(result: RunResult) -> str:
         _metrics_table(result.metrics),
         baseline_line(result.metrics),
     ]
+    sync = result.user_sync
+    if sync is not None and sync["status"] == "ok":
+        lines.append(
+            f"user sync to {sync['table']}: {sync['users_written']:,} users written, {sync['users_skipped']:,} "
+            f"already current, in {sync['seconds']:.1f} s"
+        )
+    elif sync is not None:
+        lines.append(f"user sync to {sync['table']} FAILED (the model is published): {sync['error']}")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ scale (load, split, the weighted matrix and its SVD) sit behind an :class:`Engin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +22,14 @@ from pipeline.package import package
 from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
 from pipeline.train import TrainedModel, train
-from reccore.artifacts import MANIFEST_NAME, publish, version_key
-from reccore.errors import QualityGateError
+from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
+from reccore.artifacts import MANIFEST_NAME, publish, record_in_manifest, version_key
+from reccore.errors import QualityGateError, UserStateError
 from reccore.settings import PipelineSettings
-from reccore.storage import open_store
+from reccore.storage import ArtifactStore, open_store
+from reccore.userstate import DynamoStore
+
+logger = logging.getLogger(__name__)
 
 GATE_METRIC = "ndcg@10"
 
@@ -40,6 +45,7 @@ class RunResult:
     index: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    user_sync: dict[str, Any] | None = None  # what the sync to the user-state table did (None: no table)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +77,7 @@ class SingleProcessEngine:
 
     def load(self) -> InteractionLog:
         s = self.settings
-        return load_source(s.source, s.items, interactions=s.interactions, seed=s.seed)
+        return load_source(s.source, s.items, interactions=s.interactions, seed=s.seed, events=s.events)
 
     def split(self, log: InteractionLog) -> np.ndarray:
         return time_split(log)
@@ -130,9 +136,12 @@ def run(
     with stage("train on all data"):
         trained = engine.train(log, None)
     with stage("index"):
-        manifest, files = package(log, trained, settings.index, params, settings.seed)
+        user_arrays = settings.user_arrays if settings.user_arrays is not None else not settings.user_table
+        manifest, files = package(log, trained, settings.index, params, settings.seed, user_arrays)
         manifest.metrics = metrics
         manifest.engine = engine.name
+        if "events" in log.extra:
+            manifest.data["events"] = log.extra["events"]
     recall = manifest.index.recall_at_10
     if recall is not None and recall < settings.min_recall:
         raise QualityGateError(
@@ -142,6 +151,10 @@ def run(
     with stage("publish"):
         store = open_store(settings.output)
         published = publish(store, manifest, files, retention=settings.retention)
+    sync = None
+    if settings.user_table:
+        with stage("sync users"):
+            sync = _sync_users(log, settings, store, published.version)
     return RunResult(
         version=published.version,
         uri=f"{store.uri}/{version_key(published.version, MANIFEST_NAME)}",
@@ -150,7 +163,26 @@ def run(
         index=published.index.model_dump(),
         timings=stage.timings,
         sizes={name: len(data) for name, data in files.items()},
+        user_sync=sync,
     )
+
+
+def _sync_users(log: InteractionLog, settings: PipelineSettings, store: ArtifactStore, version: str) -> dict[str, Any]:
+    """Sync the users into the table and record it in the version's manifest; a failure is reported, not raised.
+
+    The version is live already: a failed sync leaves the table as it was (the next run retries those users,
+    since this version records no successful sync) and never un-publishes.
+    """
+    table = settings.user_table
+    since = previous_cutoff(store, table, settings.user_events, exclude=version)
+    target = DynamoStore(table, max_events=settings.user_events)
+    try:
+        record = sync_users(log, target, version, table=table, max_events=settings.user_events, changed_since=since)
+    except UserStateError as exc:
+        logger.error("user sync to %s failed after publishing %s: %s", table, version, exc)
+        record = {"status": "failed", "table": table, "error": str(exc), "changed_since": since}
+    record_in_manifest(store, version, SYNC_KEY, record)
+    return record
 
 
 def _holdout_metrics(

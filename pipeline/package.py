@@ -10,7 +10,7 @@ import numpy as np
 from pipeline.data import InteractionLog, order_by_user
 from pipeline.index import IndexKind, build_index, normalise, recall_at_10, sample_rows
 from pipeline.train import TrainedModel
-from reccore.artifacts import Files, IndexInfo, ItemTable, Manifest, ModelContents, encode, new_version
+from reccore.artifacts import USER_ARRAYS_KEY, Files, IndexInfo, ItemTable, Manifest, ModelContents, encode, new_version
 
 
 def history_arrays(log: InteractionLog) -> dict[str, np.ndarray]:
@@ -33,8 +33,12 @@ def package(
     index_kind: IndexKind = "flat",
     params: dict[str, Any] | None = None,
     seed: int = 42,
+    user_arrays: bool = True,
 ) -> tuple[Manifest, dict[str, bytes]]:
     """The manifest (without file checksums; ``publish`` adds them) and the bytes of every file.
+
+    With ``user_arrays`` false the per-user files are left out and ``manifest.data["user_arrays"]`` is false:
+    the version is item-side only (users' state then lives in the user-state table).
 
     For an approximate index, recall@10 against exact search is measured on both
     indexes (user vectors as queries for recommendation, item vectors for similarity)
@@ -58,7 +62,7 @@ def package(
             Files.POPULARITY: trained.popularity,
             Files.CONTENT_BASED: trained.content_based,
             Files.ITEM_MAP: trained.item_map,
-            **history_arrays(log),
+            **(history_arrays(log) if user_arrays else {}),
         },
         user_ids=[str(u) for u in log.user_ids],
         items=ItemTable(
@@ -74,11 +78,11 @@ def package(
         version=new_version(),
         created_at=datetime.now(UTC),
         params={**(params or {}), "factors": int(trained.item_factors.shape[1]), "weighting": trained.weighting},
-        data=data_stats(log, trained),
+        data={**data_stats(log, trained), USER_ARRAYS_KEY: user_arrays},
         index=IndexInfo(type=index_kind, dims=int(trained.item_factors.shape[1]), recall_at_10=recall),
         event_types=list(log.event_types),
     )
-    return manifest, encode(contents)
+    return manifest, encode(contents, user_arrays)
 
 
 def data_stats(log: InteractionLog, trained: TrainedModel) -> dict[str, Any]:

@@ -106,6 +106,27 @@ def _service_rows(service: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _users_rows(users: dict[str, Any]) -> list[str]:
+    """Cold start and API memory against the number of users (scripts/bench_users.py)."""
+    rows = [
+        "",
+        "Cold start and API memory against the number of users (`make bench-users`, `scripts/bench_users.py`: "
+        "synthetic users over the default 10,000 items, one model published with and without per-user arrays; "
+        "fresh process, import → first `/recommend` answer, bytecode cache on; RSS after the answer and its peak):",
+        "",
+        "| users (interactions) | per-user arrays | artifact | cold start, median (min–max) | RSS / peak |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for row in users["rows"]:
+        arrays = "in the artifact" if row["user_arrays"] else "none (item-side only)"
+        rows.append(
+            f"| {row['users']:,} ({row['interactions']:,}) | {arrays} | {row['artifact_mb']:.1f} MB | "
+            f"**{row['total_s']:.2f} s** ({row['min_s']:.2f}–{row['max_s']:.2f}; import {row['import_s']:.2f} s) | "
+            f"{row['rss_mb']} / {row['peak_rss_mb']} MB |"
+        )
+    return rows
+
+
 def render(bench: dict[str, Any]) -> str:
     """The Markdown block: the conditions of the measurement, then the table."""
     env, service = bench["service"]["environment"], bench["service"]
@@ -125,6 +146,7 @@ def render(bench: dict[str, Any]) -> str:
         "|---|---|---|",
         *_pipeline_rows(bench["pipeline"]),
         *_service_rows(service),
+        *(_users_rows(bench["users"]) if "users" in bench else []),
         END,
     ]
     return "\n".join(lines)

@@ -10,21 +10,29 @@ MOVIELENS_100K = "movielens-100k"
 
 
 def load_source(
-    source: str, items: str | None = None, *, interactions: int = 100_000, seed: int = 42
+    source: str,
+    items: str | None = None,
+    *,
+    interactions: int = 100_000,
+    seed: int = 42,
+    events: str | None = None,
 ) -> InteractionLog:
     """Load an interaction log from a named source or a table.
 
     Parameters
     ----------
     source : str
-        ``"synthetic"``, ``"movielens-100k"``, or a local path / ``s3://bucket/key`` URI of a
-        ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` interactions table.
+        ``"synthetic"``, ``"movielens-100k"``, a local path / ``s3://bucket/key`` URI of a
+        ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` interactions table, or an event log
+        (``s3://bucket/prefix/events/`` or a local directory; :mod:`pipeline.sources.eventlog`).
     items : str, optional
         Items table for a file source (``item_id`` plus ``title``, ``category``, ``price``).
     interactions : int
         Number of rows for ``"synthetic"``; ignored otherwise.
     seed : int
         Seed for ``"synthetic"``; ignored otherwise.
+    events : str, optional
+        An event log whose records are added to ``source``'s (new users and items included).
 
     Returns
     -------
@@ -39,6 +47,17 @@ def load_source(
     ConfigError
         ``interactions`` is too small for the synthetic generator.
     """
+    from pipeline.sources.eventlog import is_event_log, load_event_log
+
+    if is_event_log(source):
+        if events is not None:
+            raise DataSourceError(f"{events}: --events adds a log to a base source; {source} is a log already")
+        return load_event_log(source, None, items)
+    base = _load_base(source, items, interactions, seed)
+    return base if events is None else load_event_log(events, base, items)
+
+
+def _load_base(source: str, items: str | None, interactions: int, seed: int) -> InteractionLog:
     if source in (SYNTHETIC, MOVIELENS_100K) and items is not None:
         raise DataSourceError(f"{items}: an items table applies only to file sources, not to {source!r}")
     if source == SYNTHETIC:

@@ -195,7 +195,7 @@ def _timestamps(uri: str, frame: pd.DataFrame) -> np.ndarray:
     return np.where(numeric.isna().to_numpy(), from_text, seconds)
 
 
-def catalogue(uri: str, s3_client: Any = None) -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
+def read_catalogue(uri: str, s3_client: Any = None) -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
     """Item ids, titles, categories and prices from an items table."""
     frame = read_table(uri, ("item_id",), s3_client)
     item_ids = _ids(uri, frame, "item_id")
@@ -262,7 +262,7 @@ def load_files(interactions: str, items: str | None = None, *, s3_client: Any = 
         item_ids = item_index.to_numpy(dtype=str)
         titles, categories, prices = item_ids.tolist(), ["unknown"] * len(item_ids), np.zeros(len(item_ids))
     else:
-        item_ids, titles, categories, prices = catalogue(items, s3_client)
+        item_ids, titles, categories, prices = read_catalogue(items, s3_client)
         item_codes = pd.Index(item_ids).get_indexer(item_keys)
         unknown = item_codes < 0
         if unknown.any():

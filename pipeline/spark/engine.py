@@ -50,6 +50,9 @@ class SparkEngine:
 
     def _tables(self) -> tuple[str, str | None]:
         s = self.settings
+        if s.events:
+            raise ConfigError("--engine spark does not read the events log yet (--events); use the single-process "
+                              "engine, or convert the log to a Parquet table and pass it as --source")  # fmt: skip
         if s.source == MOVIELENS_100K:
             raise ConfigError("--engine spark reads tables (CSV/Parquet, files or directories); "
                               "use the single-process engine for movielens-100k")  # fmt: skip

@@ -16,9 +16,9 @@ import numpy as np
 
 from pipeline.sources.files import (
     SUPPORTED_SUFFIXES,
-    catalogue,
     malformed_message,
     missing_column_message,
+    read_catalogue,
     table_suffix,
     too_many_events_message,
     unknown_items_message,
@@ -198,7 +198,7 @@ def read_interactions(spark: SparkSession, uri: str, items: str | None = None) -
         item_map, item_ids = _dense_codes(frame, "item_id", "i")
         titles, categories, prices = item_ids.tolist(), ["unknown"] * len(item_ids), np.zeros(len(item_ids))
     else:
-        item_ids, titles, categories, prices = catalogue(items)
+        item_ids, titles, categories, prices = read_catalogue(items)
         item_map = spark.createDataFrame([(str(x), n) for n, x in enumerate(item_ids)], "item_id string, i int")
         unknown = frame.join(F.broadcast(item_map), "item_id", "left_anti")
         count = unknown.count()

@@ -25,10 +25,11 @@ from reccore.artifacts import (
     publish,
     read_latest_version,
     read_manifest,
+    record_in_manifest,
     version_key,
 )
 from reccore.errors import ArtifactIntegrityError, ConfigError, ModelLoadError, ModelNotFoundError
-from reccore.model import load_model
+from reccore.model import build_model, load_model
 from reccore.storage import ArtifactStore, LocalStore, S3Store, open_store
 from tests.core.conftest import tiny_contents
 from tests.pipeline.conftest import block_log
@@ -196,3 +197,88 @@ def test_decode_rejects_a_pickled_array() -> None:
     files[Files.POPULARITY] = buffer.getvalue()
     with pytest.raises(ModelLoadError):
         decode(files)
+
+
+# --- item-side-only versions (the users live in the user-state table) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def packaged_item_side() -> tuple[Manifest, dict[str, bytes]]:
+    log = block_log(cold_items=2)
+    return package(log, train(log, factors=3), user_arrays=False)
+
+
+class CountingStore:
+    """A store that records every key read."""
+
+    def __init__(self, inner: ArtifactStore) -> None:
+        self.inner, self.uri, self.read = inner, inner.uri, list[str]()
+
+    def get(self, key: str) -> bytes:
+        self.read.append(key)
+        return self.inner.get(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.inner.put(key, data)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return self.inner.list_keys(prefix)
+
+    def delete(self, keys: list[str]) -> None:
+        self.inner.delete(keys)
+
+
+def test_item_side_only_round_trip_gives_a_model_with_zero_users(
+    store: ArtifactStore, packaged_item_side: tuple[Manifest, dict[str, bytes]]
+) -> None:
+    manifest, files = packaged_item_side
+    assert not set(files) & set(Files.USER_SIDE)
+    published = publish(store, fresh(manifest), files)
+    assert published.data["user_arrays"] is False and published.user_arrays is False
+    assert set(published.files) == set(Files.ALL) - set(Files.USER_SIDE)
+    counting = CountingStore(store)
+    model = load_model(counting)
+    assert model.user_ids == [] and len(model.user_ids) == 0 and model.user_index == {}
+    assert model.user_factors.shape == (0, 3) and model.user_factors.dtype == np.float32
+    np.testing.assert_array_equal(model.history_indptr, [0])
+    assert len(model.history_items) == len(model.history_times) == len(model.history_events) == 0
+    assert model.n_items == 24 and model.index_ip.ntotal == 24  # the item side is whole
+    fetched = {key.rsplit("/", 1)[-1] for key in counting.read}
+    assert not fetched & set(Files.USER_SIDE), "the per-user files must not be downloaded"
+    assert read_manifest(store, published.version).data["user_arrays"] is False
+
+
+def test_both_modes_keep_the_same_item_side(
+    packaged: tuple[Manifest, dict[str, bytes]], packaged_item_side: tuple[Manifest, dict[str, bytes]]
+) -> None:
+    with_users, item_side = build_model(*packaged), build_model(*packaged_item_side)
+    assert with_users.n_users == 40 and item_side.n_users == 0
+    assert packaged[0].user_arrays is True and packaged[0].data["user_arrays"] is True
+    np.testing.assert_allclose(item_side.item_factors, with_users.item_factors, rtol=1e-5, atol=1e-6)
+    assert item_side.item_ids == with_users.item_ids
+
+
+def test_old_manifests_without_the_flag_still_need_every_file(
+    store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]
+) -> None:
+    manifest, files = packaged
+    legacy = fresh(manifest).model_copy(update={"data": {k: v for k, v in manifest.data.items() if k != "user_arrays"}})
+    assert legacy.user_arrays is True
+    with pytest.raises(ValueError, match=r"users\.json"):
+        publish(store, legacy, {k: v for k, v in files.items() if k != Files.USERS})
+
+
+def test_partial_per_user_files_are_rejected(packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    files = {k: v for k, v in packaged[1].items() if k != Files.HISTORY_TIMES}
+    with pytest.raises(ModelLoadError, match=r"history_times\.npy"):
+        decode(files)
+
+
+def test_record_in_manifest_adds_data_and_keeps_the_checksums(
+    store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]
+) -> None:
+    published = publish(store, fresh(packaged[0]), packaged[1])
+    record_in_manifest(store, published.version, "user_sync", {"status": "ok"})
+    again = read_manifest(store, published.version)
+    assert again.data["user_sync"] == {"status": "ok"} and again.files == published.files
+    assert load_model(store).version == published.version

@@ -1,7 +1,6 @@
 """The SAM template: it lints clean, and it says what the rest of the repo assumes.
 
-The structural tests parse ``template.yaml`` directly (CloudFormation's short-form
-tags such as ``!Sub`` become ``{"Fn::Sub": ...}``), so they run without AWS access.
+The structural tests parse ``template.yaml`` directly (see conftest.py), so they run without AWS access.
 """
 
 from __future__ import annotations
@@ -10,42 +9,13 @@ import json
 import os
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
+from tests.infra.conftest import ROOT, SAM_INSTALL, SAM_VENV, TEMPLATE, require_venv_tool
+
 EVENTS = ROOT / "events"
-SAM = ROOT / ".venv-sam" / "bin" / "sam"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """A SafeLoader that maps ``!Ref x`` to ``{"Ref": x}`` and ``!Sub ...`` to ``{"Fn::Sub": ...}``."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass
 
 
 def _resources_of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
@@ -73,11 +43,7 @@ def _route_pattern(path: str) -> re.Pattern[str]:
 
 @pytest.mark.slow  # starts sam (cfn-lint); needs .venv-sam, which `make test` creates
 def test_sam_validate_lint_passes() -> None:
-    if not SAM.exists():
-        pytest.fail(
-            f"{SAM} is missing: create it with `make test`, or "
-            "`python3 -m venv .venv-sam && .venv-sam/bin/pip install aws-sam-cli`"
-        )
+    sam = require_venv_tool(SAM_VENV, "sam", SAM_INSTALL)
     env = {
         **os.environ,
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -87,7 +53,7 @@ def test_sam_validate_lint_passes() -> None:
     }
     env.pop("AWS_PROFILE", None)
     result = subprocess.run(
-        [str(SAM), "validate", "--lint", "--template-file", str(TEMPLATE)],
+        [str(sam), "validate", "--lint", "--template-file", str(TEMPLATE)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -136,6 +102,7 @@ def test_every_route_of_the_api_is_mapped(template: dict[str, Any]) -> None:
         ("GET", "/users/{user_id}"),
         ("GET", "/docs"),
         ("GET", "/openapi.json"),
+        ("POST", "/events"),
     }
     assert routes == expected
     assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events)
@@ -164,7 +131,11 @@ def test_bucket_is_encrypted_versioned_private_and_tls_only(template: dict[str, 
 
 
 def test_recommend_function_can_only_read_under_the_model_prefix(template: dict[str, Any]) -> None:
-    statements = _statements(template["Resources"]["RecommendFunction"])
+    statements = [
+        s
+        for s in _statements(template["Resources"]["RecommendFunction"])
+        if any(a.startswith("s3:") for a in _actions(s))
+    ]
     assert statements
     for statement in statements:
         assert statement["Effect"] == "Allow"
@@ -209,3 +180,97 @@ def test_api_is_cors_restricted_throttled_and_stage_aware(template: dict[str, An
     assert "REC_ROOT_PATH" not in env
     assert env["REC_MODEL_URI"]["Fn::Sub"][0] == "s3://${Bucket}/${ModelPrefix}"
     assert set(template["Outputs"]) >= {"ApiUrl", "ArtifactsBucket", "RecommendFunctionName", "PipelineFunctionName"}
+
+
+# --- real-time loop (issue 10): user-state table, event stream, schedule ---------------------
+
+
+def _non_s3_grants(function: dict[str, Any]) -> dict[str, Any]:
+    """Every non-S3 action a function may take, mapped to the resource it is granted on."""
+    grants: dict[str, Any] = {}
+    for statement in _statements(function):
+        assert statement["Effect"] == "Allow"
+        for action in _actions(statement):
+            if not action.startswith("s3:"):
+                grants[action] = statement["Resource"]
+    return grants
+
+
+def test_user_table_matches_reccore_and_is_protected(template: dict[str, Any]) -> None:
+    from reccore.userstate import KEY_ATTRIBUTES, KEY_SCHEMA, TTL_ATTRIBUTE
+
+    (name, table) = next(iter(_resources_of_type(template, "AWS::DynamoDB::Table").items()))
+    props = table["Properties"]
+    assert props["KeySchema"] == KEY_SCHEMA and props["AttributeDefinitions"] == KEY_ATTRIBUTES
+    assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert name == "UserStateTable"
+
+
+def test_event_stream_delivers_to_the_events_prefix_with_a_role_limited_to_it(template: dict[str, Any]) -> None:
+    from reccore.eventlog import EVENTS_DIR
+
+    (stream,) = _resources_of_type(template, "AWS::KinesisFirehose::DeliveryStream").values()
+    props = stream["Properties"]
+    assert props["DeliveryStreamType"] == "DirectPut"
+    destination = props["ExtendedS3DestinationConfiguration"]
+    assert destination["Prefix"] == {"Fn::Sub": f"${{ModelPrefix}}/{EVENTS_DIR}/"}
+    assert destination["CompressionFormat"] == "UNCOMPRESSED"  # the pipeline reads plain NDJSON
+    assert destination["RoleARN"] == {"Fn::GetAtt": ["EventsDeliveryRole", "Arn"]}
+    role = template["Resources"]["EventsDeliveryRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "firehose.amazonaws.com"}
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    for statement in statements:
+        resource = json.dumps(statement["Resource"])
+        if "s3:PutObject" in _actions(statement):
+            assert f"${{ModelPrefix}}/{EVENTS_DIR}/*" in resource, "objects only under the events prefix"
+        elif "s3:ListBucket" in _actions(statement):
+            assert statement["Condition"]["StringLike"]["s3:prefix"] == [{"Fn::Sub": "${ModelPrefix}/events/*"}]
+        else:
+            assert "/" not in resource.split(":::", 1)[-1], f"bucket-level lookups only: {statement}"
+        assert not any("*" in a or a.startswith(("s3:Delete", "s3:GetObject")) for a in _actions(statement))
+
+
+def test_recommend_function_gets_only_the_table_and_stream_calls_it_makes(template: dict[str, Any]) -> None:
+    function = template["Resources"]["RecommendFunction"]
+    table, stream = {"Fn::GetAtt": ["UserStateTable", "Arn"]}, {"Fn::GetAtt": ["EventsDeliveryStream", "Arn"]}
+    assert _non_s3_grants(function) == {
+        "dynamodb:Query": table,
+        "dynamodb:GetItem": table,
+        "dynamodb:PutItem": table,
+        "firehose:PutRecordBatch": stream,
+    }
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env["REC_USER_TABLE"] == {"Ref": "UserStateTable"}
+    assert env["REC_EVENTS_STREAM"] == {"Ref": "EventsDeliveryStream"}
+
+
+def test_pipeline_function_batch_writes_the_table_and_runs_on_a_schedule(template: dict[str, Any]) -> None:
+    from reccore.settings import PipelineSettings, ServiceSettings
+
+    function = template["Resources"]["PipelineFunction"]
+    assert _non_s3_grants(function) == {"dynamodb:BatchWriteItem": {"Fn::GetAtt": ["UserStateTable", "Arn"]}}
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env["REC_USER_TABLE"] == {"Ref": "UserStateTable"}
+    # The variables the template sets are the ones the settings read.
+    assert {"user_table", "events"} <= set(PipelineSettings.model_fields)
+    assert {"user_table", "events_stream"} <= set(ServiceSettings.model_fields)
+
+    parameter = template["Parameters"]["TrainingSchedule"]
+    assert parameter["Default"] == "rate(1 day)"
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert all(pattern.match(v) for v in ("disabled", "rate(1 day)", "cron(0 3 * * ? *)"))
+    assert not pattern.match("daily")
+    assert template["Conditions"]["TrainingScheduleEnabled"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "TrainingSchedule"}, "disabled"]}]
+    }
+    (schedule,) = [e for e in function["Properties"]["Events"].values() if e["Type"] == "Schedule"]
+    props = schedule["Properties"]
+    assert props["State"] == {"Fn::If": ["TrainingScheduleEnabled", "ENABLED", "DISABLED"]}
+    assert props["Schedule"]["Fn::If"][1] == {"Ref": "TrainingSchedule"}
+    assert json.loads(props["Input"]["Fn::Sub"][0].replace("${Bucket}", "b").replace("${ModelPrefix}", "p")) == {
+        "events": "s3://b/p/events/"
+    }
+    assert PipelineSettings(events="s3://b/p/events/").events == "s3://b/p/events/"

@@ -112,3 +112,16 @@ def test_summary_says_which_split_and_what_popularity_scored(
 def test_baseline_line_flags_a_forced_model_below_popularity() -> None:
     line = baseline_line({"model": {"ndcg@10": 0.01, "users": 40.0}, "popularity": {"ndcg@10": 0.02, "users": 40.0}})
     assert "0.0100" in line and "0.0200" in line and "(0.50× the baseline; below it" in line and "--force" in line
+
+
+def test_events_flag_and_no_user_arrays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reccore.eventlog import StoreLog
+    from reccore.userstate import Event
+
+    StoreLog(open_store(str(tmp_path / "log"))).write([("newcomer", Event("i000001", "purchase", 1_719_705_700))])
+    args = ["run", "--events", str(tmp_path / "log" / "events"), "--no-user-arrays", "--output", str(tmp_path / "m")]
+    assert main([*args, *SMALL, "--force"]) == 0
+    model = load_model(open_store(str(tmp_path / "m")))
+    assert model.n_users == 0 and model.manifest.data["user_arrays"] is False
+    assert model.manifest.data["n_interactions"] == 20_001 and model.manifest.data["events"]["records"] == 1
+    assert "user sync" not in capsys.readouterr().out  # no table configured

@@ -67,3 +67,18 @@ def test_record_writes_its_section_and_keeps_the_others(tmp_path: Path) -> None:
     for section in data.values():
         assert set(section["load"]) == {"wall_s", "other_processes_cores", "loadavg_start", "loadavg_end", "quiet"}
         assert section["environment"]["cores"] >= 1 and "on" in section["environment"]["bytecode_cache"]
+
+
+def test_the_users_table_is_rendered_only_when_measured(bench: dict[str, Any]) -> None:
+    with_users = copy.deepcopy(bench)
+    with_users["users"] = {**copy.deepcopy(bench["service"]), "rows": [
+        {"users": 1_000_000, "interactions": 4_163_155, "user_arrays": flag, "artifact_mb": size, "total_s": total,
+         "import_s": 1.2, "min_s": total, "max_s": total, "rss_mb": rss, "peak_rss_mb": rss, "runs": 3}
+        for flag, size, total, rss in ((True, 279.8, 8.28, 540), (False, 6.7, 2.22, 128))
+    ]}  # fmt: skip
+    block = render(with_users)
+    assert "| 1,000,000 (4,163,155) | in the artifact | 279.8 MB | **8.28 s**" in block
+    assert "| 1,000,000 (4,163,155) | none (item-side only) | 6.7 MB | **2.22 s**" in block
+    assert "during the users benchmark" in block
+    without = {k: v for k, v in bench.items() if k != "users"}
+    assert "per-user arrays" not in render(without)

@@ -37,6 +37,7 @@ FORMAT_VERSION = 1
 MODELS_DIR = "models"
 LATEST_KEY = f"{MODELS_DIR}/LATEST"
 MANIFEST_NAME = "manifest.json"
+USER_ARRAYS_KEY = "user_arrays"  # manifest.data[...]: false for an item-side-only version
 
 
 class Files:
@@ -62,6 +63,13 @@ class Files:
         USER_FACTORS, ITEM_FACTORS, SINGULAR_VALUES, ITEM_WEIGHTS, POPULARITY, CONTENT_BASED, ITEM_MAP,
         HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS, USERS, ITEMS, INDEX_IP, INDEX_COS,
     )  # fmt: skip
+    # Per-user files: optional (manifest.data["user_arrays"] false) when a user-state table holds the users instead.
+    USER_SIDE = (USER_FACTORS, USERS, HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS)
+
+    @classmethod
+    def required(cls, user_arrays: bool = True) -> tuple[str, ...]:
+        """The files a version has: all of them, or the item-side ones only."""
+        return cls.ALL if user_arrays else tuple(name for name in cls.ALL if name not in cls.USER_SIDE)
 
 
 class FileEntry(BaseModel):
@@ -89,6 +97,11 @@ class Manifest(BaseModel):
     event_types: list[str]  # code -> name, for history_events
     engine: str = "single-process"  # which training engine produced it: "single-process" or "spark"
     files: dict[str, FileEntry] = Field(default_factory=dict)
+
+    @property
+    def user_arrays(self) -> bool:
+        """Whether this version carries the per-user files (``data["user_arrays"]``; absent means it does)."""
+        return bool(self.data.get(USER_ARRAYS_KEY, True))
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -146,13 +159,18 @@ class ModelContents:
 NPY_FILES = tuple(name for name in Files.ALL if name.endswith(".npy"))
 
 
-def encode(contents: ModelContents) -> dict[str, bytes]:
-    """The bytes of every file in :class:`Files` (the inverse of :func:`decode`)."""
-    missing = [name for name in NPY_FILES if name not in contents.arrays]
+def encode(contents: ModelContents, user_arrays: bool = True) -> dict[str, bytes]:
+    """The bytes of every file in :class:`Files` (the inverse of :func:`decode`).
+
+    With ``user_arrays`` false, the per-user files (:attr:`Files.USER_SIDE`) are left out.
+    """
+    names = Files.required(user_arrays)
+    missing = [name for name in NPY_FILES if name in names and name not in contents.arrays]
     if missing:
         raise ValueError(f"encode: arrays missing from the model: {', '.join(missing)}")
-    files = {name: npy_bytes(contents.arrays[name]) for name in NPY_FILES}
-    files[Files.USERS] = json_bytes([str(u) for u in contents.user_ids])
+    files = {name: npy_bytes(contents.arrays[name]) for name in NPY_FILES if name in names}
+    if user_arrays:
+        files[Files.USERS] = json_bytes([str(u) for u in contents.user_ids])
     items = contents.items
     files[Files.ITEMS] = json_bytes(
         {
@@ -170,13 +188,21 @@ def encode(contents: ModelContents) -> dict[str, bytes]:
 def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelContents:
     """Decode verified file contents.
 
+    Without any of the per-user files (an item-side-only version) the contents have zero users: no ids,
+    user factors of shape ``(0, k)`` and an empty history (``indptr == [0]``).
+
     Raises
     ------
     ModelLoadError
-        A file is intact but not what its name promises (bad JSON, a pickled or malformed array, missing keys).
+        A file is intact but not what its name promises (bad JSON, a pickled or malformed array, missing keys),
+        or only some of the per-user files are present.
     ArtifactIntegrityError
         A FAISS index cannot be read.
     """
+    present = [name for name in Files.USER_SIDE if name in files]
+    if present and len(present) != len(Files.USER_SIDE):
+        absent = [name for name in Files.USER_SIDE if name not in files]
+        raise ModelLoadError(f"model files cannot be decoded: per-user files incomplete, missing {', '.join(absent)}")
     try:
         items = json.loads(files[Files.ITEMS])
         table = ItemTable(
@@ -185,8 +211,12 @@ def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelConten
             category=[str(c) for c in items["category"]],
             price=np.asarray(items["price"], dtype=np.float32),
         )
-        arrays = {name: npy_load(files[name]) for name in NPY_FILES}
-        user_ids = [str(u) for u in json.loads(files[Files.USERS])]
+        arrays = {name: npy_load(files[name]) for name in NPY_FILES if name not in Files.USER_SIDE or present}
+        if present:
+            user_ids = [str(u) for u in json.loads(files[Files.USERS])]
+        else:
+            user_ids = []
+            arrays.update(_no_users(arrays[Files.ITEM_FACTORS].shape[1]))
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelLoadError(f"model files cannot be decoded: {type(exc).__name__}: {exc}") from exc
     return ModelContents(
@@ -196,6 +226,17 @@ def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelConten
         index_ip=_read_index(files[Files.INDEX_IP], cache_dir),
         index_cos=_read_index(files[Files.INDEX_COS], cache_dir),
     )
+
+
+def _no_users(k: int) -> dict[str, np.ndarray]:
+    """The per-user arrays of a model with zero users, dtypes as in :class:`Files`."""
+    return {
+        Files.USER_FACTORS: np.zeros((0, k), dtype=np.float32),
+        Files.HISTORY_INDPTR: np.zeros(1, dtype=np.int64),
+        Files.HISTORY_ITEMS: np.zeros(0, dtype=np.int32),
+        Files.HISTORY_TIMES: np.zeros(0, dtype=np.int64),
+        Files.HISTORY_EVENTS: np.zeros(0, dtype=np.int8),
+    }
 
 
 def _read_index(data: bytes, cache_dir: str | None) -> faiss.Index:
@@ -241,7 +282,7 @@ def read_manifest(store: ArtifactStore, version: str) -> Manifest:
         raise ArtifactIntegrityError(
             f"{store.uri}/{key}: format_version {manifest.format_version}, this reader needs {FORMAT_VERSION}"
         )
-    missing = [name for name in Files.ALL if name not in manifest.files]
+    missing = [name for name in Files.required(manifest.user_arrays) if name not in manifest.files]
     if missing:
         raise ArtifactIntegrityError(f"{store.uri}/{key} does not list {', '.join(missing)}")
     return manifest
@@ -282,7 +323,7 @@ def publish(store: ArtifactStore, manifest: Manifest, files: dict[str, bytes], r
     (best effort) and the exception propagates: the live model never changes.
     Afterwards, versions beyond ``retention`` (oldest first) are deleted.
     """
-    missing = [name for name in Files.ALL if name not in files]
+    missing = [name for name in Files.required(manifest.user_arrays) if name not in files]
     if missing:
         raise ValueError(f"publish: files missing from the model: {', '.join(missing)}")
     manifest = manifest.model_copy(
@@ -301,6 +342,18 @@ def publish(store: ArtifactStore, manifest: Manifest, files: dict[str, bytes], r
     store.put(LATEST_KEY, manifest.version.encode())
     prune(store, retention, keep=manifest.version)
     return manifest
+
+
+def record_in_manifest(store: ArtifactStore, version: str, key: str, value: Any) -> Manifest:
+    """Set ``manifest.data[key]`` of a published version (what happened after publishing, e.g. the user sync).
+
+    The files and their checksums are untouched; a single PUT replaces the manifest, so readers see the old
+    or the new one, never half of either.
+    """
+    manifest = read_manifest(store, version)
+    updated = manifest.model_copy(update={"data": {**manifest.data, key: value}})
+    store.put(version_key(version, MANIFEST_NAME), updated.model_dump_json(indent=2).encode())
+    return updated
 
 
 def prune(store: ArtifactStore, retention: int, keep: str) -> list[str]:

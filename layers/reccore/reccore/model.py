@@ -106,16 +106,23 @@ def load_model(store: ArtifactStore, version: str | None = None, cache_dir: str 
     """
     version = version or read_latest_version(store)
     manifest = read_manifest(store, version)
+    names = Files.required(manifest.user_arrays)  # an item-side-only version: the per-user files are not fetched
     # Independent, I/O-bound GETs: against S3 (tens of ms each) in parallel rather than one after another.
     # boto3 clients are thread-safe.
     with ThreadPoolExecutor(max_workers=_DOWNLOAD_THREADS) as pool:
-        contents = pool.map(lambda name: read_verified(store, manifest, name), Files.ALL)
-        files = dict(zip(Files.ALL, contents, strict=True))
+        contents = pool.map(lambda name: read_verified(store, manifest, name), names)
+        files = dict(zip(names, contents, strict=True))
     return build_model(manifest, files, cache_dir=cache_dir)
 
 
 def build_model(manifest: Manifest, files: dict[str, bytes], cache_dir: str | None = None) -> Model:
-    """Assemble a :class:`Model` from already verified file contents."""
+    """Assemble a :class:`Model` from already verified file contents.
+
+    A version published without per-user arrays (``manifest.user_arrays`` false) gives a model with zero
+    users; its users' state lives in the user-state store.
+    """
+    if not manifest.user_arrays:
+        files = {name: data for name, data in files.items() if name not in Files.USER_SIDE}
     try:
         contents = decode(files, cache_dir)
     except ModelLoadError as exc:

@@ -58,6 +58,9 @@ class PipelineSettings(_Base):
         "synthetic", description="synthetic | movielens-100k | path or s3:// URI of an interactions table."
     )
     items: str | None = Field(None, description="Optional item metadata table (CSV/Parquet, local or s3://).")
+    events: str | None = Field(
+        None, description="Event log added to the source: s3://bucket/prefix/events/ or a directory."
+    )
     output: str = Field(DEFAULT_MODEL_URI, description="Where to publish: s3://bucket/prefix or a directory.")
     interactions: int = Field(100_000, ge=1_000, description="Synthetic source: number of interactions.")
     seed: int = Field(42, description="Seed of the synthetic data, the SVD and the evaluation sampling.")
@@ -100,6 +103,17 @@ class FrontendSettings(_Base):
 
     api_url: str = Field(DEFAULT_API_URL, description="Base URL of the recommend API.")
     api_timeout: float = Field(5.0, gt=0, description="Seconds before an API call is abandoned.")
+    api_auth: Literal["none", "iam"] = Field(
+        "none",
+        description="none (a local API), or iam: sign every call with SigV4, credentials from the standard AWS chain.",
+    )
+    # AWS's own variable (set by Lambda, ECS and CloudShell), hence no REC_ prefix; botocore itself reads
+    # only AWS_DEFAULT_REGION, which remains the last fallback.
+    aws_region: str | None = Field(
+        None,
+        validation_alias="AWS_REGION",
+        description="Signing region when the API URL names none (a custom domain).",
+    )
 
 
 def env_name(field: str) -> str:
