@@ -8,7 +8,7 @@ and its executor threads), and the Python workers the JVM starts. Per-stage time
 Usage:
   python scripts/bench_spark.py [N ...]                 # default 1000000 10000000, both engines
   python scripts/bench_spark.py --spark-only --driver-memory 14g 100000000
-  python scripts/bench_spark.py --svd                   # computeSVD vs randomized SVDs on the 100k matrix
+  python scripts/bench_spark.py --svd 100000            # computeSVD vs randomized SVDs on that matrix
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=int, default=[1_000_000, 10_000_000])
     parser.add_argument("--spark-only", action="store_true")
     parser.add_argument("--driver-memory", default="6g")
-    parser.add_argument("--svd", action="store_true", help="compare the SVD methods on the 100k matrix instead")
+    parser.add_argument("--svd", type=int, metavar="N", default=0,
+                        help="instead: compare the SVD methods on the N-interaction synthetic matrix")  # fmt: skip
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -144,7 +145,7 @@ def main() -> None:
     if args.svd:
         from bench_spark_svd import compare
 
-        compare()
+        compare(args.svd)
         return
     for n in args.sizes:
         directory, single, items = dataset(n)

@@ -1,4 +1,4 @@
-"""How to run the SVD on Spark: MLlib's computeSVD vs randomized SVDs, on the 100k synthetic matrix (k=50).
+"""How to run the SVD on Spark: MLlib's computeSVD vs randomized SVDs, on a synthetic matrix (k=50).
 
 1. ``RowMatrix.computeSVD(50)``: MLlib picks distributed ARPACK (the Java fallback: no native ARPACK here).
 2. Randomized, MLlib operations: ``RowMatrix.multiply`` by the local n×l matrix, ``tallSkinnyQR`` of the
@@ -56,9 +56,9 @@ def rowmatrix_randomized(spark, matrix, seed: int = 42) -> np.ndarray:
     return np.linalg.svd(b, compute_uv=False)[:K]
 
 
-def compare() -> None:
+def compare(interactions: int = 100_000) -> None:
     spark = get_session("local[2]", "4g")
-    log = generate(100_000, 42)
+    log = generate(interactions, 42)
     matrix, _, _ = single_process_weighted(interaction_matrix(log), "log")
     _, reference, _ = sklearn_svd(matrix, K, n_iter=SVD_POWER_ITERATIONS, random_state=42)
     print(f"matrix {matrix.shape[0]:,} x {matrix.shape[1]:,}, {matrix.nnz:,} non-zeros, k={K}")
