@@ -29,8 +29,8 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     run_cmd = commands.add_parser("run", help="train, evaluate, index and publish a model")
     fields = PipelineSettings.model_fields
     names = ("source", "items", "events", "output", "interactions", "seed", "factors", "weighting", "scaling",
-             "index", "min_recall", "retention", "user_table", "user_events", "engine", "master",
-             "driver_memory")  # fmt: skip
+             "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "retention", "user_table", "user_events",
+             "tune_budget", "tune_max_interactions", "engine", "master", "driver_memory")  # fmt: skip
     for name in names:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str
@@ -44,6 +44,11 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
         help=f"{fields['user_arrays'].description} (env REC_USER_ARRAYS)",
     )  # fmt: skip
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
+    for flag in ("centre", "tune"):
+        run_cmd.add_argument(
+            f"--{flag}", action=argparse.BooleanOptionalAction, default=getattr(defaults, flag),
+            help=f"{fields[flag].description} (env REC_{flag.upper()}; default: %(default)s)",
+        )  # fmt: skip
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     run_cmd.add_argument("--stages", action="store_true",
                          help="print each stage's start and end (seconds) on stderr, also with --json")  # fmt: skip
@@ -109,6 +114,14 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
                 ("recommended", protocol.svd[result.recommended]),
             ]
         ))  # fmt: skip
+    for name, protocol in result.protocols.items():
+        if protocol.nested is not None:
+            from pipeline.quality.nested import ALL
+            from pipeline.quality.nested_report import goal_line
+
+            lines.append(
+                f"chosen on validation: {protocol.nested.chosen[ALL][0].label}; {goal_line(name, protocol.nested)}"
+            )
     lines.append(f"recommended: {result.recommended.label}")
     return "\n".join(lines)
 
@@ -173,6 +186,7 @@ def summary(result: RunResult) -> str:
         f"index: {result.index['type']}, {result.index['dims']} dims"
         + (f", recall@10 {result.index['recall_at_10']:.3f}" if result.index["recall_at_10"] is not None else ""),
         f"artifacts: {sum(result.sizes.values()) / 1e6:.1f} MB in {len(result.sizes)} files",
+        result.tuning or "not tuned: hyperparameters as given (--tune searches them on a validation split)",
         "",
         _metrics_table(result.metrics),
         baseline_line(result.metrics),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -13,7 +14,7 @@ from pipeline.package import package
 from pipeline.train import TrainedModel, train
 from reccore.model import Model, build_model
 from reccore.recommend import recommend
-from reccore.scoring import Filters, allowed_items, rank, seen_items
+from reccore.scoring import Filters, Ranking, allowed_items, rank, seen_items
 from reccore.weighting import Scheme
 
 K = 10
@@ -78,14 +79,20 @@ def sample_users(users: Iterable[int], limit: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(pool, size=limit, replace=False).tolist())
 
 
-def served_model(log: InteractionLog, factors: int, weighting: Scheme, scaling: float, seed: int) -> Model:
-    """Train on ``log`` and load the packaged artifacts exactly as the service would (exact index)."""
-    return load_as_served(log, train(log, factors, weighting, seed, scaling), scaling, seed)
+def served_model(
+    log: InteractionLog, factors: int, weighting: Scheme, scaling: float, seed: int, **options: Any
+) -> Model:
+    """Train on ``log`` and load the packaged artifacts exactly as the service would (exact index).
+
+    ``options`` are :func:`pipeline.train.train`'s keyword-only hyperparameters (shrinkage, pop_alpha, ...).
+    """
+    return load_as_served(log, train(log, factors, weighting, seed, scaling, **options), seed, scaling=scaling,
+                          **options)  # fmt: skip
 
 
-def load_as_served(log: InteractionLog, trained: TrainedModel, scaling: float, seed: int) -> Model:
+def load_as_served(log: InteractionLog, trained: TrainedModel, seed: int, **params: Any) -> Model:
     """Package ``trained`` (exact index) and load it exactly as the service would, whichever engine trained it."""
-    params = {"seed": seed, "index": "flat", "source": log.source, "scaling": scaling}
+    params = {"seed": seed, "index": "flat", "source": log.source, **params}
     return build_model(*package(log, trained, "flat", params, seed))
 
 
@@ -99,7 +106,7 @@ def rank_users(
     rankings: dict[int, list[int]] = {}
     for user in tqdm(users, desc=f"evaluate {strategy}", disable=not progress, leave=False):
         if strategy == "model":
-            ranking = recommend(model, k, user=user)
+            ranking: Ranking = recommend(model, k, user=user)
         else:
             ranking = rank(model, None, k, allowed_items(model, Filters(), seen_items(model, user)))
         rankings[user] = ranking.items.tolist()

@@ -21,7 +21,8 @@ from pipeline.evaluate import MAX_EVAL_USERS, evaluate, load_as_served, relevant
 from pipeline.package import package
 from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
-from pipeline.train import TrainedModel, train
+from pipeline.train import ModelConfig, TrainedModel, train_config
+from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
 from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
 from reccore.artifacts import MANIFEST_NAME, publish, record_in_manifest, version_key
 from reccore.errors import QualityGateError, UserStateError
@@ -45,6 +46,8 @@ class RunResult:
     index: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # the model's hyperparameters
+    tuning: str | None = None  # one-line summary of the validation search, if one ran
     user_sync: dict[str, Any] | None = None  # what the sync to the user-state table did (None: no table)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,8 +65,8 @@ class Engine(Protocol):
         """The test mask of the per-user time split (``pipeline.evaluate.time_split``)."""
         ...
 
-    def train(self, log: InteractionLog, test: np.ndarray | None) -> TrainedModel:
-        """Train on the log's rows outside ``test`` (all rows when ``None``)."""
+    def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
+        """Train ``config`` on the log's rows outside ``test`` (all rows when ``None``)."""
         ...
 
 
@@ -82,9 +85,8 @@ class SingleProcessEngine:
     def split(self, log: InteractionLog) -> np.ndarray:
         return time_split(log)
 
-    def train(self, log: InteractionLog, test: np.ndarray | None) -> TrainedModel:
-        s = self.settings
-        return train(log if test is None else log.subset(~test), s.factors, s.weighting, s.seed, s.scaling)
+    def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
+        return train_config(log if test is None else log.subset(~test), config, self.settings.seed)
 
 
 def make_engine(settings: PipelineSettings) -> Engine:
@@ -126,20 +128,28 @@ def run(
     """
     engine = engine or make_engine(settings)
     stage = _Stages(on_stage)
-    params = {"seed": settings.seed, "index": settings.index, "source": settings.source, "scaling": settings.scaling}
 
     with stage("load"):
         log = engine.load()
-    metrics = _holdout_metrics(log, engine, settings, stage, progress)
+    config, tuning = settings_config(settings), None
+    if tuning_enabled(settings, log):
+        # The search trains in this process on the driver's log (a log small enough to tune is small enough).
+        with stage("tune on a validation split of the training data"):
+            tuning = tune_for_run(log, settings)
+        config = tuning.best
+    params = {"seed": settings.seed, "index": settings.index, "source": settings.source, **config.params()}
+    params["tuned"] = tuning is not None
+    metrics = _holdout_metrics(log, engine, settings, config, stage, progress)
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
-        trained = engine.train(log, None)
+        trained = engine.train(log, None, config)
     with stage("index"):
         user_arrays = settings.user_arrays if settings.user_arrays is not None else not settings.user_table
         manifest, files = package(log, trained, settings.index, params, settings.seed, user_arrays)
         manifest.metrics = metrics
         manifest.engine = engine.name
+        manifest.tuning = _tuning_record(tuning)
         if "events" in log.extra:
             manifest.data["events"] = log.extra["events"]
     recall = manifest.index.recall_at_10
@@ -163,6 +173,8 @@ def run(
         index=published.index.model_dump(),
         timings=stage.timings,
         sizes={name: len(data) for name, data in files.items()},
+        params=params,
+        tuning=tuning.summary if tuning is not None else None,
         user_sync=sync,
     )
 
@@ -185,8 +197,17 @@ def _sync_users(log: InteractionLog, settings: PipelineSettings, store: Artifact
     return record
 
 
+def _tuning_record(tuning: TuningResult | None) -> dict[str, Any] | None:
+    return tuning.to_manifest() if tuning is not None else None
+
+
 def _holdout_metrics(
-    log: InteractionLog, engine: Engine, settings: PipelineSettings, stage: _Stages, progress: bool
+    log: InteractionLog,
+    engine: Engine,
+    settings: PipelineSettings,
+    config: ModelConfig,
+    stage: _Stages,
+    progress: bool,
 ) -> dict[str, dict[str, float]]:
     """Train on all but each user's newest interactions and evaluate on those, through the served code path.
 
@@ -199,7 +220,7 @@ def _holdout_metrics(
         users = sample_users(test_users.tolist(), MAX_EVAL_USERS, settings.seed)
         relevant = relevant_items(train_log, log.subset(test_mask), users)
     with stage("train on the training split"):
-        model = load_as_served(train_log, engine.train(log, test_mask), settings.scaling, settings.seed)
+        model = load_as_served(train_log, engine.train(log, test_mask, config), settings.seed, **config.params())
     with stage("evaluate"):
         return evaluate(model, relevant, settings.seed, progress=progress)
 

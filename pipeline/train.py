@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,6 +15,56 @@ POPULARITY_HALF_LIFE_DAYS = 30.0
 RIDGE_ALPHA = 1.0
 SVD_POWER_ITERATIONS = 4  # see truncated_svd; the Spark engine runs the same number (pipeline/spark/svd.py)
 MIN_SINGULAR_VALUE = 1e-6  # a zero singular value would make fold-in divide by zero
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model's hyperparameters: what the tuner searches and the manifest records.
+
+    The score is ``x·V·f(Σ)·Vᵀ`` for a weighted interaction row ``x``, with the spectral
+    filter ``f(σ) = σ^β · σ²/(σ² + λ)``, ``λ = shrinkage · mean(σ²)`` over the kept factors
+    (``shrinkage`` = 0: no shrinkage, the Σ^β model). The input row is weighted by
+    ``weighting``, with entries below ``min_rating`` dropped, optionally centred per user,
+    and each item scaled by its user count to the power ``-pop_alpha``.
+    """
+
+    factors: int = 50
+    weighting: Scheme = "log"
+    scaling: float = 0.5
+    shrinkage: float = 0.0
+    pop_alpha: float = 0.0
+    min_rating: float = 0.0
+    centre: bool = False
+
+    @property
+    def label(self) -> str:
+        parts = [f"SVD k={self.factors}", self.weighting]
+        if self.scaling:
+            parts.append(f"Σ^{self.scaling:g}")
+        if self.shrinkage:
+            parts.append(f"shrink {self.shrinkage:g}")
+        if self.pop_alpha:
+            parts.append(f"pop^-{self.pop_alpha:g}")
+        if self.min_rating:
+            parts.append(f"rating ≥ {self.min_rating:g}")
+        if self.centre:
+            parts.append("centred")
+        return ", ".join(parts)
+
+    def params(self) -> dict[str, object]:
+        """JSON-ready, for the manifest and ``/health``."""
+        return {
+            "factors": self.factors,
+            "weighting": self.weighting,
+            "scaling": self.scaling,
+            "shrinkage": self.shrinkage,
+            "pop_alpha": self.pop_alpha,
+            "min_rating": self.min_rating,
+            "centre": self.centre,
+        }
+
+    def with_(self, **changes: object) -> ModelConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -41,16 +91,46 @@ def interaction_matrix(log: InteractionLog) -> sp.csr_matrix:
     return matrix
 
 
-def weighted_matrix(raw: sp.csr_matrix, scheme: Scheme) -> tuple[sp.csr_matrix, np.ndarray, dict[str, object]]:
+def weighted_matrix(
+    raw: sp.csr_matrix, scheme: Scheme, pop_alpha: float = 0.0, min_rating: float = 0.0, centre: bool = False
+) -> tuple[sp.csr_matrix, np.ndarray, dict[str, object]]:
     """Apply the confidence weighting; returns the matrix, the per-item weights and the fold-in parameters."""
-    document_freq = np.bincount(raw.indices, minlength=raw.shape[1])
+    kept = raw.data >= min_rating
+    document_freq = np.bincount(raw.indices[kept], minlength=raw.shape[1])
     active_rows = np.diff(raw.indptr) > 0
     row_sums = np.asarray(raw.sum(axis=1)).ravel()
     avg_row_length = float(row_sums[active_rows].mean()) if active_rows.any() else 1.0
-    weights = item_weights(document_freq, int(active_rows.sum()), scheme)
-    data = weight_rows(raw.indptr, raw.indices, raw.data, weights, scheme, avg_row_length)
+    weights = item_weights(document_freq, int(active_rows.sum()), scheme, pop_alpha)
+    options = {"min_rating": min_rating, "centre": centre}
+    data = weight_rows(raw.indptr, raw.indices, raw.data, weights, scheme, avg_row_length, min_rating, centre)
     weighted = sp.csr_matrix((data, raw.indices, raw.indptr), shape=raw.shape)
-    return weighted, weights, {"scheme": scheme, "avg_row_length": avg_row_length}
+    return weighted, weights, {"scheme": scheme, "avg_row_length": avg_row_length, **options}
+
+
+def spectral_factors(
+    weighted: sp.csr_matrix, v: np.ndarray, sigma: np.ndarray, scaling: float, shrinkage: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """User and item vectors for the filter ``f(σ) = σ^β·σ²/(σ²+λ)`` on a fitted SVD.
+
+    Items are ``Q = V·Σ·f^½`` and users ``p = x·Q·Σ⁻² = x·V·f^½·Σ⁻¹``, so ``p·q = x·V·f·Vᵀ``
+    for any filter, and the service's fold-in ``x·Q·Σ⁻²`` needs to know nothing about it.
+    With no shrinkage this is the Σ^β model, ``Q = V·Σ^(1+β/2)``.
+    """
+    item_factors = spectral_item_factors(v, sigma, scaling, shrinkage)
+    # Users are stored as their own fold-in (x·Q·Σ⁻²), so known and folded-in users are scored identically.
+    squared = np.square(sigma.astype(np.float64)).astype(np.float32)
+    user_factors = np.asarray(weighted @ (item_factors / squared), dtype=np.float32)
+    return user_factors, item_factors
+
+
+def spectral_item_factors(v: np.ndarray, sigma: np.ndarray, scaling: float, shrinkage: float) -> np.ndarray:
+    """``Q = V·Σ·f^½`` for the filter of :func:`spectral_factors` (both engines call this)."""
+    sigma64 = sigma.astype(np.float64)
+    squared = np.square(sigma64)
+    spectral = sigma64**scaling
+    if shrinkage > 0:
+        spectral = spectral * squared / (squared + shrinkage * squared.mean())
+    return (v * (sigma64 * np.sqrt(spectral))).astype(np.float32)
 
 
 def svd_rank(factors: int, shape: tuple[int, int]) -> int:
@@ -122,20 +202,28 @@ def project_2d(vectors: np.ndarray) -> np.ndarray:
 
 
 def train(
-    log: InteractionLog, factors: int = 50, scheme: Scheme = "bm25", seed: int = 42, scaling: float = 0.0
+    log: InteractionLog,
+    factors: int = 50,
+    scheme: Scheme = "bm25",
+    seed: int = 42,
+    scaling: float = 0.0,
+    *,
+    shrinkage: float = 0.0,
+    pop_alpha: float = 0.0,
+    min_rating: float = 0.0,
+    centre: bool = False,
 ) -> TrainedModel:
-    """Fit the hybrid model on ``log``.
+    """Fit the hybrid model on ``log`` (see :class:`ModelConfig` for the hyperparameters).
 
     ``scaling`` is the exponent β in the score ``x·V·Σ^β·Vᵀ``: 0 is the plain projection
-    (PureSVD); β > 0 damps the weak factors. Item vectors are ``V·Σ^(1+β/2)``, so the
-    service's fold-in ``x·Q·Σ⁻²`` still reproduces a training user's vector exactly.
+    (PureSVD); β > 0 damps the weak factors; ``shrinkage`` multiplies the filter by
+    ``σ²/(σ²+λ)``. The service's fold-in ``x·Q·Σ⁻²`` reproduces a training user's vector
+    exactly whatever the filter (see :func:`spectral_factors`).
     """
     raw = interaction_matrix(log)
-    weighted, weights, weighting = weighted_matrix(raw, scheme)
+    weighted, weights, weighting = weighted_matrix(raw, scheme, pop_alpha, min_rating, centre)
     v, sigma = truncated_svd(weighted, factors, seed)
-    item_factors = v * sigma ** (1.0 + scaling / 2.0)
-    # Users are stored as their own fold-in (x·Q·Σ⁻²), so known and folded-in users are scored identically.
-    user_factors = np.asarray(weighted @ (item_factors / sigma**2), dtype=np.float32)
+    user_factors, item_factors = spectral_factors(weighted, v, sigma, scaling, shrinkage)
     warm = np.bincount(raw.indices, minlength=log.n_items) > 0
     return assemble(log, item_factors, user_factors, sigma, weights, warm, weighting, int(raw.nnz))
 
@@ -166,3 +254,11 @@ def assemble(
         weighting=weighting,
         n_pairs=n_pairs,
     )
+
+
+def train_config(log: InteractionLog, config: ModelConfig, seed: int = 42) -> TrainedModel:
+    """:func:`train` with the hyperparameters of ``config``."""
+    return train(
+        log, config.factors, config.weighting, seed, config.scaling, shrinkage=config.shrinkage,
+        pop_alpha=config.pop_alpha, min_rating=config.min_rating, centre=config.centre,
+    )  # fmt: skip

@@ -151,8 +151,8 @@ def main() -> None:
         os.environ.update(base)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         provision_realtime(endpoint, BUCKET, PREFIX, "bench-users", "us-east-1")
-        subprocess.run([sys.executable, "-m", "pipeline", "run", "--output", base["REC_MODEL_URI"], "--json"],
-                       cwd=ROOT, env={**os.environ, **base, "REC_USER_ARRAYS": "true"}, check=True,
+        train = [sys.executable, "-m", "pipeline", "run", "--output", base["REC_MODEL_URI"], "--json", "--no-tune"]
+        subprocess.run(train, cwd=ROOT, env={**os.environ, **base, "REC_USER_ARRAYS": "true"}, check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
         print("model: 100k synthetic interactions, 10,000 items, 6,500 users, flat index; AWS parts on moto")
         for label, extra in (("embedded", {}), ("dynamodb", store)):

@@ -218,7 +218,7 @@ def main() -> None:
     try:
         os.environ.update(env)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        command = [sys.executable, "-m", "pipeline", "run", "--output", env["REC_MODEL_URI"], "--json"]
+        command = [sys.executable, "-m", "pipeline", "run", "--output", env["REC_MODEL_URI"], "--json", "--no-tune"]
         run = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True, text=True)
         data = json.loads(run.stdout)["data"]
         model = {"interactions": data["n_interactions"], "items": data["n_items"], "users": data["n_users"],

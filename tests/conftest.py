@@ -107,7 +107,7 @@ def published_model(s3_server: str) -> PublishedModel:
     from pipeline.job import run
 
     uri = f"s3://{BUCKET}/{MAIN_PREFIX}"
-    result = run(PipelineSettings(output=uri, interactions=SYNTHETIC_INTERACTIONS, seed=SEED, force=True))
+    result = run(PipelineSettings(output=uri, interactions=SYNTHETIC_INTERACTIONS, seed=SEED, force=True, tune=False))
     store = open_store(uri)
     manifest = read_manifest(store, result.version)
     files = {name: read_verified(store, manifest, name) for name in Files.ALL}

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from pipeline.data import InteractionLog
 
 MAX_DENSE_ITEMS = 20_000  # an items×items float64 matrix beyond this is several GB
-EASE_L2 = (100.0, 250.0, 500.0, 1000.0)
+EASE_L2 = (50.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0)
 
 Scorer = Callable[[sp.csr_matrix], np.ndarray]
 

@@ -22,11 +22,14 @@ from pipeline.quality.coldstart import (
     ColdItemResult,
     ColdUserResult,
     SvdConfig,
+    cold_user_splits,
     evaluate_cold_items,
     evaluate_cold_users,
     served_model,
 )
-from pipeline.quality.protocols import PROTOCOLS, Protocol, cold_item_split, cold_user_split, make_split
+from pipeline.quality.nested import ALL, NestedResult, evaluate_nested
+from pipeline.quality.protocols import PROTOCOLS, Protocol, cold_item_split, make_split
+from pipeline.tune import SearchSpace
 from reccore.weighting import SCHEMES, Scheme
 
 GRID_FACTORS = (10, 20, 50, 100)
@@ -43,6 +46,7 @@ class ProtocolResult:
     baselines: dict[str, Metrics]
     ease_l2: float
     svd: dict[SvdConfig, Metrics]
+    nested: NestedResult | None = None  # every choice made on validation (the honest numbers)
 
     @property
     def popular_ndcg(self) -> float:
@@ -93,8 +97,13 @@ def evaluate_protocol(
     seed: int = 42,
     ease_l2: Sequence[float] = EASE_L2,
     progress: bool = False,
+    default: SvdConfig | None = None,
+    space: SearchSpace | None = None,
 ) -> ProtocolResult:
-    """Baselines (EASE at its best λ on this split) and every SVD config on one split, same users, same metrics."""
+    """Baselines (EASE at its best λ on this split) and every SVD config on one split, same users, same metrics.
+
+    With ``default``, also the nested evaluation: ``space`` searched on a validation split, then tested.
+    """
     split = make_split(log, protocol, seed)
     matrix = binary_matrix(split.train)
     ranks = popularity_rank(matrix)
@@ -117,7 +126,10 @@ def evaluate_protocol(
     for config in tqdm(configs, desc=f"SVD grid, {protocol} split", disable=not progress, leave=False):
         model = served_model(split.train, config, seed)
         svd[config] = score(rank_users(model, users, "model", K))
-    return ProtocolResult(protocol, baselines, best_l2, svd)
+    nested = None
+    if default is not None:
+        nested = evaluate_nested(log, split, protocol, default, score, users, space, seed, ease_l2=ease_l2)
+    return ProtocolResult(protocol, baselines, best_l2, svd, nested)
 
 
 def run_evaluation(
@@ -129,6 +141,7 @@ def run_evaluation(
     seed: int = 42,
     progress: bool = False,
     ease_l2: Sequence[float] = EASE_L2,
+    space: SearchSpace | None = None,
 ) -> EvaluationResult:
     """Run both protocols over the grid (plus ``default``), pick the config closest to EASE, then cold start."""
     timings: dict[str, float] = {}
@@ -138,16 +151,19 @@ def run_evaluation(
     protocols: dict[str, ProtocolResult] = {}
     for protocol in PROTOCOLS:
         start = time.perf_counter()
-        protocols[protocol] = evaluate_protocol(log, protocol, configs, seed, ease_l2, progress)
-        timings[f"{protocol} split: baselines + {len(configs)} SVD configs"] = time.perf_counter() - start
+        protocols[protocol] = evaluate_protocol(log, protocol, configs, seed, ease_l2, progress, default, space)
+        nested = protocols[protocol].nested
+        tuning = f", validation search of {len(nested.tuning.trials)} settings" if nested else ""
+        timings[f"{protocol} split: baselines + {len(configs)} SVD configs{tuning}"] = time.perf_counter() - start
 
     best = max(configs, key=lambda c: ratio_to_ease(protocols, c))
     passing = [c for c in configs if meets_goal(protocols, c)] or configs
     recommended = max(passing, key=lambda c: ratio_to_ease(protocols, c))
-    studied = list(dict.fromkeys([default, recommended, best]))
+    chosen = [p.nested.chosen[ALL][0] for p in protocols.values() if p.nested and ALL in p.nested.chosen]
+    studied = list(dict.fromkeys([default, *chosen, recommended, best]))
     start = time.perf_counter()
-    users_split = cold_user_split(log, seed=seed)
-    cold_users = {c: evaluate_cold_users(users_split, c, seed) for c in studied}
+    users_splits = cold_user_splits(log, seed=seed)
+    cold_users = {c: evaluate_cold_users(users_splits, c, seed) for c in studied}
     timings["cold-start users"] = time.perf_counter() - start
     start = time.perf_counter()
     items_split = cold_item_split(log, seed=seed)

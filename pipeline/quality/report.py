@@ -14,13 +14,23 @@ from pipeline.evaluate import K
 from pipeline.quality.baselines import EASE_L2
 from pipeline.quality.coldstart import SvdConfig
 from pipeline.quality.experiment import GOAL_VS_POPULAR, EvaluationResult, ProtocolResult
+from pipeline.quality.nested_report import render_nested
 from pipeline.quality.protocols import PROTOCOL_TITLES
 
 NDCG = f"ndcg@{K}"
 COLUMNS = (f"precision@{K}", f"recall@{K}", NDCG, f"map@{K}", "coverage", "popularity_rank")
 HEADERS = ("P@10", "R@10", "NDCG@10", "MAP@10", "coverage", "pop. rank")
 NDCG_SE = f"{NDCG}_se"
-SECTIONS = ("## Headline", "## Tuning grid", "## Cold-start users", "## Cold items", "## Method", "## Runtime")
+COLD_USER_GOAL = 0.97  # fold-in users through the API vs the same users in-model, NDCG@10, on every protocol
+SECTIONS = (
+    "## Headline: every choice made on validation",
+    "## Chosen on test (secondary)",
+    "## Tuning grid",
+    "## Cold-start users",
+    "## Cold items",
+    "## Method",
+    "## Runtime",
+)
 
 
 def _row(cells: list[str]) -> str:
@@ -68,15 +78,23 @@ def _verdict(result: EvaluationResult, config: SvdConfig) -> str:
 
 
 def _headline(result: EvaluationResult, image: str) -> list[str]:
-    lines = ["## Headline", ""]
+    lines = [
+        "## Chosen on test (secondary)",
+        "",
+        "The earlier report's view, kept for comparison: every configuration below, EASE's λ included, was "
+        "picked on the test split itself, so these rows are optimistic.",
+        "",
+    ]
     lines.append(f"- **Current default** ({result.default.label}): {_verdict(result, result.default)}.")
     lines.append(f"- **Recommended** ({result.recommended.label}): {_verdict(result, result.recommended)}.")
     if result.best != result.recommended:
         lines.append(f"- Closest to EASE over the whole grid: {result.best.label}: {_verdict(result, result.best)}.")
     users = result.cold_users[result.recommended]
+    per_protocol = ", ".join(f"{users.protocol_ratio(p):.3f}× on the {p} split" for p in users.fold_in)
     lines.append(
-        f"- **Cold-start users** (recommended config): folded in at request time they reach "
-        f"{users.ratio:.2f}× the NDCG@10 of the same users trained in-model (goal ≥ 0.9×)."
+        f"- **Cold-start users** (recommended config), through the API: sent as `recent_items` they reach "
+        f"{per_protocol} of the NDCG@10 the same users get in-model by `user_id` "
+        f"({'meets' if users.ratio >= COLD_USER_GOAL else '**misses**'} the ≥ {COLD_USER_GOAL}× goal)."
     )
     items = result.cold_items[result.recommended]
     lines.append(
@@ -98,6 +116,7 @@ def _grid(result: EvaluationResult) -> list[str]:
     lines = [
         "## Tuning grid",
         "",
+        "Chosen on test: the grid is evaluated on the test split, so its best cell is optimistic. "
         f"NDCG@10 through the production path, {' / '.join(names)} split; "
         "Σ^β is the singular-value scaling (score = x·V·Σ^β·Vᵀ; β = 0 is plain PureSVD). "
         "Coverage in brackets (time split).",
@@ -124,17 +143,35 @@ def _cold_users(result: EvaluationResult) -> list[str]:
     lines = [
         "## Cold-start users",
         "",
-        "10% of the users are held out of training entirely. Each one's older half is folded in at request "
-        "time (`reccore.scoring.fold_in`, then the service's filtering and retrieval); the newer half is the "
-        "test set. In-model: the same users' older halves are part of training instead.",
+        "15% of the users (the same ones on both protocols) are held out of training entirely; each one's "
+        "interactions are split by the protocol (newest 20%, or a seeded random 20%, is the test set). All "
+        "modes ask the service's own app (`pipeline/quality/api.py`: the request model's limits and parsing, "
+        "the `/recommend` route) as a client would. **Fold-in**: the model never saw these users; the body "
+        "sends their history as `recent_items` objects (`item_id`, `event`, `value`, `timestamp`). "
+        "**In-model**: their histories are part of training and the body sends their `user_id`. The ratio's "
+        "interval is a paired bootstrap over users (95%). **Bare ids**, for reference: the same histories sent "
+        "as plain ids, as the API took them before, so every rating counts as one view.",
         "",
     ]
     rows = []
     for config, res in result.cold_users.items():
-        for mode, metrics in (("fold-in", res.fold_in), ("in-model", res.in_model)):
-            rows.append([config.label, mode, str(res.users), *(f"{metrics[c]:.4f}" for c in COLUMNS[:4])])
-        rows.append([config.label, "**ratio**", "", "", "", f"**{res.ratio:.3f}×**", ""])
-    return lines + _table(["config", "mode", "users", *HEADERS[:4]], rows)
+        for protocol in res.fold_in:
+            modes = (("fold-in", res.fold_in), ("in-model", res.in_model), ("bare ids", res.bare_ids))
+            for mode, metrics in ((name, by_protocol[protocol]) for name, by_protocol in modes):
+                cells = [f"{metrics[c]:.4f}" for c in COLUMNS[:4]]
+                rows.append([config.label, protocol, mode, str(res.users[protocol]), *cells])
+            low, high = res.interval[protocol]
+            ratio = f"**{res.protocol_ratio(protocol):.3f}×** ({low:.3f}–{high:.3f})"
+            rows.append([config.label, protocol, "**fold-in ÷ in-model**", "", "", "", ratio, ""])
+    lines += _table(["config", "protocol", "mode", "users", *HEADERS[:4]], rows)
+    checks = [
+        f"{protocol}: {res.truncated[protocol]} of {res.users[protocol]} histories longer than the fold-in cap, "
+        f"{res.own_history_returned[protocol]} items of a user's own history recommended back"
+        for res in result.cold_users.values()
+        for protocol in res.fold_in
+    ]
+    lines += [f"Checks ({'; '.join(dict.fromkeys(checks))}).", ""]
+    return lines
 
 
 def _cold_items(result: EvaluationResult) -> list[str]:
@@ -170,9 +207,10 @@ def _method(result: EvaluationResult) -> list[str]:
         f"in closed form with λ chosen per split from {{{', '.join(f'{x:g}' for x in EASE_L2)}}}.",
         "- **Popularity bias** is the mean rank (0 = most popular) of the recommended items by training user "
         "count; coverage is the share of the catalogue recommended to at least one user.",
-        "- **Caveat:** configurations (ours and EASE's λ) are chosen on the test split itself, with no separate "
-        "validation split, so every row is equally optimistic. The ± is the standard error of the mean NDCG@10 "
-        "over test users: gaps of that size between configurations are not evidence.",
+        "- **Choosing:** the headline's configurations (ours and EASE's λ) are chosen on a validation split "
+        "inside the training data; the secondary table and the grid are chosen on the test split and are "
+        "optimistic. The ± is the standard error of the mean NDCG@10 over test users: gaps of that size "
+        "between configurations are not evidence.",
         "- The MovieLens files are read from the installed `recbole` wheel; their licence forbids "
         "redistribution, so only these aggregate figures are committed.",
         "",
@@ -197,6 +235,7 @@ def render_markdown(result: EvaluationResult, image: str = "img/evaluation.png")
         f"Top-{K} lists; metrics from `pipeline/metrics.py`.",
         "",
     ]
+    lines += render_nested(result)
     lines += _headline(result, image)
     for part in (_grid, _cold_users, _cold_items, _method, _runtime):
         lines += part(result)

@@ -22,7 +22,7 @@ from pipeline.spark.read import read_interactions
 from pipeline.spark.session import get_session
 from pipeline.spark.split import with_time_split
 from pipeline.spark.svd import BlockOperator, factorise
-from pipeline.train import TrainedModel, assemble
+from pipeline.train import ModelConfig, TrainedModel, assemble
 from reccore.errors import ConfigError, DataSourceError
 from reccore.settings import PipelineSettings
 
@@ -99,15 +99,18 @@ class SparkEngine:
             raise RuntimeError("SparkEngine.split: call load() first; the split is computed with the log")
         return self._test
 
-    def train(self, log: InteractionLog, test: np.ndarray | None) -> TrainedModel:
+    def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
         if self._frame is None:
             raise RuntimeError("SparkEngine.train: call load() first")
-        s = self.settings
         # The Spark split column and the driver's mask are the same rows (collected together in load).
         frame = self._frame if test is None else self._frame.where(~self._frame["test"])
-        matrix = weighted_matrix(frame.select("u", "i", "w"), log.n_users, log.n_items, s.weighting)
+        c = config
+        matrix = weighted_matrix(frame.select("u", "i", "w"), log.n_users, log.n_items, c.weighting, c.pop_alpha,
+                                 c.min_rating, c.centre)  # fmt: skip
         try:
-            item_factors, user_factors, sigma = factorise(BlockOperator(matrix), s.factors, s.seed, s.scaling)
+            operator = BlockOperator(matrix)
+            item_factors, user_factors, sigma = factorise(operator, c.factors, self.settings.seed, c.scaling,
+                                                          c.shrinkage)  # fmt: skip
         finally:
             matrix.blocks.unpersist()
         subset = log if test is None else log.subset(~test)

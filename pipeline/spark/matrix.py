@@ -51,7 +51,7 @@ def block_matrix(record: dict[str, bytes], n_items: int) -> tuple[np.ndarray, sp
 
 
 def _weigh_blocks(
-    weights: np.ndarray, scheme: Scheme, avg_row_length: float
+    weights: np.ndarray, scheme: Scheme, avg_row_length: float, min_rating: float, centre: bool
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def weigh(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
@@ -65,33 +65,43 @@ def _weigh_blocks(
         users, items, raw = users[order], items[order].astype(np.int32), table["w"].to_numpy()[order]
         rows, starts = np.unique(users, return_index=True)
         indptr = np.append(starts, len(users)).astype(np.int64)
-        data = weight_rows(indptr, items, raw, weights, scheme, avg_row_length)
+        data = weight_rows(indptr, items, raw, weights, scheme, avg_row_length, min_rating, centre)
         arrays = {"rows": rows.astype(np.int32), "indptr": indptr, "indices": items, "data": data}
         yield pa.RecordBatch.from_pydict({name: [npy_bytes(a)] for name, a in arrays.items()})
 
     return weigh
 
 
-def weighted_matrix(frame: DataFrame, n_users: int, n_items: int, scheme: Scheme) -> WeightedMatrix:
+def weighted_matrix(
+    frame: DataFrame,
+    n_users: int,
+    n_items: int,
+    scheme: Scheme,
+    pop_alpha: float = 0.0,
+    min_rating: float = 0.0,
+    centre: bool = False,
+) -> WeightedMatrix:
     """Weight the interactions ``frame`` (columns ``u``, ``i``, ``w``) exactly as ``pipeline.train.weighted_matrix``."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     pairs = frame.groupBy("u", "i").agg(F.sum("w").cast("float").alias("w")).persist(StorageLevel.MEMORY_AND_DISK)
-    df_rows = pairs.groupBy("i").count().toArrow()
-    document_freq = np.zeros(n_items, dtype=np.int64)
-    document_freq[df_rows["i"].to_numpy()] = df_rows["count"].to_numpy()
+    kept = F.sum((F.col("w") >= min_rating).cast("long")).alias("kept")
+    per_item = pairs.groupBy("i").agg(F.count(F.lit(1)).alias("pairs"), kept).toArrow()
+    codes = per_item["i"].to_numpy()
+    pairs_per_item, document_freq = np.zeros(n_items, dtype=np.int64), np.zeros(n_items, dtype=np.int64)
+    pairs_per_item[codes], document_freq[codes] = per_item["pairs"].to_numpy(), per_item["kept"].to_numpy()
     lengths = pairs.groupBy("u").agg(F.sum("w").alias("s")).agg(F.count("s").alias("n"), F.avg("s").alias("mean"))
     summary = lengths.first()
     n_active = int(summary["n"]) if summary is not None else 0
     avg_row_length = float(summary["mean"]) if summary is not None and n_active else 1.0
-    weights = item_weights(document_freq, n_active, scheme)
-    n_pairs = int(document_freq.sum())
+    weights = item_weights(document_freq, n_active, scheme, pop_alpha)
+    n_pairs, warm = int(pairs_per_item.sum()), pairs_per_item > 0
     parallelism = pairs.sparkSession.sparkContext.defaultParallelism
     n_blocks = max(parallelism, -(-n_pairs // BLOCK_PAIRS))
     blocks = (
         pairs.repartition(n_blocks, "u")
-        .mapInArrow(_weigh_blocks(weights, scheme, avg_row_length), BLOCK_SCHEMA)
+        .mapInArrow(_weigh_blocks(weights, scheme, avg_row_length, min_rating, centre), BLOCK_SCHEMA)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     blocks.count()  # materialise the cache before the pairs go
@@ -100,7 +110,7 @@ def weighted_matrix(frame: DataFrame, n_users: int, n_items: int, scheme: Scheme
         blocks=blocks,
         shape=(n_users, n_items),
         item_weights=weights,
-        weighting={"scheme": scheme, "avg_row_length": avg_row_length},
-        warm=document_freq > 0,
+        weighting={"scheme": scheme, "avg_row_length": avg_row_length, "min_rating": min_rating, "centre": centre},
+        warm=warm,
         n_pairs=n_pairs,
     )

@@ -20,7 +20,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from pipeline.spark.matrix import WeightedMatrix, block_matrix
-from pipeline.train import MIN_SINGULAR_VALUE, SVD_POWER_ITERATIONS, svd_rank
+from pipeline.train import MIN_SINGULAR_VALUE, SVD_POWER_ITERATIONS, spectral_item_factors, svd_rank
 from reccore.artifacts import npy_bytes, npy_load
 
 if TYPE_CHECKING:
@@ -101,12 +101,15 @@ def randomized_svd(
     return vt[:k].T, sigma[:k]
 
 
-def factorise(op: RowOperator, factors: int, seed: int, scaling: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Item factors ``V·Σ^(1+β/2)``, user factors ``A·Q·Σ⁻²`` and ``Σ``, as ``pipeline.train.train`` makes them."""
+def factorise(
+    op: RowOperator, factors: int, seed: int, scaling: float, shrinkage: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Item factors, user factors ``A·Q·Σ⁻²`` and ``Σ``, as ``pipeline.train.spectral_factors`` makes them."""
     v, sigma = randomized_svd(op, factors, seed)
     sigma = np.maximum(sigma.astype(np.float32), MIN_SINGULAR_VALUE)
-    item_factors = (v * sigma ** (1.0 + scaling / 2.0)).astype(np.float32)
-    user_factors = op.matmul((item_factors / sigma**2).astype(np.float64)).astype(np.float32)
+    item_factors = spectral_item_factors(v, sigma, scaling, shrinkage)
+    squared = np.square(sigma.astype(np.float64)).astype(np.float32)
+    user_factors = op.matmul((item_factors / squared).astype(np.float64)).astype(np.float32)
     return item_factors, user_factors, sigma
 
 

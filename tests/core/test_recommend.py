@@ -67,6 +67,28 @@ def test_every_ranking_function_returns_a_ranking(tiny: Model) -> None:
     assert all(isinstance(r, Ranking) for r in (top, similar, recommend(tiny, 1)))
 
 
+def test_newest_interactions_by_timestamp_else_by_list_order() -> None:
+    timed = Interactions.of([10, 11, 12, 13], [1.0, 2.0, 3.0, 4.0], [40.0, 10.0, 30.0, 20.0])
+    newest = timed.newest(2)
+    assert newest.items.tolist() == [12, 10]  # oldest first among the two newest
+    assert newest.strengths is not None and newest.strengths.tolist() == [3.0, 1.0]
+    assert Interactions.of([10, 11, 12, 13]).newest(3).items.tolist() == [11, 12, 13]
+    assert Interactions.of([10, 11]).newest(5).items.tolist() == [10, 11]
+
+
+def test_only_the_newest_are_folded_in_but_every_interaction_is_excluded(tiny: Model) -> None:
+    # Oldest first: two "a" items, then one "b" item. Folding in only the newest one gives a "b" vector.
+    history = Interactions.of([0, 1, 3])
+    capped = recommend(tiny, 2, interactions=history, max_fold_in=1)
+    assert capped.strategy == "fold_in" and capped.truncated == 2
+    assert ids(capped) == [5, 4]  # "b" items ranked by the newest alone; items 0, 1 and 3 all excluded
+    whole = recommend(tiny, 2, interactions=history)
+    assert whole.truncated == 0 and ids(whole) == [2, 5]  # "a" dominates when everything is folded in
+    known = recommend(tiny, 2, user=0, interactions=history, max_fold_in=1)  # stored [1, 0] plus the newest, item 3
+    assert known.strategy == "personalized" and known.truncated == 2
+    assert ids(known) == [5, 4]  # item 2 seen in training, 0, 1 and 3 given: all excluded
+
+
 def test_a_known_users_new_interactions_move_their_vector(tiny: Model) -> None:
     before = recommend(tiny, 1, user=3)  # likes "a"
     after = recommend(tiny, 1, user=3, interactions=Interactions.of([4, 4, 4], [5.0, 5.0, 5.0]))

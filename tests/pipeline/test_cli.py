@@ -12,11 +12,12 @@ import pipeline.index
 import pipeline.job
 from pipeline.cli import baseline_line, main
 from pipeline.handler import handler
+from pipeline.tune import SearchSpace
 from reccore.artifacts import list_versions, read_latest_version
 from reccore.model import load_model
 from reccore.storage import open_store
 
-SMALL = ["--interactions", "20000", "--seed", "3"]
+SMALL = ["--interactions", "20000", "--seed", "3", "--no-tune"]
 
 
 def test_run_publishes_and_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,11 +32,37 @@ def test_run_publishes_and_prints_a_summary(tmp_path: Path, capsys: pytest.Captu
     assert model.manifest.params["factors"] == 50
 
 
+def test_a_tuned_run_records_its_search_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = SearchSpace(factors=(8, 16), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0,), pop_alphas=(0.0,))
+    monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: space)
+    args = ["run", "--output", str(tmp_path), "--interactions", "20000", "--seed", "3"]
+    assert main([*args, "--tune", "--tune-budget", "600"]) == 0
+    assert "tuned on validation" in capsys.readouterr().out
+    manifest = load_model(open_store(str(tmp_path))).manifest
+    assert manifest.tuning is not None and manifest.params["tuned"] is True
+    assert manifest.tuning["tried"] == manifest.tuning["planned"] == 4
+    best = manifest.tuning["best"]
+    assert manifest.params["factors"] == best["factors"] and manifest.params["scaling"] == best["scaling"]
+    assert best in [{k: v for k, v in t.items() if k != "ndcg@10"} for t in manifest.tuning["trials"]]
+
+
 def test_env_settings_are_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REC_OUTPUT", str(tmp_path))
     monkeypatch.setenv("REC_FACTORS", "8")
     assert main(["run", *SMALL]) == 0
-    assert load_model(open_store(str(tmp_path))).manifest.params["factors"] == 8
+    manifest = load_model(open_store(str(tmp_path))).manifest
+    assert manifest.params["factors"] == 8
+    assert manifest.params["tuned"] is False and manifest.tuning is None
+
+
+def test_ratings_flags_reach_the_model(tmp_path: Path) -> None:
+    args = ["run", "--output", str(tmp_path), *SMALL, "--min-rating", "2", "--centre", "--shrinkage", "0.3"]
+    assert main([*args, "--pop-alpha", "0.25", "--force"]) == 0
+    params = load_model(open_store(str(tmp_path))).manifest.params
+    assert params["weighting"]["min_rating"] == 2.0 and params["weighting"]["centre"] is True
+    assert params["shrinkage"] == 0.3 and params["pop_alpha"] == 0.25
 
 
 def test_bad_input_file_is_one_message_and_publishes_nothing(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from pipeline.package import package
-from pipeline.train import interaction_matrix, ridge_fit_predict, train, weighted_matrix
+from pipeline.train import ModelConfig, interaction_matrix, ridge_fit_predict, train, train_config, weighted_matrix
 from reccore.model import build_model
 from reccore.scoring import Filters, allowed_items, fold_in, rank, seen_items
 from reccore.weighting import SCHEMES
@@ -94,3 +94,51 @@ def test_closed_form_ridge_matches_scikit_learn() -> None:
     x, y, x_new = rng.normal(size=(50, 6)), rng.normal(size=(50, 3)), rng.normal(size=(7, 6))
     expected = Ridge(alpha=2.0).fit(x, y).predict(x_new)
     np.testing.assert_allclose(ridge_fit_predict(x, y, x_new, 2.0), expected, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"shrinkage": 0.3},
+        {"scaling": 1.0, "shrinkage": 1.0},
+        {"pop_alpha": 0.5},
+        {"min_rating": 3.0},
+        {"centre": True},
+        {"scaling": 0.5, "shrinkage": 0.1, "pop_alpha": 0.25, "min_rating": 2.0, "centre": True},
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+@pytest.mark.parametrize("scheme", ["log", "bm25"])
+def test_fold_in_reproduces_the_trained_vector_for_every_variant(scheme: str, options: dict[str, float]) -> None:
+    log = block_log(n_users=60, n_items=30, per_user=8, seed=3)
+    log.weights = np.random.default_rng(1).integers(1, 6, size=log.n_interactions).astype(np.float32)
+    config = ModelConfig(5, scheme, **options)  # type: ignore[arg-type]
+    model = build_model(*package(log, train_config(log, config)))
+    for user in (0, 17, 42, 59):
+        mask = log.users == user
+        folded = fold_in(model, log.items[mask], log.weights[mask])
+        np.testing.assert_allclose(folded, model.user_factors[user], rtol=1e-4, atol=1e-5)
+
+
+def test_shrinkage_is_the_filter_sigma2_over_sigma2_plus_lambda(block) -> None:  # type: ignore[no-untyped-def]
+    block.weights = np.random.default_rng(7).uniform(1, 5, size=block.n_interactions).astype(np.float32)
+    trained = train(block, factors=4, scheme="none", shrinkage=0.5)
+    dense = weighted_matrix(interaction_matrix(block), "none")[0].toarray()
+    _, s, vt = np.linalg.svd(dense, full_matrices=False)
+    s2 = s[:4] ** 2
+    filtered = (vt[:4].T * (s2 / (s2 + 0.5 * s2.mean()))) @ vt[:4]
+    np.testing.assert_allclose(trained.user_factors @ trained.item_factors.T, dense @ filtered, atol=2e-2)
+
+
+def test_min_rating_drops_dislikes_and_centring_keeps_equal_rows_at_one() -> None:
+    from reccore.weighting import weight_rows
+
+    indptr, indices = np.array([0, 3, 5]), np.array([0, 1, 2, 0, 1])
+    raw = np.array([1.0, 4.0, 5.0, 2.0, 2.0])
+    ones = np.ones(3, dtype=np.float32)
+    thresholded = weight_rows(indptr, indices, raw, ones, "none", 1.0, min_rating=3.0)
+    np.testing.assert_allclose(thresholded, [0.0, 4.0, 5.0, 0.0, 0.0])
+    centred = weight_rows(indptr, indices, raw, ones, "none", 1.0, centre=True)
+    np.testing.assert_allclose(centred, [2 - 10 / 3, 5 - 10 / 3, 6 - 10 / 3, 1.0, 1.0], rtol=1e-6)
+    both = weight_rows(indptr, indices, raw, ones, "none", 1.0, min_rating=3.0, centre=True)
+    np.testing.assert_allclose(both, [0.0, 0.5, 1.5, 0.0, 0.0])

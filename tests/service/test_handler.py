@@ -11,6 +11,7 @@ import pytest
 
 from app.registry import registry
 from app.schemas import EventsResponse, Health, RecommendResponse, SimilarResponse
+from reccore.settings import get_service_settings
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 # Every API Gateway event in events/ (written for `sam local invoke -e`), by file name; the pipeline's are not.
@@ -113,7 +114,7 @@ def test_errors_through_the_handler_are_json(invoke: Callable[..., Any], event: 
     assert status == 404 and body["error"] == "not_found"
     status, body, _ = invoke(event("POST", "/recommend", raw_body="{not json", stage="prod", stage_in_path=True))
     assert status == 422
-    status, body, _ = invoke(event("POST", "/recommend", raw_body="x" * 70_000))
+    status, body, _ = invoke(event("POST", "/recommend", raw_body="x" * (get_service_settings().max_body_bytes + 1)))
     assert status == 413 and body["error"] == "payload_too_large"
 
 

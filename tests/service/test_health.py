@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
+
+from reccore.storage import open_store
 
 
 def test_health_reports_the_model(client: Any, published_model: Any) -> None:
@@ -17,6 +21,12 @@ def test_health_reports_the_model(client: Any, published_model: Any) -> None:
     assert body["dims"] == published_model.manifest.index.dims
     assert body["faiss_simd"]
     assert body["cold_start"] is True  # this request loaded the environment's first model
+    params = published_model.manifest.params
+    assert body["model_params"]["factors"] == params["factors"] == body["dims"]
+    assert body["model_params"]["scaling"] == params["scaling"]
+    assert body["model_params"]["weighting"]["scheme"] == params["weighting"]["scheme"]
+    assert set(body["model_params"]) >= {"shrinkage", "pop_alpha", "min_rating", "centre"}
+    assert body["tuned"] is params["tuned"]
 
 
 def test_cold_start_only_on_the_loading_request(client: Any) -> None:
@@ -56,3 +66,23 @@ def test_cors_preflight_allows_the_configured_origin(client: Any) -> None:
     )
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] in ("*", "http://localhost:8501")
+
+
+def test_health_shows_the_parameters_a_tuned_model_chose(
+    configure_service: Callable[..., None], published_model: Any, publish_version: Callable[..., str], fresh_prefix: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import app
+
+    params = {**published_model.manifest.params, "tuned": True, "shrinkage": 0.3, "pop_alpha": 0.25}
+    tuned = dataclasses.replace(
+        published_model, manifest=published_model.manifest.model_copy(update={"params": params})
+    )
+    publish_version(open_store(fresh_prefix), tuned)
+    configure_service(fresh_prefix)
+    with TestClient(app) as client:
+        body = client.get("/health").json()
+    assert body["tuned"] is True
+    assert body["model_params"]["shrinkage"] == 0.3 and body["model_params"]["pop_alpha"] == 0.25
+    assert "seed" not in body["model_params"]  # hyperparameters only

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from app.registry import registry
-from app.schemas import RecommendResponse
+from app.schemas import MAX_HISTORY, RecommendResponse
 from reccore.model import Model
 from reccore.scoring import seen_items
+from reccore.settings import get_service_settings
 
 
 def _model(client: Any) -> Model:
@@ -167,7 +168,7 @@ def test_empty_include_list_means_no_restriction(client: Any) -> None:
         ({"user_id": 12}, "user_id"),
         ({"user_id": "u" * 257}, "user_id"),
         ({"recent_items": "i0001"}, "recent_items"),
-        ({"recent_items": [f"i{n}" for n in range(201)]}, "recent_items"),
+        ({"recent_items": [f"i{n}" for n in range(MAX_HISTORY + 1)]}, "recent_items"),
         ({"exclude_seen": "maybe"}, "exclude_seen"),
         ({"surprise": 1}, "surprise"),
     ],
@@ -188,7 +189,8 @@ def test_invalid_json_is_422(client: Any) -> None:
 
 
 def test_huge_body_is_413(client: Any) -> None:
-    response = client.post("/recommend", json={"recent_items": ["i" * 1000] * 100})
+    too_many_bytes = get_service_settings().max_body_bytes // 1000 + 1
+    response = client.post("/recommend", json={"recent_items": ["i" * 1000] * too_many_bytes})
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
 
@@ -196,7 +198,7 @@ def test_huge_body_is_413(client: Any) -> None:
 def test_huge_streamed_body_without_length_is_413(client: Any) -> None:
     def chunks() -> Any:
         yield b'{"recent_items": ['
-        for _ in range(200):
+        for _ in range(get_service_settings().max_body_bytes // 1000 + 1):
             yield b'"' + b"i" * 1000 + b'",'
         yield b'"x"]}'
 

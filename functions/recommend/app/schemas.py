@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-from reccore.events import EventType
+from reccore.events import EventType, event_strength
+from reccore.recommend import MAX_FOLD_IN
 from reccore.scoring import Source, Strategy
 
 MAX_K = 100
-MAX_IDS = 200  # bound on every list of ids in a request
+MAX_IDS = 200  # bound on every other list of ids in a request
+# recent_items may carry a whole history: every entry is excluded from the answer, the newest MAX_FOLD_IN are
+# folded in. 5,000 objects are ~330 KB of JSON (REC_MAX_BODY_BYTES' default is 1 MiB); validating them takes
+# ~10 ms at best, the core's work ~1 ms (scripts/bench_history.py). Longer histories get a 422.
+MAX_HISTORY = 5_000
+# Unix seconds up to 2100-01-01: larger values are almost always milliseconds, which would sort wrongly.
+MAX_TIMESTAMP = 4_102_444_800
 MAX_PAGE = 100
 MAX_MAP_SAMPLE = 20_000
 MAX_OFFSET = 10_000_000  # bound on paging offsets
@@ -45,18 +52,77 @@ class Health(BaseModel):
     loaded_at: datetime
     cold_start: bool = Field(description="True if this execution environment loaded its first model for this request.")
     faiss_simd: str
+    model_params: dict[str, Any] = Field(
+        default_factory=dict, description="The model's hyperparameters (k, weighting, scaling, shrinkage, ...)."
+    )
+    tuned: bool = Field(False, description="True if the hyperparameters were chosen on a validation split.")
+
+
+class RecentItem(_Strict):
+    """One interaction of ``recent_items``: weighted as training weighs it (``reccore.events.event_strength``)."""
+
+    item_id: ItemId
+    event: EventType | None = Field(None, description="view (1), click (2), purchase (5) or rating; default view.")
+    value: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        strict=True,
+        description="A rating or explicit weight; wins over the event.",
+    )
+    timestamp: float | None = Field(
+        None, ge=0, le=MAX_TIMESTAMP, allow_inf_nan=False, strict=True, description="Unix seconds."
+    )
+
+    @property
+    def strength(self) -> float:
+        return event_strength(self.event, self.value)
+
+
+def _entry_kind(value: Any) -> str:
+    return "id" if isinstance(value, str) else "object"
+
+
+# A bare id is {"item_id": id}: a view at its place in the list. Tagged so a bad object's error names its field
+# (recent_items.3.object.value) without a second error for "not a string".
+RecentEntry = Annotated[Annotated[ItemId, Tag("id")] | Annotated[RecentItem, Tag("object")], Discriminator(_entry_kind)]
+BARE_ID_STRENGTH = event_strength()
 
 
 class RecommendRequest(_Strict):
     user_id: str | None = Field(None, min_length=1, max_length=256)
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_seen: bool = True
-    recent_items: list[ItemId] | None = Field(
-        None, max_length=MAX_IDS, description="Items of an anonymous session, for fold-in."
+    recent_items: list[RecentEntry] | None = Field(
+        None,
+        max_length=MAX_HISTORY,
+        description=(
+            "The session's or user's interactions, oldest first (or each with a timestamp), as ids or objects. "
+            f"All are excluded from the answer; with the user's stored events, the newest {MAX_FOLD_IN:,} are "
+            "folded in."
+        ),
     )
     include_categories: list[str] | None = Field(None, max_length=MAX_IDS)
     exclude_categories: list[str] | None = Field(None, max_length=MAX_IDS)
     exclude_items: list[ItemId] | None = Field(None, max_length=MAX_IDS)
+
+    @field_validator("recent_items")
+    @classmethod
+    def _timestamps_on_all_or_none(cls, entries: list[str | RecentItem] | None) -> list[str | RecentItem] | None:
+        stamped = sum(isinstance(entry, RecentItem) and entry.timestamp is not None for entry in entries or ())
+        if 0 < stamped < len(entries or ()):
+            raise ValueError("give a timestamp on every entry or on none (then list order is time order)")
+        return entries
+
+    def history(self) -> tuple[list[str], list[float], list[float] | None]:
+        """``recent_items`` as parallel lists: ids, raw strengths, and timestamps (``None`` if not given)."""
+        entries = self.recent_items or []
+        ids = [entry if isinstance(entry, str) else entry.item_id for entry in entries]
+        strengths = [BARE_ID_STRENGTH if isinstance(entry, str) else entry.strength for entry in entries]
+        timed = bool(entries) and isinstance(entries[0], RecentItem) and entries[0].timestamp is not None
+        timestamps = [entry.timestamp or 0.0 for entry in entries if isinstance(entry, RecentItem)] if timed else None
+        return ids, strengths, timestamps
 
 
 class ScoredItem(BaseModel):
@@ -76,6 +142,13 @@ class RecommendResponse(BaseModel):
     strategy: Strategy
     items: list[ScoredItem]
     ignored_items: list[ItemId] = Field(default_factory=list, description="recent_items ids not in the catalogue.")
+    truncated_items: int = Field(
+        0,
+        description=(
+            f"Interactions (recent_items, and the user's stored events) older than the newest {MAX_FOLD_IN:,}: "
+            "not folded in, still excluded."
+        ),
+    )
     realtime_events: int = Field(
         0, description="Events posted since the model was trained that shaped this answer (real-time)."
     )
@@ -92,7 +165,7 @@ class EventIn(_Strict):
         None, gt=0, le=1e6, allow_inf_nan=False, description="A rating or explicit weight; default: the event's."
     )
     timestamp: int | None = Field(
-        None, ge=0, le=2**40, description="Unix seconds; default: when received. At most a few minutes ahead."
+        None, ge=0, le=MAX_TIMESTAMP, description="Unix seconds; default: when received. At most a few minutes ahead."
     )
     event_id: str | None = Field(
         None, min_length=1, max_length=128, description="Makes a retried batch count once in the user-state store."

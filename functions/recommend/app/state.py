@@ -76,9 +76,10 @@ async def read_state(store: UserStateStore, user_id: str) -> tuple[UserState | N
 class StateInput:
     """A user's stored state turned into what the core takes: interactions to fold in and items to exclude."""
 
-    interactions: list[tuple[int, float]]  # (item position, raw strength)
+    interactions: list[tuple[int, float]]  # (item position, raw strength), oldest first
     seen: np.ndarray
     realtime_events: int  # events newer than the model among the interactions
+    timestamps: tuple[int, ...] = ()  # unix seconds of each of ``interactions``
 
 
 def state_input(model: Model, state: UserState | None, known: bool) -> StateInput:
@@ -88,10 +89,19 @@ def state_input(model: Model, state: UserState | None, known: bool) -> StateInpu
     fresh = state.fresh(model.trained_through)
     events: list[Event] = fresh if known else [*state.base, *fresh]
     lookup = model.item_index
-    interactions = [(lookup[e.item_id], event_strength(e.event, e.value)) for e in events if e.item_id in lookup]
+    usable = [e for e in events if e.item_id in lookup]
+    interactions = [(lookup[e.item_id], event_strength(e.event, e.value)) for e in usable]
     seen = np.fromiter((lookup[i] for i in state.seen if i in lookup), dtype=np.int64)
-    return StateInput(interactions, seen, sum(1 for e in fresh if e.item_id in lookup))
+    realtime = sum(1 for e in fresh if e.item_id in lookup)
+    return StateInput(interactions, seen, realtime, tuple(e.timestamp for e in usable))
 
 
-def as_interactions(pairs: list[tuple[int, float]]) -> Interactions:
-    return Interactions.of([p for p, _ in pairs], [s for _, s in pairs])
+def with_request(
+    stored: StateInput, positions: list[int], strengths: list[float], times: list[float] | None
+) -> Interactions:
+    """The stored interactions followed by a request's: ordered by timestamp if the request gives them, else the
+    request's come last (newest), as a session appends."""
+    timestamps = None if times is None else [*stored.timestamps, *times]
+    return Interactions.of(
+        [p for p, _ in stored.interactions] + positions, [s for _, s in stored.interactions] + strengths, timestamps
+    )

@@ -93,6 +93,7 @@ class Manifest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+    tuning: dict[str, Any] | None = None  # the validation search (space, trials, winner, seconds) if one ran
     index: IndexInfo
     event_types: list[str]  # code -> name, for history_events
     engine: str = "single-process"  # which training engine produced it: "single-process" or "spark"

@@ -3,6 +3,9 @@
 It chooses the strategy (a known user's stored vector, the fold-in of their interactions, or
 popularity), excludes what the user has already seen, applies the request's filters, and
 backfills from popularity so that ``k`` items come back whenever the filters allow.
+
+A long history is folded in only up to its ``MAX_FOLD_IN`` newest interactions, but every
+interaction given is excluded from the answer, and the result says how many were left out.
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ import numpy as np
 from reccore.model import Model
 from reccore.scoring import Filters, Ranking, Strategy, allowed_items, fold_in, rank, seen_items
 
+# Interactions folded in per request: the newest this many; every interaction given is still excluded.
+# Not a speed limit: fold_in takes 0.05 ms for 1,000 items (0.16 ms for 5,000) on the 10k-item default
+# model, while parsing 5,000 objects costs ~10 ms. It keeps the vector about the user's recent taste for
+# very long histories, and MovieLens' heaviest user (737 ratings) stays whole, so parity with training holds.
+MAX_FOLD_IN = 1_000
+
 
 @dataclass(frozen=True)
 class Interactions:
@@ -22,11 +31,40 @@ class Interactions:
 
     items: np.ndarray  # int64 item positions
     strengths: np.ndarray | None = None  # raw strength per entry (event weight or rating); 1 each when None
+    timestamps: np.ndarray | None = None  # unix seconds per entry; None: list order is time order, oldest first
 
     @classmethod
-    def of(cls, items: list[int] | np.ndarray, strengths: list[float] | np.ndarray | None = None) -> Interactions:
+    def of(
+        cls,
+        items: list[int] | np.ndarray,
+        strengths: list[float] | np.ndarray | None = None,
+        timestamps: list[float] | np.ndarray | None = None,
+    ) -> Interactions:
         values = None if strengths is None else np.asarray(strengths, dtype=np.float64)
-        return cls(items=np.asarray(items, dtype=np.int64), strengths=values)
+        times = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+        return cls(items=np.asarray(items, dtype=np.int64), strengths=values, timestamps=times)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def newest(self, n: int) -> Interactions:
+        """The ``n`` newest entries, oldest first: by timestamp if given (ties keep list order), else the last ``n``."""
+        if len(self.items) <= n:
+            return self
+        order = np.arange(len(self.items)) if self.timestamps is None else np.argsort(self.timestamps, kind="stable")
+        keep = order[len(order) - n :]
+        return Interactions(
+            items=self.items[keep],
+            strengths=None if self.strengths is None else self.strengths[keep],
+            timestamps=None if self.timestamps is None else self.timestamps[keep],
+        )
+
+
+@dataclass
+class Recommendation(Ranking):
+    """A :class:`Ranking` from :func:`recommend`, plus how many interactions the fold-in left out."""
+
+    truncated: int = 0  # interactions older than the newest ``max_fold_in``: excluded, but not folded in
 
 
 def usable(vector: np.ndarray) -> bool:
@@ -42,7 +80,8 @@ def recommend(
     filters: Filters | None = None,
     exclude_seen: bool = True,
     seen: np.ndarray | None = None,
-) -> Ranking:
+    max_fold_in: int = MAX_FOLD_IN,
+) -> Recommendation:
     """Top-``k`` items for a known user, a set of interactions, or nobody.
 
     Parameters
@@ -58,25 +97,29 @@ def recommend(
         Leave out the user's training history, ``interactions`` and ``seen``.
     seen
         More item positions the user has already had (e.g. from a user-state store), excluded like the rest.
+    max_fold_in
+        Fold in only the newest this many of ``interactions`` (see :meth:`Interactions.newest`); all are excluded.
 
     Returns
     -------
-    Ranking
-        ``strategy`` is ``personalized`` for a known user with a usable vector: their stored vector plus the
-        fold-in of ``interactions`` (the fold-in is linear in the weighted row, so for items new to the user this
-        is exactly the vector training on them would give, with none/log/tfidf weighting). It is ``fold_in`` when
+    Recommendation
+        ``truncated`` is the number of ``interactions`` left out of the fold-in. ``strategy`` is
+        ``personalized`` for a known user with a usable vector: their stored vector plus the fold-in of
+        ``interactions`` (the fold-in is linear in the weighted row, so for items new to the user this
+        is exactly the vector training on them would give, with none/log/tfidf weighting and no per-user
+        centring; a centred model centres the new interactions on their own mean). It is ``fold_in`` when
         only ``interactions`` give a usable vector, and ``popular`` when nothing does.
     """
     recent = interactions.items if interactions is not None else np.empty(0, dtype=np.int64)
-    strengths = interactions.strengths if interactions is not None else None
+    window = interactions.newest(max_fold_in) if interactions is not None else Interactions.of([])
     stored = model.user_factors[user] if user is not None else None
     vector: np.ndarray | None = None
     strategy: Strategy = "popular"
     if stored is not None and usable(stored):
         strategy = "personalized"
-        vector = stored + fold_in(model, recent, strengths) if len(recent) else stored
-    elif len(recent):
-        strategy, vector = "fold_in", fold_in(model, recent, strengths)
+        vector = stored + fold_in(model, window.items, window.strengths) if len(window) else stored
+    elif len(window):
+        strategy, vector = "fold_in", fold_in(model, window.items, window.strengths)
     if vector is not None and not usable(vector):
         strategy, vector = "popular", None
     excluded: list[int] = []
@@ -87,5 +130,4 @@ def recommend(
         if seen is not None:
             excluded += np.asarray(seen, dtype=np.int64).tolist()
     ranking = rank(model, vector, k, allowed_items(model, filters or Filters(), excluded))
-    ranking.strategy = strategy
-    return ranking
+    return Recommendation(ranking.items, ranking.scores, ranking.sources, strategy, len(recent) - len(window))

@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 from reccore.model import Model
-from reccore.weighting import weight_rows
+from reccore.weighting import row_options, weight_rows
 
 Source = Literal["model", "content", "popular"]
 Strategy = Literal["personalized", "fold_in", "popular"]
@@ -70,6 +70,10 @@ def seen_items(model: Model, user: int) -> np.ndarray:
 def fold_in(model: Model, items: np.ndarray, strengths: np.ndarray | None = None) -> np.ndarray:
     """Project an interaction row onto the latent space: ``p = x·Q·Σ⁻²``.
 
+    The same formula serves every spectral filter the pipeline trains (``Q = V·Σ·f^½``),
+    and the row is weighted exactly as training weighted it (scheme, minimum rating,
+    centring: the manifest's ``weighting`` parameters).
+
     Parameters
     ----------
     items
@@ -90,6 +94,7 @@ def fold_in(model: Model, items: np.ndarray, strengths: np.ndarray | None = None
         model.item_weights,
         params.get("scheme", "log"),
         float(params.get("avg_row_length", 1.0)),
+        **row_options(params),  # type: ignore[arg-type]
     )
     sigma_sq = np.square(model.singular_values.astype(np.float64))
     vector = values.astype(np.float64) @ model.item_factors[unique].astype(np.float64) / sigma_sq

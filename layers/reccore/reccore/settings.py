@@ -37,7 +37,8 @@ class ServiceSettings(_Base):
         "", description="Path prefix when uvicorn runs behind a proxy; under Lambda the stage comes from each event."
     )
     cors_origins: str = Field("*", description="Comma-separated origins allowed by CORS when served by uvicorn.")
-    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
+    # 1 MiB holds the longest recent_items (5,000 objects: ~330 KB with 7-character ids; scripts/bench_history.py).
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
     cache_dir: str = Field("/tmp/reccore", description="Scratch space for downloaded index files.")
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
     user_table: str = Field(
@@ -68,6 +69,23 @@ class PipelineSettings(_Base):
     # Weighting and scaling chosen by the MovieLens-100K evaluation (docs/evaluation.md).
     weighting: Literal["none", "log", "bm25", "tfidf"] = Field("log", description="Confidence weighting of the matrix.")
     scaling: float = Field(0.5, ge=0.0, le=2.0, description="Exponent β of the scores x·V·Σ^β·Vᵀ (0: plain PureSVD).")
+    shrinkage: float = Field(
+        0.0, ge=0.0, le=100.0, description="Singular-value shrinkage σ²/(σ²+λ), λ = this × mean σ² (0: none)."
+    )
+    pop_alpha: float = Field(
+        0.0, ge=0.0, le=2.0, description="Popularity-normalised input: an item counts (its user count)^-α."
+    )
+    min_rating: float = Field(
+        0.0, ge=0.0, description="Interactions with a rating (weight) below this count as no interaction (0: keep all)."
+    )
+    centre: bool = Field(False, description="Centre each user's weighted ratings on 1 (below-average ones count less).")
+    tune: bool | None = Field(
+        None, description="Tune the hyperparameters on a validation split (default: when the log is small enough)."
+    )
+    tune_budget: float = Field(60.0, gt=0, description="Seconds the hyperparameter search may take.")
+    tune_max_interactions: int = Field(
+        1_000_000, ge=0, description="Tuning is on by default for logs with at most this many interactions."
+    )
     index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type.")
     min_recall: float = Field(
         0.95, ge=0.0, le=1.0, description="Refuse to publish an approximate index below this recall@10."

@@ -18,9 +18,11 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 
 
-def item_weights(document_freq: np.ndarray, n_users: int, scheme: Scheme) -> np.ndarray:
-    """Per-item factor of the weighting (an IDF for bm25/tfidf, ones otherwise).
+def item_weights(document_freq: np.ndarray, n_users: int, scheme: Scheme, pop_alpha: float = 0.0) -> np.ndarray:
+    """Per-item factor of the weighting: an IDF for bm25/tfidf (ones otherwise), times ``df^-pop_alpha``.
 
+    ``pop_alpha`` > 0 normalises the input by popularity (an item seen by ``df`` users
+    counts ``df^-pop_alpha``), so the factors are not spent on explaining the head.
     Items nobody interacted with get the median weight of the others, so that a
     cold item in a session neither dominates nor vanishes from the fold-in.
     """
@@ -30,7 +32,9 @@ def item_weights(document_freq: np.ndarray, n_users: int, scheme: Scheme) -> np.
     elif scheme == "tfidf":
         idf = np.log((1.0 + n_users) / (1.0 + df)) + 1.0
     else:
-        return np.ones(len(df), dtype=np.float32)
+        idf = np.ones(len(df), dtype=np.float64)
+    if pop_alpha:
+        idf = idf * np.maximum(df, 1.0) ** -pop_alpha
     warm = df > 0
     if warm.any() and not warm.all():
         idf[~warm] = np.median(idf[warm])
@@ -44,6 +48,8 @@ def weight_rows(
     weights: np.ndarray,
     scheme: Scheme,
     avg_row_length: float,
+    min_rating: float = 0.0,
+    centre: bool = False,
 ) -> np.ndarray:
     """Weighted values for CSR rows ``(indptr, indices, data)``; returns a new float32 ``data``.
 
@@ -55,20 +61,40 @@ def weight_rows(
         Per-item factors from :func:`item_weights`.
     avg_row_length
         Mean raw row sum over the training users (BM25's length normalisation).
+    min_rating
+        Entries with a raw strength below this weigh 0 (explicit ratings: a dislike is not a like).
+    centre
+        Shift each row's transformed values so that their mean over the kept entries is 1:
+        above-average ratings count more, below-average ones less (possibly below 0), and a
+        row of equal strengths (an anonymous session) stays all ones.
     """
     raw = np.asarray(data, dtype=np.float64)
+    lengths = np.diff(indptr)
+    kept = raw >= min_rating if min_rating > 0 else np.ones(len(raw), dtype=bool)
     if scheme == "none":
-        out = raw
-    elif scheme == "log":
-        out = np.log1p(raw)
-    elif scheme == "tfidf":
-        out = np.log1p(raw) * weights[indices]
+        base = raw
+    elif scheme in ("log", "tfidf"):
+        base = np.log1p(raw)
     elif scheme == "bm25":
         row_sums = np.add.reduceat(raw, indptr[:-1]) if len(raw) else np.zeros(len(indptr) - 1)
-        row_sums[np.diff(indptr) == 0] = 0.0  # reduceat repeats a value for empty rows
+        row_sums[lengths == 0] = 0.0  # reduceat repeats a value for empty rows
         length_norm = (1.0 - BM25_B) + BM25_B * row_sums / max(avg_row_length, 1e-9)
-        per_entry = np.repeat(length_norm, np.diff(indptr))
-        out = raw * (BM25_K1 + 1.0) / (BM25_K1 * per_entry + raw) * weights[indices]
+        per_entry = np.repeat(length_norm, lengths)
+        base = raw * (BM25_K1 + 1.0) / (BM25_K1 * per_entry + raw)
     else:
         raise ValueError(f"unknown weighting scheme {scheme!r}; expected one of {SCHEMES}")
-    return out.astype(np.float32)
+    base = np.where(kept, base, 0.0)
+    if centre and len(raw):
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        n_kept = np.bincount(rows, weights=kept, minlength=len(lengths))
+        means = np.bincount(rows, weights=base, minlength=len(lengths)) / np.maximum(n_kept, 1.0)
+        base = np.where(kept, base - means[rows] + 1.0, 0.0)
+    return (base * weights[indices]).astype(np.float32)
+
+
+def row_options(params: dict[str, object]) -> dict[str, object]:
+    """The keyword arguments of :func:`weight_rows` stored in a model's ``weighting`` parameters."""
+    return {
+        "min_rating": float(params.get("min_rating", 0.0) or 0.0),  # type: ignore[arg-type]
+        "centre": bool(params.get("centre", False)),
+    }

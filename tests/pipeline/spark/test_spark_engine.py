@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 from pipeline.job import SingleProcessEngine, run
 from pipeline.package import package
 from pipeline.spark.engine import SparkEngine
+from pipeline.tune import settings_config
 from reccore.artifacts import publish, read_latest_version, read_manifest
 from reccore.errors import DataSourceError
 from reccore.settings import PipelineSettings
@@ -28,7 +29,7 @@ USERS_COMPARED = 300
 def _publish(engine: SingleProcessEngine | SparkEngine, output: Path) -> np.ndarray:
     """Train on all rows, publish through reccore like the job does; returns the singular values."""
     log = engine.load()
-    trained = engine.train(log, None)
+    trained = engine.train(log, None, settings_config(engine.settings))
     manifest, files = package(log, trained, "flat", {"seed": 42}, 42)
     manifest.engine = engine.name
     publish(open_store(str(output)), manifest, files)
@@ -79,7 +80,7 @@ def _user_ids(source: str) -> set[str]:
 def spark_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, Any]]:
     """One ``run`` with the Spark engine on 5k synthetic interactions: (output directory, version, metrics)."""
     output = tmp_path_factory.mktemp("spark-run")
-    settings = PipelineSettings(output=str(output), interactions=5_000, seed=3, engine="spark", force=True)
+    settings = PipelineSettings(output=str(output), interactions=5_000, seed=3, engine="spark", force=True, tune=False)
     engine = SparkEngine(settings, spark)
     result = run(settings, engine=engine)
     engine.close()
@@ -114,14 +115,16 @@ def test_an_interrupted_spark_job_never_moves_latest(
     shutil.copytree(spark_run[0], tmp_path, dirs_exist_ok=True)  # a published model to protect
     first = spark_run[1]
     interactions, items = synthetic_small
-    settings = PipelineSettings(source=interactions, items=items, output=str(tmp_path), engine="spark", force=True)
+    settings = PipelineSettings(
+        source=interactions, items=items, output=str(tmp_path), engine="spark", force=True, tune=False
+    )
 
     training = threading.Event()
     original = SparkEngine.train
 
-    def train_and_signal(self: SparkEngine, log: Any, test: Any) -> Any:
+    def train_and_signal(self: SparkEngine, log: Any, test: Any, config: Any) -> Any:
         training.set()
-        return original(self, log, test)
+        return original(self, log, test, config)
 
     monkeypatch.setattr(SparkEngine, "train", train_and_signal)
     failure: list[BaseException] = []

@@ -12,6 +12,8 @@ from app.schemas import ErrorResponse, Health
 
 router = APIRouter(tags=["health"])
 _ERRORS: dict[int | str, dict[str, object]] = {503: {"model": ErrorResponse}}
+# The hyperparameters /health shows (the manifest's params also hold the seed, source, ...).
+_MODEL_PARAMS = ("factors", "weighting", "scaling", "shrinkage", "pop_alpha", "min_rating", "centre")
 
 
 @lru_cache(maxsize=1)
@@ -39,4 +41,6 @@ async def health(request: Request, model: ModelDep) -> Health:
         loaded_at=model.loaded_at,
         cold_start=bool(getattr(request.state, "cold_start", False)),
         faiss_simd=faiss_simd_level(),
+        model_params={name: value for name, value in manifest.params.items() if name in _MODEL_PARAMS},
+        tuned=bool(manifest.params.get("tuned", False)),
     )

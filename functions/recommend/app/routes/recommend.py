@@ -10,8 +10,9 @@ from fastapi import APIRouter, Response
 from app.deps import ModelDep
 from app.responses import json_response
 from app.schemas import ErrorResponse, RecommendRequest, RecommendResponse
-from app.state import UserStoreDep, as_interactions, read_state, state_input
+from app.state import StateInput, UserStoreDep, read_state, state_input, with_request
 from reccore.model import Model
+from reccore.recommend import Interactions
 from reccore.recommend import recommend as core_recommend
 from reccore.scoring import Filters, Ranking
 
@@ -39,22 +40,37 @@ def scored_items(model: Model, ranking: Ranking) -> list[dict[str, Any]]:
 
 def _positions(model: Model, ids: list[str] | None) -> tuple[list[int], list[str]]:
     """Known positions (in order, repeats kept) and unknown ids (deduplicated) of ``ids``."""
+    known, unknown, _kept = _lookup(model, ids or [])
+    return known, unknown
+
+
+def _lookup(model: Model, ids: list[str]) -> tuple[list[int], list[str], list[int]]:
+    """Known positions (in order, repeats kept), unknown ids (deduplicated) and the indices of the known ones."""
     known: list[int] = []
+    kept: list[int] = []
     unknown: dict[str, None] = {}
     lookup = model.item_index
-    for item_id in ids or ():
+    for n, item_id in enumerate(ids):
         position = lookup.get(item_id)
         if position is None:
             unknown[item_id] = None
         else:
             known.append(position)
-    return known, list(unknown)
+            kept.append(n)
+    return known, list(unknown), kept
+
+
+def _interactions(model: Model, body: RecommendRequest, stored: StateInput) -> tuple[Interactions, list[str]]:
+    """The stored and the known ``recent_items`` interactions for the core, and the unknown ids."""
+    ids, strengths, timestamps = body.history()
+    known, ignored, kept = _lookup(model, ids)
+    times = None if timestamps is None else [timestamps[n] for n in kept]
+    return with_request(stored, known, [strengths[n] for n in kept], times), ignored
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
 async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep) -> Response:
     """Top-k items for a user (their stored state and events included), an anonymous session, or nobody."""
-    recent, ignored = _positions(model, body.recent_items)
     excluded, _unknown = _positions(model, body.exclude_items)  # unknown ids cannot be recommended anyway
     filters = Filters(
         exclude_items=frozenset(excluded),
@@ -65,11 +81,12 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
     user = model.user_index.get(body.user_id) if body.user_id is not None else None
     state, degraded = await read_state(store, body.user_id) if body.user_id is not None else (None, False)
     stored = state_input(model, state, known=user is not None)
+    interactions, ignored = _interactions(model, body, stored)
     ranking = core_recommend(
         model,
         body.k,
         user=user,
-        interactions=as_interactions([*stored.interactions, *((p, 1.0) for p in recent)]),
+        interactions=interactions,
         filters=filters,
         exclude_seen=body.exclude_seen,
         seen=stored.seen,
@@ -83,6 +100,7 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
             "strategy": ranking.strategy,
             "items": scored_items(model, ranking),
             "ignored_items": ignored,
+            "truncated_items": ranking.truncated,
             "realtime_events": stored.realtime_events,
             "degraded": degraded,
         }
