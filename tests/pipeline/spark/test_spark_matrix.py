@@ -15,7 +15,6 @@ from pipeline.train import interaction_matrix
 from pipeline.train import weighted_matrix as single_process_weighted
 from reccore.weighting import SCHEMES, Scheme
 
-
 OPTIONS = {"pop_alpha": 0.5, "min_rating": 2.0, "centre": True}  # the tuning grid's other weighting options
 
 
