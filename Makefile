@@ -14,7 +14,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo serve test test-fast lint typecheck bench bench-users bench-spark eval sam-validate checkov sam-local standin-image deploy train-emr clean
+.PHONY: help install demo serve test test-fast lint typecheck bench bench-users bench-scale bench-spark eval sam-validate checkov sam-local standin-image deploy train-emr clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
@@ -23,6 +23,7 @@ help:
 	@echo "make test-fast   the suite without the slow integration tests"
 	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
 	@echo "make bench-users cold start and API memory at 10k and 1M users, with and without per-user arrays"
+	@echo "make bench-scale 10k/100k/1M-item catalogues: index choice, recall, latency, cold start, RSS (long)"
 	@echo "make bench-spark single-process vs Spark local[2] at 1M and 10M (prints figures; minutes)"
 	@echo "make train-emr   pack the pipeline, upload it and start an EMR Serverless job run (REC_EMR_*, REC_SOURCE)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
@@ -85,6 +86,9 @@ bench: $(STAMP)
 bench-users: $(STAMP)
 	nice -n 10 $(PY) scripts/bench_users.py --record
 	$(PY) scripts/bench_report.py --write
+
+bench-scale: $(STAMP)
+	nice -n 10 $(PY) scripts/bench_scale.py --sizes 10000,100000,1000000
 
 bench-spark: $(STAMP)
 	nice -n 10 $(PY) scripts/bench_spark.py

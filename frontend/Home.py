@@ -23,7 +23,7 @@ cols = st.columns(4)
 cols[0].metric("Items", f"{health['n_items']:,}")
 cols[1].metric("Users", f"{health['n_users']:,}")
 cols[2].metric("Latent dimensions", health["dims"])
-cols[3].metric("Index", health["index_type"])
+cols[3].metric("Index", ui.index_label(health))
 st.caption(
     f"Version `{health['model_version']}` · trained {ui.format_time(health['model_created_at'])} · "
     f"loaded {ui.format_time(health['loaded_at'])} · FAISS SIMD {health['faiss_simd']}"

@@ -82,9 +82,12 @@ class ApiClient:
         recent_items: list[str] | None = None,
         include_categories: list[str] | None = None,
         exclude_categories: list[str] | None = None,
+        diversity: float = 0.0,
     ) -> JSON:
         """``POST /recommend``: top-k for a known user, a session (fold-in), or neither (popular)."""
         body: JSON = {"k": k, "exclude_seen": exclude_seen}
+        if diversity:
+            body["diversity"] = diversity
         optional = {
             "user_id": user_id,
             "recent_items": recent_items,

@@ -109,14 +109,24 @@ def _shorten(text: str, limit: int = 28) -> str:
 
 
 def recommend_options(categories: list[str], key: str, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The controls k, exclude seen and include/exclude categories, as ``/recommend`` arguments."""
+    """The controls k, exclude seen, diversity and include/exclude categories, as ``/recommend`` arguments."""
     defaults = defaults or {}
     left, middle = st.columns(2)
     k = left.slider("How many (k)", 1, 50, defaults.get("k", 10), key=f"{key}_k")
     exclude_seen = middle.checkbox("Exclude items already seen", defaults.get("exclude_seen", True), key=f"{key}_seen")
     include = st.multiselect("Only these categories", categories, key=f"{key}_include")
     exclude = st.multiselect("Never these categories", categories, key=f"{key}_exclude")
-    return {"k": k, "exclude_seen": exclude_seen, "include_categories": include, "exclude_categories": exclude}
+    diversity = st.slider(
+        "Diversity (0 = plain ranking)", 0.0, 1.0, float(defaults.get("diversity", 0.0)), 0.1, key=f"{key}_diversity",
+        help="Maximal marginal relevance: trades score for items less alike (cosine of their vectors).",
+    )  # fmt: skip
+    return {
+        "k": k,
+        "exclude_seen": exclude_seen,
+        "include_categories": include,
+        "exclude_categories": exclude,
+        "diversity": diversity,
+    }
 
 
 def act_as_user(user_id: str, items: list[JSON]) -> None:

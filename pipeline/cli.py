@@ -1,6 +1,7 @@
 """``python -m pipeline run ...``: flags override the ``REC_*`` environment (see reccore.settings).
 
 ``python -m pipeline evaluate ...`` writes the quality report (baselines, tuning grid, cold start).
+``python -m pipeline batch --model URI --users all|FILE --k 10 --output URI`` writes recommendations as Parquet.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pipeline.evaluate import HOLDOUT, MIN_HISTORY
 from pipeline.job import GATE_METRIC, RunResult, run
 from pipeline.reporting import StageEvent, print_stage, progress_enabled
 from reccore.errors import ConfigError, RecError
-from reccore.settings import PipelineSettings
+from reccore.settings import BatchSettings, PipelineSettings
 from reccore.weighting import SCHEMES
 
 
@@ -29,8 +30,8 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     run_cmd = commands.add_parser("run", help="train, evaluate, index and publish a model")
     fields = PipelineSettings.model_fields
     names = ("source", "items", "events", "output", "interactions", "seed", "factors", "weighting", "scaling",
-             "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "retention", "user_table", "user_events",
-             "tune_budget", "tune_max_interactions", "engine", "master", "driver_memory")  # fmt: skip
+             "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "exact_below", "retention", "user_table",
+             "user_events", "tune_budget", "tune_max_interactions", "engine", "master", "driver_memory")  # fmt: skip
     for name in names:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str
@@ -53,6 +54,7 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     run_cmd.add_argument("--stages", action="store_true",
                          help="print each stage's start and end (seconds) on stderr, also with --json")  # fmt: skip
     add_evaluate_parser(commands, defaults)
+    add_batch_parser(commands)
     generate_cmd = commands.add_parser("generate", help="write the synthetic log as partitioned Parquet (any size)")
     generate_cmd.add_argument(
         "--interactions", type=int, default=defaults.interactions, help="rows (default: %(default)s)"
@@ -61,6 +63,17 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     generate_cmd.add_argument("--output", type=Path, required=True,
                               help="directory: writes interactions/part-*.parquet and items.parquet")  # fmt: skip
     return parser
+
+
+def add_batch_parser(commands: Any) -> None:
+    defaults = BatchSettings()
+    cmd = commands.add_parser("batch", help="top-k for many users into Parquet, as the API answers them")
+    for name in ("model", "users", "k", "output", "threads"):
+        info = BatchSettings.model_fields[f"batch_{name}"]
+        value = getattr(defaults, f"batch_{name}")
+        cmd.add_argument(f"--{name}", type=type(value), default=value,
+                         help=f"{info.description} (env REC_BATCH_{name.upper()}; default: %(default)s)")  # fmt: skip
+    cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _list_of(kind: Callable[[str], Any], allowed: Sequence[str] | None = None) -> Callable[[str], list[Any]]:
@@ -105,7 +118,10 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
                             progress=progress_enabled(defaults.progress))  # fmt: skip
     result.timings = {"load": load_seconds, **result.timings}
     report, image = write_report(result, args.report)
-    lines = [f"wrote {report} and {image} in {time.perf_counter() - start:.0f} s"]
+    from pipeline.quality.diversity import append_to_report
+
+    diversity_line = append_to_report(report, log, default, args.seed)
+    lines = [f"wrote {report} and {image} in {time.perf_counter() - start:.0f} s", diversity_line]
     for name, protocol in result.protocols.items():
         lines.append(f"{name} split NDCG@10: " + ", ".join(
             f"{label} {metrics['ndcg@10']:.4f}" for label, metrics in [
@@ -152,6 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser(defaults).parse_args(argv)
         if args.command == "evaluate":
             print(evaluate_command(args, defaults))
+            return 0
+        if args.command == "batch":
+            from pipeline.batch import run_batch
+
+            fields = {f"batch_{k}": v for k, v in vars(args).items() if k not in ("command", "json")}
+            batch = run_batch(BatchSettings(**fields))
+            print(json.dumps(batch.to_dict(), indent=2) if args.json else (
+                f"wrote {batch.rows:,} rows for {batch.users:,} users to {batch.output} "
+                f"in {batch.seconds:.2f} s ({batch.users_per_second:,.0f} users/s), "
+                f"model {batch.model_version}"))  # fmt: skip
             return 0
         if args.command == "generate":
             print(generate_command(args))

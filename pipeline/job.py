@@ -146,13 +146,18 @@ def run(
         trained = engine.train(log, None, config)
     with stage("index"):
         user_arrays = settings.user_arrays if settings.user_arrays is not None else not settings.user_table
-        manifest, files = package(log, trained, settings.index, params, settings.seed, user_arrays)
+        manifest, files = package(
+            log, trained, settings.index, params, settings.seed, user_arrays,
+            min_recall=settings.min_recall, exact_below=settings.exact_below,
+        )  # fmt: skip
         manifest.metrics = metrics
         manifest.engine = engine.name
         manifest.tuning = _tuning_record(tuning)
         if "events" in log.extra:
             manifest.data["events"] = log.extra["events"]
-    recall = manifest.index.recall_at_10
+    # A second guard: choose_indexes already refuses an index that misses the gate.
+    measured = [r for r in (manifest.index.recall_at_10, manifest.index.filtered_recall_at_10) if r is not None]
+    recall = min(measured) if measured else None
     if recall is not None and recall < settings.min_recall:
         raise QualityGateError(
             f"{settings.index} index recall@10 is {recall:.3f} against exact search, below --min-recall "

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import InteractionLog, order_by_user
-from pipeline.index import IndexKind, build_index, normalise, recall_at_10, sample_rows
+from pipeline.index_choice import IndexChoice, choose_indexes
 from pipeline.train import TrainedModel
-from reccore.artifacts import USER_ARRAYS_KEY, Files, IndexInfo, ItemTable, Manifest, ModelContents, encode, new_version
+from reccore.artifacts import USER_ARRAYS_KEY, Files, ItemTable, Manifest, ModelContents, encode, new_version
 
 
 def history_arrays(log: InteractionLog) -> dict[str, np.ndarray]:
@@ -30,29 +30,24 @@ def history_arrays(log: InteractionLog) -> dict[str, np.ndarray]:
 def package(
     log: InteractionLog,
     trained: TrainedModel,
-    index_kind: IndexKind = "flat",
+    index_kind: IndexChoice = "flat",
     params: dict[str, Any] | None = None,
     seed: int = 42,
     user_arrays: bool = True,
+    min_recall: float = 0.95,
+    exact_below: int = 50_000,
 ) -> tuple[Manifest, dict[str, bytes]]:
     """The manifest (without file checksums; ``publish`` adds them) and the bytes of every file.
 
     With ``user_arrays`` false the per-user files are left out and ``manifest.data["user_arrays"]`` is false:
     the version is item-side only (users' state then lives in the user-state table).
 
-    For an approximate index, recall@10 against exact search is measured on both
-    indexes (user vectors as queries for recommendation, item vectors for similarity)
-    and the lower one is recorded.
+    The indexes come from :func:`pipeline.index_choice.choose_indexes`: an approximate one is tuned and
+    gated on recall@10 against exact search (``QualityGateError`` if it misses ``min_recall``).
     """
-    unit_items = normalise(trained.item_factors)
-    index_ip = build_index(trained.item_factors, index_kind)
-    index_cos = build_index(unit_items, index_kind)
-    recall = None
-    if index_kind != "flat":
-        recall = min(
-            recall_at_10(index_ip, trained.item_factors, sample_rows(trained.user_factors, 1000, seed)),
-            recall_at_10(index_cos, unit_items, sample_rows(unit_items, 1000, seed)),
-        )
+    chosen = choose_indexes(
+        trained.item_factors, trained.user_factors, log.categories, index_kind, min_recall, exact_below, seed
+    )
     contents = ModelContents(
         arrays={
             Files.USER_FACTORS: trained.user_factors,
@@ -71,15 +66,15 @@ def package(
             category=list(log.categories),
             price=np.asarray(log.prices, dtype=np.float32),
         ),
-        index_ip=index_ip,
-        index_cos=index_cos,
+        index_ip=chosen.index_ip,
+        index_cos=chosen.index_cos,
     )
     manifest = Manifest(
         version=new_version(),
         created_at=datetime.now(UTC),
         params={**(params or {}), "factors": int(trained.item_factors.shape[1]), "weighting": trained.weighting},
         data={**data_stats(log, trained), USER_ARRAYS_KEY: user_arrays},
-        index=IndexInfo(type=index_kind, dims=int(trained.item_factors.shape[1]), recall_at_10=recall),
+        index=chosen.info,
         event_types=list(log.event_types),
     )
     return manifest, encode(contents, user_arrays)

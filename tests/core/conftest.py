@@ -64,3 +64,62 @@ def tiny_manifest() -> Manifest:
 @pytest.fixture(scope="module")
 def tiny() -> Model:
     return build_model(tiny_manifest(), encode(tiny_contents()))
+
+
+def catalogue_contents(kind: str = "flat", n_items: int = 3000, n_users: int = 200, seed: int = 0) -> ModelContents:
+    """A synthetic catalogue: clustered 16-d item vectors in 6 categories, users with 20 seen items each.
+
+    ``kind`` is the recommendation index: ``flat``, ``ivf`` or ``hnsw`` (built by the pipeline's builder).
+    """
+    from pipeline.index import build_index, normalise
+
+    rng = np.random.default_rng(seed)
+    dims, n_categories = 16, 6
+    centres = rng.standard_normal((n_categories, dims))
+    codes = rng.integers(0, n_categories, size=n_items)
+    items = (centres[codes] + 0.7 * rng.standard_normal((n_items, dims))).astype(np.float32)
+    users = (centres[rng.integers(0, n_categories, size=n_users)] + rng.standard_normal((n_users, dims))).astype(
+        np.float32
+    )
+    histories = [rng.choice(n_items, size=20, replace=False) for _ in range(n_users)]
+    flat = np.concatenate(histories).astype(np.int32)
+    index_ip = build_index(items, kind)  # type: ignore[arg-type]
+    if kind == "ivf":
+        index_ip.nprobe = 8
+    elif kind == "hnsw":
+        index_ip.hnsw.efSearch = 64
+    return ModelContents(
+        arrays={
+            Files.USER_FACTORS: users,
+            Files.ITEM_FACTORS: items,
+            Files.SINGULAR_VALUES: np.ones(dims, dtype=np.float32),
+            Files.ITEM_WEIGHTS: np.ones(n_items, dtype=np.float32),
+            Files.POPULARITY: rng.random(n_items).astype(np.float32),
+            Files.CONTENT_BASED: np.zeros(n_items, dtype=bool),
+            Files.ITEM_MAP: items[:, :2].copy(),
+            Files.HISTORY_INDPTR: np.arange(0, 20 * n_users + 1, 20, dtype=np.int64),
+            Files.HISTORY_ITEMS: flat,
+            Files.HISTORY_TIMES: np.arange(len(flat), dtype=np.int64),
+            Files.HISTORY_EVENTS: np.zeros(len(flat), dtype=np.int8),
+        },
+        user_ids=[f"u{u}" for u in range(n_users)],
+        items=ItemTable(
+            item_id=[f"i{i}" for i in range(n_items)],
+            title=[f"Item {i}" for i in range(n_items)],
+            category=[f"c{c}" for c in codes],
+            price=np.ones(n_items, dtype=np.float32),
+        ),
+        index_ip=index_ip,
+        index_cos=build_index(normalise(items), "flat"),
+    )
+
+
+def catalogue_manifest(kind: str = "flat") -> Manifest:
+    manifest = tiny_manifest()
+    return manifest.model_copy(update={"version": f"catalogue-{kind}", "index": IndexInfo(type=kind, dims=16)})
+
+
+@pytest.fixture(scope="module", params=["flat", "ivf", "hnsw"])
+def catalogue(request: pytest.FixtureRequest) -> Model:
+    """The synthetic catalogue served from each index kind."""
+    return build_model(catalogue_manifest(request.param), encode(catalogue_contents(request.param)))

@@ -70,3 +70,10 @@ def test_a_5xx_says_the_api_failed(broken_api_url: str) -> None:
 def test_a_malformed_url_is_an_api_error() -> None:
     with pytest.raises(ApiError, match="Cannot call the API"):
         ApiClient("not a url", timeout=1).health()
+
+
+def test_diversity_reaches_the_api(client: ApiClient) -> None:
+    user_id = client.users(limit=1)["users"][0]["user_id"]
+    plain = [i["item_id"] for i in client.recommend(user_id=user_id, k=10)["items"]]
+    diverse = [i["item_id"] for i in client.recommend(user_id=user_id, k=10, diversity=1.0)["items"]]
+    assert len(diverse) == 10 and diverse != plain and diverse[0] == plain[0]

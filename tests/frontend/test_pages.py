@@ -102,6 +102,25 @@ def test_seen_items_are_excluded_unless_asked(api_url: str, api: httpx.Client) -
     assert seen & {row["item_id"] for row in ranked_table(at)}, "with seen items allowed, some should come back"
 
 
+def test_the_diversity_slider_reranks_as_the_api_does(api_url: str, api: httpx.Client) -> None:
+    user_id = active_user(api)
+    at = pick_user(open_page("pages/1_Recommendations.py", api_url), user_id)
+    at.slider(key="recs_diversity").set_value(0.7).run()
+    expected = api.post("/recommend", json={"user_id": user_id, "k": 10, "diversity": 0.7}).json()["items"]
+    plain = api.post("/recommend", json={"user_id": user_id, "k": 10}).json()["items"]
+    assert not at.exception and expected != plain
+    assert [row["item_id"] for row in ranked_table(at)] == [item["item_id"] for item in expected]
+
+
+def test_home_shows_the_index_with_its_recall(api_url: str, api: httpx.Client) -> None:
+    health = api.get("/health").json()
+    metrics = {metric.label: metric.value for metric in open_page("Home.py", api_url).main.metric}
+    recall = health["index_recall_at_10"]
+    assert metrics["Index"] == (
+        f"{health['index_type']} (exact)" if recall is None else f"{health['index_type']} (recall@10 {recall:.3f})"
+    )
+
+
 def test_k_and_category_filters_take_effect(api_url: str, api: httpx.Client) -> None:
     categories = [category["name"] for category in api.get("/categories").json()["categories"]]
     at = pick_user(open_page("pages/1_Recommendations.py", api_url), active_user(api))

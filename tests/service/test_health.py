@@ -86,3 +86,25 @@ def test_health_shows_the_parameters_a_tuned_model_chose(
     assert body["tuned"] is True
     assert body["model_params"]["shrinkage"] == 0.3 and body["model_params"]["pop_alpha"] == 0.25
     assert "seed" not in body["model_params"]  # hyperparameters only
+
+
+def test_health_reports_an_approximate_index_with_its_tuning_and_recall(
+    configure_service: Any, fresh_prefix: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import app
+    from reccore.artifacts import IndexInfo, encode, publish
+    from reccore.storage import open_store
+    from tests.core.conftest import catalogue_contents, catalogue_manifest
+
+    info = IndexInfo(type="ivf", dims=16, params={"nlist": 64, "nprobe": 8}, recall_at_10=0.97,
+                     filtered_recall_at_10=0.955)  # fmt: skip
+    manifest = catalogue_manifest("ivf").model_copy(update={"index": info})
+    publish(open_store(fresh_prefix), manifest, encode(catalogue_contents("ivf")))
+    configure_service(fresh_prefix)
+    with TestClient(app) as client:
+        body = client.get("/health").json()
+        assert body["index_type"] == "ivf" and body["index_params"] == {"nlist": 64, "nprobe": 8}
+        assert body["index_recall_at_10"] == 0.97 and body["index_filtered_recall_at_10"] == 0.955
+        assert len(client.post("/recommend", json={"user_id": "u1", "k": 5}).json()["items"]) == 5

@@ -205,3 +205,14 @@ def test_huge_streamed_body_without_length_is_413(client: Any) -> None:
     response = client.post("/recommend", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
+
+
+def test_diversity_zero_is_todays_ranking_and_out_of_range_is_a_422(client: Any) -> None:
+    user = _model(client).user_ids[5]
+    plain = _post(client, {"user_id": user, "k": 10})
+    assert _post(client, {"user_id": user, "k": 10, "diversity": 0})["items"] == plain["items"]
+    diverse = _post(client, {"user_id": user, "k": 10, "diversity": 1})
+    assert len(diverse["items"]) == 10 and diverse["items"] != plain["items"]
+    assert diverse["items"][0]["item_id"] == plain["items"][0]["item_id"]
+    for bad in (-0.1, 1.5, "much"):
+        assert client.post("/recommend", json={"user_id": user, "diversity": bad}).status_code == 422

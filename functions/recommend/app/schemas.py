@@ -48,6 +48,13 @@ class Health(BaseModel):
     n_items: int
     n_users: int
     index_type: str
+    index_params: dict[str, int] = Field(
+        default_factory=dict, description="Tuned search parameters of an approximate index (nprobe, efSearch, ...)."
+    )
+    index_recall_at_10: float | None = Field(
+        None, description="Recall@10 against exact search measured at publish time; null for an exact index."
+    )
+    index_filtered_recall_at_10: float | None = Field(None, description="The same under heavy category filters.")
     dims: int
     loaded_at: datetime
     cold_start: bool = Field(description="True if this execution environment loaded its first model for this request.")
@@ -106,6 +113,9 @@ class RecommendRequest(_Strict):
     include_categories: list[str] | None = Field(None, max_length=MAX_IDS)
     exclude_categories: list[str] | None = Field(None, max_length=MAX_IDS)
     exclude_items: list[ItemId] | None = Field(None, max_length=MAX_IDS)
+    diversity: float = Field(
+        0.0, ge=0.0, le=1.0, description="Maximal marginal relevance λ over the top candidates: 0 is the plain ranking."
+    )
 
     @field_validator("recent_items")
     @classmethod

@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,10 +79,13 @@ class FileEntry(BaseModel):
 
 
 class IndexInfo(BaseModel):
-    type: str  # "flat" | "hnsw"
+    type: str  # "flat" | "ivf" | "hnsw"
     metric: str = "inner_product"
     dims: int
+    params: dict[str, int] = Field(default_factory=dict)  # ivf: nlist, nprobe; hnsw: M, efSearch
     recall_at_10: float | None = None  # measured against exact search; None for an exact index
+    filtered_recall_at_10: float | None = None  # the same, on queries that exclude half the categories
+    selection: list[dict[str, Any]] = Field(default_factory=list)  # what --index auto measured, and why
 
 
 class Manifest(BaseModel):
@@ -187,7 +191,7 @@ def encode(contents: ModelContents, user_arrays: bool = True) -> dict[str, bytes
 
 
 def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelContents:
-    """Decode verified file contents.
+    """Decode verified file contents held in memory (see :func:`decode_dir` for files on disk).
 
     Without any of the per-user files (an item-side-only version) the contents have zero users: no ids,
     user factors of shape ``(0, k)`` and an empty history (``indptr == [0]``).
@@ -200,21 +204,62 @@ def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelConten
     ArtifactIntegrityError
         A FAISS index cannot be read.
     """
-    present = [name for name in Files.USER_SIDE if name in files]
+    return _decode(
+        set(files),
+        lambda name: files[name],
+        lambda name: npy_load(files[name]),
+        lambda name: _read_index(files[name], cache_dir),
+    )
+
+
+def decode_dir(directory: str | Path, index_type: str = "flat") -> ModelContents:
+    """Decode verified files in ``directory``, mapping arrays and indexes instead of reading them.
+
+    Arrays are ``np.load(mmap_mode="r")`` views and the FAISS indexes are read with FAISS's mmap flag
+    (an IVF index maps its inverted lists, flat and HNSW their vector storage), so the pages come from
+    the page cache on first touch. The mappings outlive the files: callers may delete them afterwards.
+    Same rules and errors as :func:`decode`.
+    """
+    root = Path(directory)
+    flag = faiss.IO_FLAG_MMAP if index_type == "ivf" else faiss.IO_FLAG_MMAP_IFC
+
+    def read_index(name: str) -> faiss.Index:
+        try:
+            return faiss.read_index(str(root / name), flag)
+        except RuntimeError as exc:
+            raise ArtifactIntegrityError(f"FAISS index unreadable: {exc}") from exc
+
+    return _decode(
+        {path.name for path in root.iterdir()},
+        lambda name: (root / name).read_bytes(),
+        lambda name: np.load(root / name, mmap_mode="r", allow_pickle=False),
+        read_index,
+    )
+
+
+def _decode(
+    names: set[str],
+    read: Callable[[str], bytes],
+    load_array: Callable[[str], np.ndarray],
+    read_index: Callable[[str], faiss.Index],
+) -> ModelContents:
+    """The one decoder: of the files in ``names``, ``read`` gives bytes, ``load_array`` an ``.npy``, ``read_index``
+    an index."""
+    present = [name for name in Files.USER_SIDE if name in names]
     if present and len(present) != len(Files.USER_SIDE):
-        absent = [name for name in Files.USER_SIDE if name not in files]
+        absent = [name for name in Files.USER_SIDE if name not in names]
         raise ModelLoadError(f"model files cannot be decoded: per-user files incomplete, missing {', '.join(absent)}")
     try:
-        items = json.loads(files[Files.ITEMS])
+        items = json.loads(read(Files.ITEMS))
         table = ItemTable(
             item_id=[str(i) for i in items["item_id"]],
             title=[str(t) for t in items["title"]],
             category=[str(c) for c in items["category"]],
             price=np.asarray(items["price"], dtype=np.float32),
         )
-        arrays = {name: npy_load(files[name]) for name in NPY_FILES if name not in Files.USER_SIDE or present}
+        arrays = {name: load_array(name) for name in NPY_FILES if name not in Files.USER_SIDE or present}
         if present:
-            user_ids = [str(u) for u in json.loads(files[Files.USERS])]
+            user_ids = [str(u) for u in json.loads(read(Files.USERS))]
         else:
             user_ids = []
             arrays.update(_no_users(arrays[Files.ITEM_FACTORS].shape[1]))
@@ -224,8 +269,8 @@ def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelConten
         arrays=arrays,
         user_ids=user_ids,
         items=table,
-        index_ip=_read_index(files[Files.INDEX_IP], cache_dir),
-        index_cos=_read_index(files[Files.INDEX_COS], cache_dir),
+        index_ip=read_index(Files.INDEX_IP),
+        index_cos=read_index(Files.INDEX_COS),
     )
 
 

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import faiss
 import numpy as np
 
-from reccore.artifacts import Files, Manifest, decode, read_latest_version, read_manifest, read_verified
+from reccore.artifacts import (
+    Files,
+    Manifest,
+    ModelContents,
+    decode,
+    decode_dir,
+    read_latest_version,
+    read_manifest,
+    read_verified,
+)
 from reccore.errors import ModelLoadError
+from reccore.filtering import CategorySets
 from reccore.storage import ArtifactStore
 
 _DOWNLOAD_THREADS = 8
@@ -45,6 +58,7 @@ class Model:
     category_names: list[str] = field(init=False)
     category_codes: np.ndarray = field(init=False)
     popular_order: np.ndarray = field(init=False)
+    category_sets: CategorySets = field(init=False)  # per-category id sets for filtered search
 
     def __post_init__(self) -> None:
         n_items, n_users = len(self.item_ids), len(self.user_ids)
@@ -68,6 +82,7 @@ class Model:
         set_(self, "category_names", [str(n) for n in names])
         set_(self, "category_codes", codes.astype(np.int32))
         set_(self, "popular_order", np.argsort(-self.popularity, kind="stable").astype(np.int32))
+        set_(self, "category_sets", CategorySets(self.category_codes, len(self.category_names)))
 
     @property
     def version(self) -> str:
@@ -92,8 +107,14 @@ class Model:
         return slice(int(self.history_indptr[user]), int(self.history_indptr[user + 1]))
 
 
-def load_model(store: ArtifactStore, version: str | None = None, cache_dir: str | None = None) -> Model:
+def load_model(
+    store: ArtifactStore, version: str | None = None, cache_dir: str | None = None, mmap: bool = True
+) -> Model:
     """Read, verify and assemble a published model (the one LATEST names by default).
+
+    With ``mmap`` (the default) each verified file is written to a private directory under ``cache_dir``
+    and mapped from there (:func:`~reccore.artifacts.decode_dir`); the directory is removed once mapped.
+    Without it, every file is decoded from memory. Both give identical answers.
 
     Raises
     ------
@@ -107,12 +128,30 @@ def load_model(store: ArtifactStore, version: str | None = None, cache_dir: str 
     version = version or read_latest_version(store)
     manifest = read_manifest(store, version)
     names = Files.required(manifest.user_arrays)  # an item-side-only version: the per-user files are not fetched
-    # Independent, I/O-bound GETs: against S3 (tens of ms each) in parallel rather than one after another.
-    # boto3 clients are thread-safe.
-    with ThreadPoolExecutor(max_workers=_DOWNLOAD_THREADS) as pool:
-        contents = pool.map(lambda name: read_verified(store, manifest, name), names)
-        files = dict(zip(names, contents, strict=True))
-    return build_model(manifest, files, cache_dir=cache_dir)
+    if not mmap:
+        # Independent, I/O-bound GETs: against S3 (tens of ms each) in parallel rather than one after another.
+        # boto3 clients are thread-safe.
+        with ThreadPoolExecutor(max_workers=_DOWNLOAD_THREADS) as pool:
+            contents = pool.map(lambda name: read_verified(store, manifest, name), names)
+            files = dict(zip(names, contents, strict=True))
+        return build_model(manifest, files, cache_dir=cache_dir)
+    root = Path(cache_dir or tempfile.gettempdir())
+    root.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix=f"{version}-", dir=root))
+    try:
+
+        def fetch(name: str) -> None:
+            (directory / name).write_bytes(read_verified(store, manifest, name))
+
+        with ThreadPoolExecutor(max_workers=_DOWNLOAD_THREADS) as pool:
+            list(pool.map(fetch, names))
+        try:
+            decoded = decode_dir(directory, manifest.index.type)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"model {manifest.version} cannot be loaded: {exc}") from exc
+        return assemble(manifest, decoded)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)  # the mappings outlive the files
 
 
 def build_model(manifest: Manifest, files: dict[str, bytes], cache_dir: str | None = None) -> Model:
@@ -127,6 +166,11 @@ def build_model(manifest: Manifest, files: dict[str, bytes], cache_dir: str | No
         contents = decode(files, cache_dir)
     except ModelLoadError as exc:
         raise ModelLoadError(f"model {manifest.version} cannot be loaded: {exc}") from exc
+    return assemble(manifest, contents)
+
+
+def assemble(manifest: Manifest, contents: ModelContents) -> Model:
+    """A :class:`Model` from decoded contents (in memory or mapped)."""
     arrays = contents.arrays
     try:
         return Model(

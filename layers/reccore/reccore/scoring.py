@@ -15,6 +15,7 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from reccore.filtering import Allowed
 from reccore.model import Model
 from reccore.weighting import row_options, weight_rows
 
@@ -25,6 +26,8 @@ Strategy = Literal["personalized", "fold_in", "popular"]
 faiss.omp_set_num_threads(1)
 # Below this fraction of allowed items, scoring the allowed subset directly beats an over-fetching index search.
 _DIRECT_SCORING_FRACTION = 0.2
+# ...and only while that subset is small: a filtered index search beats scoring 200k of 1M items.
+_DIRECT_SCORING_MAX = 20_000
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,10 @@ def fold_in(model: Model, items: np.ndarray, strengths: np.ndarray | None = None
 
 
 def allowed_items(model: Model, filters: Filters, seen: Iterable[int] = ()) -> np.ndarray:
-    """Boolean mask over the catalogue of items that pass ``filters`` and are not in ``seen``."""
+    """Boolean mask over the catalogue of items that pass ``filters`` and are not in ``seen``.
+
+    For offline studies that need every candidate; requests use :func:`allowed` (no n-sized work).
+    """
     allowed = np.ones(model.n_items, dtype=bool)
     if filters.include_categories is not None:
         allowed &= np.isin(model.category_codes, _category_codes(model, filters.include_categories))
@@ -113,39 +119,77 @@ def allowed_items(model: Model, filters: Filters, seen: Iterable[int] = ()) -> n
     return allowed
 
 
-def top_items(model: Model, vector: np.ndarray, k: int, allowed: np.ndarray) -> Ranking:
-    """The ``k`` allowed items with the highest inner product with ``vector``, via the FAISS index."""
-    n_allowed = int(allowed.sum())
+def allowed(model: Model, filters: Filters, seen: Iterable[int] = ()) -> Allowed:
+    """The items that pass ``filters`` and are not in ``seen``, without building an n-sized mask."""
+    return Allowed.build(
+        model.category_sets,
+        model.category_names,
+        filters.include_categories,
+        filters.exclude_categories,
+        (*filters.exclude_items, *seen),
+    )
+
+
+def _as_allowed(model: Model, permitted: Allowed | np.ndarray) -> Allowed:
+    return permitted if isinstance(permitted, Allowed) else Allowed.from_mask(model.category_sets, permitted)
+
+
+def top_items(model: Model, vector: np.ndarray, k: int, permitted: Allowed | np.ndarray) -> Ranking:
+    """The ``k`` allowed items with the highest inner product with ``vector``, via the FAISS index.
+
+    The filter is applied inside the search (a FAISS ID selector); a small allowed set is scored directly.
+    """
+    permitted = _as_allowed(model, permitted)
+    n_allowed = permitted.count
     k = min(k, n_allowed)
     if k <= 0:
         return Ranking.of(model, *_EMPTY)
-    if n_allowed < _DIRECT_SCORING_FRACTION * model.n_items:
-        candidates = np.flatnonzero(allowed)
-        scores = model.item_factors[candidates] @ vector
-        best = np.argsort(-scores, kind="stable")[:k]
-        return Ranking.of(model, candidates[best], scores[best])
-    # Fetching k plus every disallowed item guarantees k allowed hits from an exact index.
-    fetch = min(model.n_items, k + model.n_items - n_allowed)
-    ids, scores = _search(model.index_ip, vector, fetch)
-    keep = allowed[ids]
-    return Ranking.of(model, ids[keep][:k], scores[keep][:k])
+    if scores_directly(model, n_allowed):
+        return _score_directly(model, vector, k, permitted.members())
+    ids, scores = _search(model.index_ip, vector, k, permitted.selector())
+    if len(ids) < k:  # an approximate index found too few allowed items in what it visited
+        return _score_directly(model, vector, k, permitted.members())
+    return Ranking.of(model, ids, scores)
 
 
-def rank(model: Model, vector: np.ndarray | None, k: int, allowed: np.ndarray) -> Ranking:
+def scores_directly(model: Model, n_allowed: int) -> bool:
+    """Whether :func:`top_items` scores ``n_allowed`` allowed items directly instead of searching the index."""
+    return n_allowed < min(_DIRECT_SCORING_FRACTION * model.n_items, _DIRECT_SCORING_MAX)
+
+
+def _score_directly(model: Model, vector: np.ndarray, k: int, candidates: np.ndarray) -> Ranking:
+    scores = model.item_factors[candidates] @ vector
+    best = np.argsort(-scores, kind="stable")[:k]
+    return Ranking.of(model, candidates[best], scores[best])
+
+
+def rank(model: Model, vector: np.ndarray | None, k: int, permitted: Allowed | np.ndarray) -> Ranking:
     """Top-``k`` by ``vector`` (if any), backfilled from popularity to ``k`` items when the filters allow."""
-    ranking = top_items(model, vector, k, allowed) if vector is not None else Ranking.of(model, *_EMPTY)
-    need = k - len(ranking.items)
-    if need > 0:
-        remaining = allowed.copy()
-        remaining[ranking.items] = False
-        fill = model.popular_order[remaining[model.popular_order]][:need].astype(np.int64)
-        backfill: list[Source] = ["popular"] * len(fill)
-        ranking = Ranking(
-            items=np.concatenate([ranking.items, fill]),
-            scores=np.concatenate([ranking.scores, model.popularity[fill].astype(np.float32)]),
-            sources=[*ranking.sources, *backfill],
-        )
-    return ranking
+    permitted = _as_allowed(model, permitted)
+    ranking = top_items(model, vector, k, permitted) if vector is not None else Ranking.of(model, *_EMPTY)
+    return backfill(model, ranking, k, permitted)
+
+
+def backfill(model: Model, ranking: Ranking, k: int, permitted: Allowed) -> Ranking:
+    """``ranking`` topped up to ``k`` items with the most popular allowed items it does not hold."""
+    need = min(k, permitted.count) - len(ranking.items)
+    if need <= 0:
+        return ranking
+    taken = set(ranking.items.tolist())
+    fill: list[int] = []
+    start, chunk = 0, max(64, 4 * (need + len(taken)))
+    while len(fill) < need and start < model.n_items:  # popular items in chunks: no pass over the catalogue
+        candidates = model.popular_order[start : start + chunk].astype(np.int64)
+        fill += [i for i in candidates[permitted.contains(candidates)].tolist() if i not in taken][: need - len(fill)]
+        start, chunk = start + chunk, chunk * 4
+    items = np.asarray(fill, dtype=np.int64)
+    backfilled: list[Source] = ["popular"] * len(items)
+    return Ranking(
+        items=np.concatenate([ranking.items, items]),
+        scores=np.concatenate([ranking.scores, model.popularity[items].astype(np.float32)]),
+        sources=[*ranking.sources, *backfilled],
+        strategy=ranking.strategy,
+    )
 
 
 def similar_items(model: Model, item: int, k: int) -> Ranking:
@@ -154,19 +198,27 @@ def similar_items(model: Model, item: int, k: int) -> Ranking:
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
         return Ranking.of(model, *_EMPTY)
-    ids, scores = _search(model.index_cos, vector / norm, min(model.n_items, k + 1))
+    ids, scores = _search(model.index_cos, vector / norm, min(model.n_items, k + 1), None)
     keep = ids != item
     return Ranking.of(model, ids[keep][:k], scores[keep][:k])
 
 
-def _search(index: faiss.Index, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+def search_parameters(index: faiss.Index, k: int, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+    """Per-call parameters (never mutate an index other requests are searching): the selector and the
+    index's own tuned nprobe / efSearch (efSearch at least ``k``)."""
     if isinstance(index, faiss.IndexHNSW):
-        # Per-call parameters: never mutate an index other requests are searching.
-        params = faiss.SearchParametersHNSW(efSearch=max(index.hnsw.efSearch, k))  # type: ignore[attr-defined]
-        scores, ids = index.search(query, k, params=params)
-    else:
-        scores, ids = index.search(query, k)
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=max(index.hnsw.efSearch, k))  # type: ignore[attr-defined]
+    if isinstance(index, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)  # type: ignore[call-arg]
+    return None if selector is None else faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+
+
+def _search(
+    index: faiss.Index, vector: np.ndarray, k: int, selector: faiss.IDSelector | None
+) -> tuple[np.ndarray, np.ndarray]:
+    query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+    params = search_parameters(index, k, selector)
+    scores, ids = index.search(query, k) if params is None else index.search(query, k, params=params)
     valid = ids[0] >= 0
     return ids[0][valid].astype(np.int64), scores[0][valid]
 

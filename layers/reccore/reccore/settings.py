@@ -39,7 +39,7 @@ class ServiceSettings(_Base):
     cors_origins: str = Field("*", description="Comma-separated origins allowed by CORS when served by uvicorn.")
     # 1 MiB holds the longest recent_items (5,000 objects: ~330 KB with 7-character ids; scripts/bench_history.py).
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Requests with larger bodies get a 413.")
-    cache_dir: str = Field("/tmp/reccore", description="Scratch space for downloaded index files.")
+    cache_dir: str = Field("/tmp/reccore", description="Where the model's verified files are written and mapped from.")
     log_level: str = Field("INFO", description="Log level of the structured JSON logs.")
     user_table: str = Field(
         "", description="DynamoDB table of per-user state; empty: the model's histories plus an in-process buffer."
@@ -86,10 +86,13 @@ class PipelineSettings(_Base):
     tune_max_interactions: int = Field(
         1_000_000, ge=0, description="Tuning is on by default for logs with at most this many interactions."
     )
-    index: Literal["flat", "hnsw"] = Field("flat", description="FAISS index type.")
+    index: Literal["flat", "ivf", "hnsw", "auto"] = Field(
+        "flat", description="FAISS index: flat (exact), ivf, hnsw, or auto (measured choice)."
+    )
     min_recall: float = Field(
         0.95, ge=0.0, le=1.0, description="Refuse to publish an approximate index below this recall@10."
     )
+    exact_below: int = Field(50_000, ge=0, description="--index auto keeps exact search below this many items.")
     retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
     force: bool = Field(False, description="Publish even if the model does not beat popularity.")
     engine: Literal["single-process", "spark"] = Field(
@@ -114,6 +117,18 @@ class PipelineSettings(_Base):
     progress: bool = Field(
         True, description="Progress bars on a terminal; never drawn when stdout or stderr is not a terminal."
     )
+
+
+class BatchSettings(_Base):
+    """Defaults of ``python -m pipeline batch``; each CLI flag (or Lambda event key) overrides its variable."""
+
+    batch_model: str = Field(
+        DEFAULT_MODEL_URI, description="Published models to read: s3://bucket/prefix or a directory."
+    )
+    batch_users: str = Field("all", description="all, or a file (local or s3://) of user ids, one per line.")
+    batch_k: int = Field(10, ge=1, le=1000, description="Items per user.")
+    batch_output: str = Field("recommendations.parquet", description="Parquet file to write, local or s3://.")
+    batch_threads: int = Field(2, ge=1, le=64, description="Worker threads.")
 
 
 class FrontendSettings(_Base):

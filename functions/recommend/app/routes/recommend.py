@@ -90,6 +90,7 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
         filters=filters,
         exclude_seen=body.exclude_seen,
         seen=stored.seen,
+        diversity=body.diversity,
     )
     # Built as RecommendResponse's JSON directly: validating our own output costs more than the scoring
     # (the p50 budget is 0.5 ms); the tests validate responses against the schema instead.
