@@ -116,3 +116,22 @@ def provision_realtime(endpoint: str, bucket: str, prefix: str, name: str, regio
                 "Prefix": f"{prefix}/{EVENTS_DIR}/",
             },
         )
+
+
+def sam_local_env_vars(endpoint: str, realtime: str) -> dict[str, dict[str, str]]:
+    """``sam local --env-vars`` contents: each function's AWS calls go to the local moto server at ``endpoint``,
+    with the user-state table and event stream named ``realtime`` (see :func:`provision_realtime`)."""
+    return {
+        "RecommendFunction": {
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+            "AWS_ENDPOINT_URL_FIREHOSE": endpoint,
+            "REC_USER_TABLE": realtime,
+            "REC_EVENTS_STREAM": realtime,
+        },
+        "PipelineFunction": {
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+            "REC_USER_TABLE": realtime,
+        },
+    }
