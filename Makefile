@@ -14,7 +14,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo serve test test-fast lint typecheck bench bench-users bench-scale eval reliability sam-validate checkov sam-local standin-image deploy clean
+.PHONY: help install demo serve test test-fast lint typecheck bench bench-users bench-scale bench-spark eval reliability sam-validate checkov sam-local standin-image deploy train-emr clean
 
 help:
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
@@ -24,6 +24,8 @@ help:
 	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
 	@echo "make bench-users cold start and API memory at 10k and 1M users, with and without per-user arrays"
 	@echo "make bench-scale 10k/100k/1M-item catalogues: index choice, recall, latency, cold start, RSS (long)"
+	@echo "make bench-spark single-process vs Spark local[2] at 1M and 10M (prints figures; minutes)"
+	@echo "make train-emr   pack the pipeline, upload it and start an EMR Serverless job run (REC_EMR_*, REC_SOURCE)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md"
 	@echo "make reliability schemathesis, hot swap under load, store faults -> docs/reliability.md (~5 min)"
 	@echo "make checkov     checkov's security scan of template.yaml (accepted findings are skipped inline, with reasons)"
@@ -33,7 +35,7 @@ help:
 $(STAMP): pyproject.toml layers/reccore/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e layers/reccore -e '.[serve,frontend,dev]'
+	$(PY) -m pip install --quiet -e layers/reccore -e '.[serve,frontend,dev,spark]'
 	$(PY) -m pip install --quiet --no-deps recbole==1.2.1  # ships MovieLens-100K; never import its modules
 	touch $@
 
@@ -88,6 +90,17 @@ bench-users: $(STAMP)
 
 bench-scale: $(STAMP)
 	nice -n 10 $(PY) scripts/bench_scale.py --sizes 10000,100000,1000000
+
+bench-spark: $(STAMP)
+	nice -n 10 $(PY) scripts/bench_spark.py
+
+# The job's environment: a non-editable install (venv-pack packs installed files), without pyspark
+# (EMR Serverless brings Spark). Its Python must match the EMR image's (see README, "Spark").
+EMR_VENV := .venv-emr
+train-emr: $(STAMP)
+	test -x $(EMR_VENV)/bin/python || $(PYTHON) -m venv $(EMR_VENV)
+	$(EMR_VENV)/bin/pip install --quiet ./layers/reccore .
+	$(PY) -m pipeline.emr --venv $(EMR_VENV)
 
 eval: $(STAMP)  # the cold-start study calls the service's app, which is not an installed package
 	# One BLAS thread: with two, a busy 2-core machine ran the SVDs and solves many times slower.

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from pipeline.evaluate import HOLDOUT, MIN_HISTORY
 from pipeline.job import GATE_METRIC, RunResult, run
-from pipeline.reporting import print_stage, progress_enabled
-from reccore.errors import RecError
+from pipeline.reporting import StageEvent, print_stage, progress_enabled
+from reccore.errors import ConfigError, RecError
 from reccore.settings import BatchSettings, PipelineSettings
 from reccore.weighting import SCHEMES
 
@@ -31,11 +31,11 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     fields = PipelineSettings.model_fields
     names = ("source", "items", "events", "output", "interactions", "seed", "factors", "weighting", "scaling",
              "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "exact_below", "retention", "user_table",
-             "user_events", "tune_budget", "tune_max_interactions")  # fmt: skip
+             "user_events", "tune_budget", "tune_max_interactions", "engine", "master", "driver_memory")  # fmt: skip
     for name in names:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str
-        choices = getattr(info.annotation, "__args__", None) if name in ("weighting", "index") else None
+        choices = getattr(info.annotation, "__args__", None) if name in ("weighting", "index", "engine") else None
         run_cmd.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name), choices=choices,
             help=f"{info.description} (env REC_{name.upper()}; default: %(default)s)",
@@ -51,8 +51,17 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
             help=f"{fields[flag].description} (env REC_{flag.upper()}; default: %(default)s)",
         )  # fmt: skip
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run_cmd.add_argument("--stages", action="store_true",
+                         help="print each stage's start and end (seconds) on stderr, also with --json")  # fmt: skip
     add_evaluate_parser(commands, defaults)
     add_batch_parser(commands)
+    generate_cmd = commands.add_parser("generate", help="write the synthetic log as partitioned Parquet (any size)")
+    generate_cmd.add_argument(
+        "--interactions", type=int, default=defaults.interactions, help="rows (default: %(default)s)"
+    )
+    generate_cmd.add_argument("--seed", type=int, default=defaults.seed, help="seed (default: %(default)s)")
+    generate_cmd.add_argument("--output", type=Path, required=True,
+                              help="directory: writes interactions/part-*.parquet and items.parquet")  # fmt: skip
     return parser
 
 
@@ -133,6 +142,26 @@ def evaluate_command(args: argparse.Namespace, defaults: PipelineSettings) -> st
     return "\n".join(lines)
 
 
+def _stage_to_stderr(event: StageEvent) -> None:
+    seconds = "" if event.seconds is None else f" {event.seconds:.1f} s"
+    print(f"{event.stage}: {event.status}{seconds}", file=sys.stderr, flush=True)
+
+
+def generate_command(args: argparse.Namespace) -> str:
+    """Write the synthetic log chunk by chunk (bounded memory); returns the console summary."""
+    from pipeline.sources.synthetic import write_parquet
+
+    if args.interactions < 20:
+        raise ConfigError(f"synthetic source: n_interactions must be >= 20, got {args.interactions}")
+    start = time.perf_counter()
+    interactions, items = write_parquet(args.interactions, args.seed, args.output)
+    return (
+        f"wrote {args.interactions:,} interactions to {interactions} and the catalogue to {items} "
+        f"in {time.perf_counter() - start:.0f} s\n"
+        f"train on it: python -m pipeline run --engine spark --source {interactions} --items {items}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         defaults = PipelineSettings()
@@ -150,12 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"in {batch.seconds:.2f} s ({batch.users_per_second:,.0f} users/s), "
                 f"model {batch.model_version}"))  # fmt: skip
             return 0
-        overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
+        if args.command == "generate":
+            print(generate_command(args))
+            return 0
+        overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json", "stages")}
         settings = PipelineSettings(**overrides)
         result = run(
             settings,
             progress=progress_enabled(settings.progress) and not args.json,
-            on_stage=None if args.json else print_stage,
+            on_stage=_stage_to_stderr if args.stages else None if args.json else print_stage,
         )
     except RecError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from pipeline.data import InteractionLog, order_by_user
 from pipeline.metrics import summarise
 from pipeline.package import package
-from pipeline.train import train
+from pipeline.train import TrainedModel, train
 from reccore.model import Model, build_model
 from reccore.recommend import recommend
 from reccore.scoring import Filters, Ranking, allowed_items, rank, seen_items
@@ -86,8 +86,13 @@ def served_model(
 
     ``options`` are :func:`pipeline.train.train`'s keyword-only hyperparameters (shrinkage, pop_alpha, ...).
     """
-    trained = train(log, factors, weighting, seed, scaling, **options)
-    params = {"seed": seed, "index": "flat", "source": log.source, "scaling": scaling, **options}
+    return load_as_served(log, train(log, factors, weighting, seed, scaling, **options), seed, scaling=scaling,
+                          **options)  # fmt: skip
+
+
+def load_as_served(log: InteractionLog, trained: TrainedModel, seed: int, **params: Any) -> Model:
+    """Package ``trained`` (exact index) and load it exactly as the service would, whichever engine trained it."""
+    params = {"seed": seed, "index": "flat", "source": log.source, **params}
     return build_model(*package(log, trained, "flat", params, seed))
 
 

@@ -1,6 +1,8 @@
 """The pipeline job: load → evaluate on a time split → retrain on everything → index → publish.
 
-``run`` is what both the CLI and the Lambda handler call.
+``run`` is what both the CLI and the Lambda handler call. The stages that depend on the data's
+scale (load, split, the weighted matrix and its SVD) sit behind an :class:`Engine`: this process
+(``single-process``) or Spark (``pipeline.spark``); evaluation, packaging and publishing are shared.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from pipeline.data import InteractionLog
-from pipeline.evaluate import MAX_EVAL_USERS, evaluate, relevant_items, sample_users, served_model, time_split
+from pipeline.evaluate import MAX_EVAL_USERS, evaluate, load_as_served, relevant_items, sample_users, time_split
 from pipeline.package import package
 from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
-from pipeline.train import ModelConfig, train_config
+from pipeline.train import ModelConfig, TrainedModel, train_config
 from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
 from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
 from reccore.artifacts import MANIFEST_NAME, publish, record_in_manifest, version_key
@@ -52,6 +54,49 @@ class RunResult:
         return asdict(self)
 
 
+class Engine(Protocol):
+    """The scale-dependent stages. ``train`` returns arrays aligned with the log's user and item codes."""
+
+    name: str
+
+    def load(self) -> InteractionLog: ...
+
+    def split(self, log: InteractionLog) -> np.ndarray:
+        """The test mask of the per-user time split (``pipeline.evaluate.time_split``)."""
+        ...
+
+    def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
+        """Train ``config`` on the log's rows outside ``test`` (all rows when ``None``)."""
+        ...
+
+
+class SingleProcessEngine:
+    """Everything in this process: numpy/scipy arrays and scikit-learn's randomized SVD."""
+
+    name = "single-process"
+
+    def __init__(self, settings: PipelineSettings) -> None:
+        self.settings = settings
+
+    def load(self) -> InteractionLog:
+        s = self.settings
+        return load_source(s.source, s.items, interactions=s.interactions, seed=s.seed, events=s.events)
+
+    def split(self, log: InteractionLog) -> np.ndarray:
+        return time_split(log)
+
+    def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
+        return train_config(log if test is None else log.subset(~test), config, self.settings.seed)
+
+
+def make_engine(settings: PipelineSettings) -> Engine:
+    if settings.engine == "spark":
+        from pipeline.spark.engine import SparkEngine  # deferred: pyspark is the optional `spark` extra
+
+        return SparkEngine(settings)
+    return SingleProcessEngine(settings)
+
+
 class _Stages:
     def __init__(self, on_stage: StageHook | None) -> None:
         self.timings: dict[str, float] = {}
@@ -70,30 +115,35 @@ class _Stages:
         self.on_stage(StageEvent(name, "finished", self.timings[name]))
 
 
-def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook | None = None) -> RunResult:
+def run(
+    settings: PipelineSettings,
+    progress: bool = False,
+    on_stage: StageHook | None = None,
+    engine: Engine | None = None,
+) -> RunResult:
     """Run the whole job with ``settings``; raises a ``RecError`` and publishes nothing on failure.
 
-    ``progress`` draws progress bars; ``on_stage`` is called as each stage starts and ends.
+    ``progress`` draws progress bars; ``on_stage`` is called as each stage starts and ends; ``engine``
+    defaults to the one ``settings.engine`` names.
     """
+    engine = engine or make_engine(settings)
     stage = _Stages(on_stage)
 
     with stage("load"):
-        log = load_source(
-            settings.source, settings.items, interactions=settings.interactions, seed=settings.seed,
-            events=settings.events,
-        )  # fmt: skip
+        log = engine.load()
     config, tuning = settings_config(settings), None
     if tuning_enabled(settings, log):
+        # The search trains in this process on the driver's log (a log small enough to tune is small enough).
         with stage("tune on a validation split of the training data"):
             tuning = tune_for_run(log, settings)
         config = tuning.best
     params = {"seed": settings.seed, "index": settings.index, "source": settings.source, **config.params()}
     params["tuned"] = tuning is not None
-    metrics = _holdout_metrics(log, settings, config, stage, progress)
+    metrics = _holdout_metrics(log, engine, settings, config, stage, progress)
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
-        trained = train_config(log, config, settings.seed)
+        trained = engine.train(log, None, config)
     with stage("index"):
         user_arrays = settings.user_arrays if settings.user_arrays is not None else not settings.user_table
         manifest, files = package(
@@ -101,6 +151,7 @@ def run(settings: PipelineSettings, progress: bool = False, on_stage: StageHook 
             min_recall=settings.min_recall, exact_below=settings.exact_below,
         )  # fmt: skip
         manifest.metrics = metrics
+        manifest.engine = engine.name
         manifest.tuning = _tuning_record(tuning)
         if "events" in log.extra:
             manifest.data["events"] = log.extra["events"]
@@ -156,23 +207,25 @@ def _tuning_record(tuning: TuningResult | None) -> dict[str, Any] | None:
 
 
 def _holdout_metrics(
-    log: InteractionLog, settings: PipelineSettings, config: ModelConfig, stage: _Stages, progress: bool
+    log: InteractionLog,
+    engine: Engine,
+    settings: PipelineSettings,
+    config: ModelConfig,
+    stage: _Stages,
+    progress: bool,
 ) -> dict[str, dict[str, float]]:
     """Train on all but each user's newest interactions and evaluate on those, through the served code path.
 
     A function of its own so that the held-out model's memory is released before the final training.
     """
     with stage("split"):
-        test_mask = time_split(log)
+        test_mask = engine.split(log)
         train_log = log.subset(~test_mask)
         test_users = np.flatnonzero(np.bincount(log.users[test_mask], minlength=log.n_users))
         users = sample_users(test_users.tolist(), MAX_EVAL_USERS, settings.seed)
         relevant = relevant_items(train_log, log.subset(test_mask), users)
     with stage("train on the training split"):
-        model = served_model(
-            train_log, config.factors, config.weighting, config.scaling, settings.seed, shrinkage=config.shrinkage,
-            pop_alpha=config.pop_alpha, min_rating=config.min_rating, centre=config.centre,
-        )  # fmt: skip
+        model = load_as_served(train_log, engine.train(log, test_mask, config), settings.seed, **config.params())
     with stage("evaluate"):
         return evaluate(model, relevant, settings.seed, progress=progress)
 

@@ -13,6 +13,8 @@ from reccore.weighting import Scheme, item_weights, weight_rows
 
 POPULARITY_HALF_LIFE_DAYS = 30.0
 RIDGE_ALPHA = 1.0
+SVD_POWER_ITERATIONS = 4  # see truncated_svd; the Spark engine runs the same number (pipeline/spark/svd.py)
+MIN_SINGULAR_VALUE = 1e-6  # a zero singular value would make fold-in divide by zero
 
 
 @dataclass(frozen=True)
@@ -114,26 +116,38 @@ def spectral_factors(
     for any filter, and the service's fold-in ``x·Q·Σ⁻²`` needs to know nothing about it.
     With no shrinkage this is the Σ^β model, ``Q = V·Σ^(1+β/2)``.
     """
+    item_factors = spectral_item_factors(v, sigma, scaling, shrinkage)
+    # Users are stored as their own fold-in (x·Q·Σ⁻²), so known and folded-in users are scored identically.
+    squared = np.square(sigma.astype(np.float64)).astype(np.float32)
+    user_factors = np.asarray(weighted @ (item_factors / squared), dtype=np.float32)
+    return user_factors, item_factors
+
+
+def spectral_item_factors(v: np.ndarray, sigma: np.ndarray, scaling: float, shrinkage: float) -> np.ndarray:
+    """``Q = V·Σ·f^½`` for the filter of :func:`spectral_factors` (both engines call this)."""
     sigma64 = sigma.astype(np.float64)
     squared = np.square(sigma64)
     spectral = sigma64**scaling
     if shrinkage > 0:
         spectral = spectral * squared / (squared + shrinkage * squared.mean())
-    item_factors = (v * (sigma64 * np.sqrt(spectral))).astype(np.float32)
-    # Users are stored as their own fold-in (x·Q·Σ⁻²), so known and folded-in users are scored identically.
-    user_factors = np.asarray(weighted @ (item_factors / squared.astype(np.float32)), dtype=np.float32)
-    return user_factors, item_factors
+    return (v * (sigma64 * np.sqrt(spectral))).astype(np.float32)
+
+
+def svd_rank(factors: int, shape: tuple[int, int]) -> int:
+    """The k actually computed: ``factors``, capped below the matrix's smaller side."""
+    k = min(factors, min(shape) - 1)
+    if k < 1:
+        raise ValueError(f"factors: the matrix {shape} is too small for an SVD")
+    return k
 
 
 def truncated_svd(matrix: sp.csr_matrix, factors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Right singular vectors ``V`` (n_items, k) and singular values ``Σ`` of a sparse matrix."""
-    k = min(factors, min(matrix.shape) - 1)
-    if k < 1:
-        raise ValueError(f"factors: the matrix {matrix.shape} is too small for an SVD")
+    k = svd_rank(factors, matrix.shape)
     # n_iter=4 power iterations: the leading singular values agree with n_iter=7 to < 0.1% on the
     # synthetic and MovieLens data, and each iteration is two passes over the sparse matrix.
-    _, sigma, vt = randomized_svd(matrix, n_components=k, n_iter=4, random_state=seed)
-    sigma = np.maximum(sigma, 1e-6)  # a zero singular value would make fold-in divide by zero
+    _, sigma, vt = randomized_svd(matrix, n_components=k, n_iter=SVD_POWER_ITERATIONS, random_state=seed)
+    sigma = np.maximum(sigma, MIN_SINGULAR_VALUE)
     return vt.T.astype(np.float32), sigma.astype(np.float32)
 
 
@@ -211,19 +225,34 @@ def train(
     v, sigma = truncated_svd(weighted, factors, seed)
     user_factors, item_factors = spectral_factors(weighted, v, sigma, scaling, shrinkage)
     warm = np.bincount(raw.indices, minlength=log.n_items) > 0
+    return assemble(log, item_factors, user_factors, sigma, weights, warm, weighting, int(raw.nnz))
+
+
+def assemble(
+    log: InteractionLog,
+    item_factors: np.ndarray,
+    user_factors: np.ndarray,
+    sigma: np.ndarray,
+    weights: np.ndarray,
+    warm: np.ndarray,
+    weighting: dict[str, object],
+    n_pairs: int,
+) -> TrainedModel:
+    """The per-item rest of training, shared by both engines: content vectors for cold items, popularity, map."""
+    item_factors = np.array(item_factors, dtype=np.float32)
     cold = ~warm
     if cold.any():
         item_factors[cold] = content_vectors(log, item_factors, warm)[cold]
     return TrainedModel(
-        user_factors=user_factors,
-        item_factors=item_factors.astype(np.float32),
-        singular_values=sigma,
+        user_factors=np.asarray(user_factors, dtype=np.float32),
+        item_factors=item_factors,
+        singular_values=np.asarray(sigma, dtype=np.float32),
         item_weights=weights,
         content_based=cold,
         popularity=recency_popularity(log),
         item_map=project_2d(item_factors),
         weighting=weighting,
-        n_pairs=int(raw.nnz),
+        n_pairs=n_pairs,
     )
 
 

@@ -99,20 +99,29 @@ def provision_realtime(endpoint: str, bucket: str, prefix: str, name: str, regio
     """
     import boto3
 
-    from reccore.eventlog import EVENTS_DIR
+    from reccore.eventlog import create_stream
     from reccore.userstate import create_table
 
     options = {"endpoint_url": endpoint, "region_name": region, "aws_access_key_id": "local",
                "aws_secret_access_key": "local"}  # fmt: skip
     create_table(boto3.client("dynamodb", **options), name)
-    firehose = boto3.client("firehose", **options)
-    if name not in firehose.list_delivery_streams()["DeliveryStreamNames"]:
-        firehose.create_delivery_stream(
-            DeliveryStreamName=name,
-            DeliveryStreamType="DirectPut",
-            ExtendedS3DestinationConfiguration={
-                "RoleARN": "arn:aws:iam::123456789012:role/local-firehose",
-                "BucketARN": f"arn:aws:s3:::{bucket}",
-                "Prefix": f"{prefix}/{EVENTS_DIR}/",
-            },
-        )
+    create_stream(boto3.client("firehose", **options), name, bucket, prefix)
+
+
+def sam_local_env_vars(endpoint: str, realtime: str) -> dict[str, dict[str, str]]:
+    """``sam local --env-vars`` contents: each function's AWS calls go to the local moto server at ``endpoint``,
+    with the user-state table and event stream named ``realtime`` (see :func:`provision_realtime`)."""
+    return {
+        "RecommendFunction": {
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+            "AWS_ENDPOINT_URL_FIREHOSE": endpoint,
+            "REC_USER_TABLE": realtime,
+            "REC_EVENTS_STREAM": realtime,
+        },
+        "PipelineFunction": {
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+            "REC_USER_TABLE": realtime,
+        },
+    }

@@ -28,11 +28,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-from local_stack import PY, ROOT, ProcessGroup, port_is_free, publish_local_model, wait_for
+from local_stack import (
+    PY,
+    ROOT,
+    ProcessGroup,
+    port_is_free,
+    provision_realtime,
+    publish_local_model,
+    sam_local_env_vars,
+    wait_for,
+)
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 BUCKET, PREFIX = "recsys-local", "recsys"  # samconfig.toml's local parameter_overrides name this location
-FUNCTIONS = ("RecommendFunction", "PipelineFunction")
+REALTIME = (
+    "recsys-users"  # the local user-state table and events stream (template: UserStateTable, EventsDeliveryStream)
+)
 
 
 def say(message: str) -> None:
@@ -104,7 +115,8 @@ def main() -> int:
         subprocess.run([SAM, "build"], cwd=ROOT, env=env, check=True, timeout=1800)
 
         env_vars = Path(tempfile.mkdtemp(prefix="sam-local-")) / "env.json"
-        env_vars.write_text(json.dumps({name: {"AWS_ENDPOINT_URL_S3": s3_url} for name in FUNCTIONS}))
+        provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
+        env_vars.write_text(json.dumps(sam_local_env_vars(s3_url, REALTIME)))
         api_url = f"http://127.0.0.1:{args.port}"
         # samconfig.toml's [default.local_start_api] supplies the rest (skip_pull_image, warm containers,
         # the bucket and prefix).

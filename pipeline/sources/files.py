@@ -31,7 +31,7 @@ from reccore.events import event_strengths
 SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
 
-def _suffix(uri: str) -> str:
+def table_suffix(uri: str) -> str:
     name = uri.lower()
     for suffix in SUPPORTED_SUFFIXES:
         if name.endswith(suffix):
@@ -92,7 +92,7 @@ def read_table(uri: str, required: tuple[str, ...], s3_client: Any = None) -> pd
     DataSourceError
         Not found, unsupported extension, unreadable, empty, or a required column is missing.
     """
-    suffix = _suffix(uri)
+    suffix = table_suffix(uri)
     data = _read_bytes(uri, s3_client)
     if not data.strip():
         raise DataSourceError(f"{uri}: file is empty")
@@ -110,12 +110,38 @@ def read_table(uri: str, required: tuple[str, ...], s3_client: Any = None) -> pd
     frame.columns = [str(c).strip() for c in frame.columns]
     for column in required:
         if column not in frame.columns:
-            raise DataSourceError(
-                f"{uri}: missing required column {column!r} (found: {', '.join(map(repr, frame.columns))})"
-            )
+            raise DataSourceError(missing_column_message(uri, column, list(frame.columns)))
     if len(frame) == 0:
         raise DataSourceError(f"{uri}: no data rows (only a header)")
     return frame
+
+
+# The messages below are shared with the Spark engine (pipeline/spark/read.py), so both engines fail alike.
+
+
+def missing_column_message(uri: str, column: str, found: list[str]) -> str:
+    return f"{uri}: missing required column {column!r} (found: {', '.join(map(repr, found))})"
+
+
+def malformed_message(uri: str, count: int, column: str, problem: str, first: int, value: object) -> str:
+    """``count`` bad rows in ``column``; ``first`` is the 0-based data row of the first one."""
+    where = f"data row {first + 1}"
+    if ".csv" in uri.lower():
+        where += f" (line {first + 2})"  # the header is line 1
+    return f"{uri}: {count} malformed row(s), column {column!r} {problem}; first is {where}: {value!r}"
+
+
+def unknown_items_message(items: str, count: int, interactions: str, first_names: list[str], n_names: int) -> str:
+    """``count`` interactions name ``n_names`` distinct unknown items; ``first_names`` holds at least 5 of them."""
+    shown = ", ".join(repr(x) for x in first_names[:5]) + (", ..." if n_names > 5 else "")
+    return (
+        f"{items}: {count} interaction(s) in {interactions} refer to "
+        f"{n_names} item_id(s) not in this items table: {shown}"
+    )
+
+
+def too_many_events_message(uri: str, count: int) -> str:
+    return f"{uri}: {count} distinct events; at most 127 are supported"
 
 
 def _bad_rows(uri: str, column: str, problem: str, bad: np.ndarray, values: pd.Series) -> None:
@@ -123,12 +149,7 @@ def _bad_rows(uri: str, column: str, problem: str, bad: np.ndarray, values: pd.S
     count = int(bad.sum())
     if count:
         first = int(np.argmax(bad))
-        where = f"data row {first + 1}"
-        if ".csv" in uri.lower():
-            where += f" (line {first + 2})"  # the header is line 1
-        raise DataSourceError(
-            f"{uri}: {count} malformed row(s), column {column!r} {problem}; first is {where}: {values.iloc[first]!r}"
-        )
+        raise DataSourceError(malformed_message(uri, count, column, problem, first, values.iloc[first]))
 
 
 def _ids(uri: str, frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -174,7 +195,7 @@ def _timestamps(uri: str, frame: pd.DataFrame) -> np.ndarray:
     return np.where(numeric.isna().to_numpy(), from_text, seconds)
 
 
-def read_catalogue(uri: str, s3_client: Any) -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
+def read_catalogue(uri: str, s3_client: Any = None) -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
     """Item ids, titles, categories and prices from an items table."""
     frame = read_table(uri, ("item_id",), s3_client)
     item_ids = _ids(uri, frame, "item_id")
@@ -225,7 +246,7 @@ def load_files(interactions: str, items: str | None = None, *, s3_client: Any = 
     if "event" in frame:
         event_codes, event_types = pd.factorize(frame["event"].astype("string").str.strip().fillna("unknown"))
         if len(event_types) > 127:
-            raise DataSourceError(f"{interactions}: {len(event_types)} distinct events; at most 127 are supported")
+            raise DataSourceError(too_many_events_message(interactions, len(event_types)))
         events, event_names = event_codes.astype(np.int8), [str(e) for e in event_types]
     else:
         events = np.zeros(len(frame), dtype=np.int8)
@@ -245,12 +266,8 @@ def load_files(interactions: str, items: str | None = None, *, s3_client: Any = 
         item_codes = pd.Index(item_ids).get_indexer(item_keys)
         unknown = item_codes < 0
         if unknown.any():
-            names = pd.unique(item_keys[unknown])
-            shown = ", ".join(repr(x) for x in names[:5]) + (", ..." if len(names) > 5 else "")
-            raise DataSourceError(
-                f"{items}: {int(unknown.sum())} interaction(s) in {interactions} refer to "
-                f"{len(names)} item_id(s) not in this items table: {shown}"
-            )
+            names = [str(x) for x in pd.unique(item_keys[unknown])]
+            raise DataSourceError(unknown_items_message(items, int(unknown.sum()), interactions, names[:5], len(names)))
     log = InteractionLog(
         user_ids=user_ids.to_numpy(dtype=str),
         item_ids=np.asarray(item_ids, dtype=str),

@@ -1,6 +1,6 @@
 """A seeded synthetic shop whose interactions carry real collaborative signal.
 
-Generative story (all of it vectorised numpy; memory is O(interactions + users x categories)):
+Generative story (all of it vectorised numpy):
 
 1. Sizes grow with ``n_interactions`` (``n``), so density falls as the shop grows::
 
@@ -19,10 +19,17 @@ Generative story (all of it vectorised numpy; memory is O(interactions + users x
 5. Timestamps are uniform over 180 days ending at a fixed date; ~3% of users (cold users)
    appear only in the newest 10%. Events: view / click / purchase, weights 1 / 2 / 5.
 
-The log is returned sorted by timestamp.
+Steps 3-5 run in chunks of whole users (``CHUNK_ROWS`` rows each, one seeded stream per chunk), so
+:func:`write_parquet` writes 100M+ rows in bounded memory and :func:`generate` (in memory, sorted by
+timestamp) returns exactly the same rows.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +43,7 @@ EVENT_PROBS = np.array([0.75, 0.20, 0.05])
 COLD_ITEM_SHARE = 0.05
 COLD_USER_SHARE = 0.03
 COLD_USER_WINDOW = 0.10  # cold users' rows fall in this newest fraction of the time range
+CHUNK_ROWS = 2_000_000  # rows generated at a time: ~200 MB of working memory whatever the log's size
 
 # category -> (median price, nouns used in titles). Prices differ by category so that
 # metadata predicts something.
@@ -125,10 +133,18 @@ def _sample_items(
 
 
 def _cover_warm_items(
-    rng: np.random.Generator, items: np.ndarray, inter_cat: np.ndarray, category: np.ndarray, cold: np.ndarray
+    rng: np.random.Generator,
+    items: np.ndarray,
+    inter_cat: np.ndarray,
+    category: np.ndarray,
+    cold: np.ndarray,
+    earlier_counts: np.ndarray,
 ) -> None:
-    """Give each warm item the draw missed one interaction, taken from a busy item of its category."""
-    counts = np.bincount(items, minlength=len(category))
+    """Give each warm item no chunk drew one interaction, taken from a busy item of its category.
+
+    ``items`` is the last chunk's draw (changed in place); ``earlier_counts`` counts the earlier chunks' items.
+    """
+    counts = earlier_counts + np.bincount(items, minlength=len(category))
     missed = np.flatnonzero((counts == 0) & ~cold)
     if len(missed) == 0:
         return
@@ -144,7 +160,87 @@ def _cover_warm_items(
         items[rows] = need[:take]
 
 
-def generate(n_interactions: int = 100_000, seed: int = 42) -> InteractionLog:
+@dataclass
+class _Plan:
+    """What is global to a log: sizes, catalogue, rows per user, cold users, and the users of each chunk."""
+
+    n: int
+    seed: int
+    n_items: int
+    n_users: int
+    catalogue: dict[str, np.ndarray]
+    per_user: np.ndarray
+    cold_users: np.ndarray
+    chunks: list[tuple[int, int]]  # [first user, last user + 1) per chunk
+
+
+@dataclass
+class Chunk:
+    """The interactions of one range of users (unsorted), as integer codes."""
+
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray
+    events: np.ndarray
+    user_top_category: np.ndarray  # per user of the chunk
+
+
+def _plan(n: int, seed: int, chunk_rows: int) -> _Plan:
+    if n < 20:
+        raise ValueError(f"n_interactions must be >= 20, got {n}")
+    rng = np.random.default_rng(seed)
+    n_items, n_users = _sizes(n)
+    cat = _catalogue(rng, n_items)
+    # Users: Pareto activity on top of a small floor, so every user has at least one row.
+    floor = min(3, n // n_users)
+    activity = np.minimum(rng.pareto(1.6, n_users) + 1.0, 300.0)
+    per_user = floor + rng.multinomial(n - floor * n_users, activity / activity.sum())
+    cold_users = np.sort(rng.choice(n_users, size=max(1, round(COLD_USER_SHARE * n_users)), replace=False))
+    # Chunks of whole users, each about chunk_rows rows, so memory stays bounded at any n.
+    ends = np.searchsorted(np.cumsum(per_user), np.arange(chunk_rows, n, chunk_rows), side="right")
+    bounds = [0, *sorted(set(int(e) for e in ends) - {0, n_users}), n_users]
+    chunks = list(pairwise(bounds))
+    return _Plan(n, seed, n_items, n_users, cat, per_user, cold_users, chunks)
+
+
+def _chunks(plan: _Plan) -> Iterator[Chunk]:
+    """Each chunk from its own seeded stream; the last also covers warm items no chunk drew."""
+    cat, n_cat = plan.catalogue, len(CATALOGUE)
+    global_mix = np.bincount(cat["category"], minlength=n_cat) / plan.n_items
+    is_cold_user = np.zeros(plan.n_users, dtype=bool)
+    is_cold_user[plan.cold_users] = True
+    counts = np.zeros(plan.n_items, dtype=np.int64)
+    for number, (first, last) in enumerate(plan.chunks):
+        rng = np.random.default_rng([plan.seed, number])
+        per_user = plan.per_user[first:last]
+        # Tastes: sparse Dirichlet (1-3 dominant categories) plus 8% of the global category mix.
+        taste = 0.92 * rng.dirichlet(np.full(n_cat, 0.07), size=len(per_user)) + 0.08 * global_mix
+        taste /= taste.sum(axis=1, keepdims=True)  # multinomial insists the rows sum to <= 1
+        per_user_cat = rng.multinomial(per_user, taste)  # (users, n_cat), rows sum to per_user
+        users = np.repeat(np.arange(first, last, dtype=np.int32), per_user)
+        inter_cat = np.repeat(np.tile(np.arange(n_cat, dtype=np.int16), len(per_user)), per_user_cat.ravel())
+        del per_user_cat
+        items = _sample_items(rng, inter_cat, cat["category"], cat["popularity"])
+        if number == len(plan.chunks) - 1:
+            _cover_warm_items(rng, items, inter_cat, cat["category"], cat["cold"], counts)
+        else:
+            counts += np.bincount(items, minlength=plan.n_items)
+        del inter_cat
+        # Time: warm users over the whole window, cold users only in its newest 10%.
+        offset = rng.random(len(users))
+        offset = np.where(is_cold_user[users], 1.0 - COLD_USER_WINDOW * offset, offset)
+        timestamps = (END_TIMESTAMP - SPAN_SECONDS + offset * SPAN_SECONDS).astype(np.int64)
+        events = rng.choice(len(EVENT_TYPES), size=len(users), p=EVENT_PROBS).astype(np.int8)
+        yield Chunk(users, items, timestamps, events, taste.argmax(axis=1).astype(np.int16))
+
+
+def _id_strings(prefix: str, codes: np.ndarray, count: int) -> np.ndarray:
+    # Fixed-width ids (u0000001, i000001) so ids in events/ and docs stay valid at any scale.
+    width = max(7 if prefix == "u" else 6, len(str(count)))
+    return np.strings.add(prefix, np.strings.zfill((codes + 1).astype(str), width))
+
+
+def generate(n_interactions: int = 100_000, seed: int = 42, chunk_rows: int = CHUNK_ROWS) -> InteractionLog:
     """Generate a reproducible synthetic interaction log with power-law users and items.
 
     Parameters
@@ -153,6 +249,8 @@ def generate(n_interactions: int = 100_000, seed: int = 42) -> InteractionLog:
         Number of interaction rows. Catalogue and user counts grow with it (see module docstring).
     seed : int
         Seed of ``np.random.default_rng``; the same seed gives an identical log.
+    chunk_rows : int
+        Rows per generation chunk; the same value gives the same log as :func:`write_parquet`.
 
     Returns
     -------
@@ -165,64 +263,66 @@ def generate(n_interactions: int = 100_000, seed: int = 42) -> InteractionLog:
     ValueError
         If ``n_interactions`` is smaller than 20.
     """
-    if n_interactions < 20:
-        raise ValueError(f"n_interactions must be >= 20, got {n_interactions}")
-    rng = np.random.default_rng(seed)
-    n = int(n_interactions)
-    n_items, n_users = _sizes(n)
-    cat = _catalogue(rng, n_items)
-    n_cat = len(CATALOGUE)
-
-    # Users: Pareto activity on top of a small floor, so every user has at least one row.
-    floor = min(3, n // n_users)
-    activity = np.minimum(rng.pareto(1.6, n_users) + 1.0, 300.0)
-    per_user = floor + rng.multinomial(n - floor * n_users, activity / activity.sum())
-    # Tastes: sparse Dirichlet (1-3 dominant categories) plus 8% of the global category mix.
-    taste = rng.dirichlet(np.full(n_cat, 0.07), size=n_users)
-    global_mix = np.bincount(cat["category"], minlength=n_cat) / n_items
-    taste = 0.92 * taste + 0.08 * global_mix
-    taste /= taste.sum(axis=1, keepdims=True)  # multinomial insists the rows sum to <= 1
-    per_user_cat = rng.multinomial(per_user, taste)  # (n_users, n_cat), rows sum to per_user
-
-    users = np.repeat(np.arange(n_users, dtype=np.int32), per_user)
-    inter_cat = np.repeat(np.tile(np.arange(n_cat, dtype=np.int16), n_users), per_user_cat.ravel())
-    del per_user_cat
-    items = _sample_items(rng, inter_cat, cat["category"], cat["popularity"])
-    _cover_warm_items(rng, items, inter_cat, cat["category"], cat["cold"])
-    del inter_cat
-
-    # Time: warm users over the whole window, cold users only in its newest 10%.
-    cold_users = np.sort(rng.choice(n_users, size=max(1, round(COLD_USER_SHARE * n_users)), replace=False))
-    is_cold_user = np.zeros(n_users, dtype=bool)
-    is_cold_user[cold_users] = True
-    start = END_TIMESTAMP - SPAN_SECONDS
-    offset = rng.random(n)
-    offset = np.where(is_cold_user[users], 1.0 - COLD_USER_WINDOW * offset, offset)
-    timestamps = (start + offset * SPAN_SECONDS).astype(np.int64)
-    del offset
-    events = rng.choice(len(EVENT_TYPES), size=n, p=EVENT_PROBS).astype(np.int8)
-
+    plan = _plan(int(n_interactions), seed, chunk_rows)
+    parts = list(_chunks(plan))
+    users, items, timestamps, events = (np.concatenate([getattr(p, f) for p in parts])
+                                        for f in ("users", "items", "timestamps", "events"))  # fmt: skip
     order = np.argsort(timestamps, kind="stable")
-    # Fixed-width ids (u0000001, i000001) so ids in events/ and docs stay valid at any scale.
-    width_u, width_i = max(7, len(str(n_users))), max(6, len(str(n_items)))
     log = InteractionLog(
-        user_ids=np.strings.add("u", np.strings.zfill(np.arange(1, n_users + 1).astype(str), width_u)),
-        item_ids=np.strings.add("i", np.strings.zfill(np.arange(1, n_items + 1).astype(str), width_i)),
+        user_ids=_id_strings("u", np.arange(plan.n_users), plan.n_users),
+        item_ids=_id_strings("i", np.arange(plan.n_items), plan.n_items),
         users=users[order],
         items=items[order],
         weights=event_strengths(events[order], EVENT_TYPES),
         timestamps=timestamps[order],
         events=events[order],
         event_types=list(EVENT_TYPES),
-        titles=cat["titles"].tolist(),
-        categories=np.array(list(CATALOGUE))[cat["category"]].tolist(),
-        prices=cat["prices"].astype(np.float64),
+        titles=plan.catalogue["titles"].tolist(),
+        categories=np.array(list(CATALOGUE))[plan.catalogue["category"]].tolist(),
+        prices=plan.catalogue["prices"].astype(np.float64),
         source="synthetic",
         extra={
             "seed": seed,
-            "cold_users": cold_users.astype(np.int32),
-            "user_top_category": taste.argmax(axis=1).astype(np.int16),
+            "cold_users": plan.cold_users.astype(np.int32),
+            "user_top_category": np.concatenate([p.user_top_category for p in parts]),
         },
     )
     log.validate()
     return log
+
+
+def write_parquet(n_interactions: int, seed: int, directory: Path, chunk_rows: int = CHUNK_ROWS) -> tuple[Path, Path]:
+    """Write the log :func:`generate` would return as Parquet, one chunk at a time (bounded memory).
+
+    Returns ``(interactions, items)``: a directory of ``part-NNNNN.parquet`` files (columns ``user_id``,
+    ``item_id``, ``event``, ``weight``, ``timestamp``; rows unsorted) and the items table
+    (``item_id``, ``title``, ``category``, ``price``), the inputs of ``--source DIR --items FILE``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plan = _plan(int(n_interactions), seed, chunk_rows)
+    interactions, items = directory / "interactions", directory / "items.parquet"
+    interactions.mkdir(parents=True, exist_ok=True)
+    events = pa.array(EVENT_TYPES)
+    for number, chunk in enumerate(_chunks(plan)):
+        table = pa.table({
+            "user_id": _id_strings("u", chunk.users, plan.n_users),
+            "item_id": _id_strings("i", chunk.items, plan.n_items),
+            "event": events.take(pa.array(chunk.events)),
+            "weight": event_strengths(chunk.events, list(EVENT_TYPES)),
+            "timestamp": chunk.timestamps,
+        })  # fmt: skip
+        pq.write_table(table, interactions / f"part-{number:05d}.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "item_id": _id_strings("i", np.arange(plan.n_items), plan.n_items),
+                "title": plan.catalogue["titles"],
+                "category": np.array(list(CATALOGUE))[plan.catalogue["category"]],
+                "price": plan.catalogue["prices"].astype(np.float64),
+            }
+        ),
+        items,
+    )
+    return interactions, items

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from reccore.errors import EventLogError
-from reccore.eventlog import EVENTS_DIR, FirehoseLog, StoreLog, parse_lines, record
+from reccore.eventlog import EVENTS_DIR, FirehoseLog, StoreLog, create_stream, parse_lines, record
 from reccore.storage import LocalStore, S3Store
 from reccore.userstate import Event
 from tests.conftest import BUCKET
@@ -29,15 +29,7 @@ def test_store_log_writes_one_time_partitioned_ndjson_object(tmp_path: Path) -> 
 def test_firehose_delivers_to_the_bucket_events_prefix(s3_server: str) -> None:
     prefix = f"fh-{uuid.uuid4().hex[:6]}"
     stream = f"events-{prefix}"
-    boto3.client("firehose").create_delivery_stream(
-        DeliveryStreamName=stream,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
-            "BucketARN": f"arn:aws:s3:::{BUCKET}",
-            "Prefix": f"{prefix}/{EVENTS_DIR}/",
-        },
-    )
+    create_stream(boto3.client("firehose"), stream, BUCKET, prefix)
     FirehoseLog(stream).write(EVENTS)
     store = S3Store(BUCKET, prefix)
     keys = store.list_keys(f"{EVENTS_DIR}/")

@@ -251,7 +251,12 @@ def test_pipeline_function_batch_writes_the_table_and_runs_on_a_schedule(templat
     from reccore.settings import PipelineSettings, ServiceSettings
 
     function = template["Resources"]["PipelineFunction"]
-    assert _non_s3_grants(function) == {"dynamodb:BatchWriteItem": {"Fn::GetAtt": ["UserStateTable", "Arn"]}}
+    assert _non_s3_grants(function) == {
+        "dynamodb:BatchWriteItem": {"Fn::GetAtt": ["UserStateTable", "Arn"]},
+        # large inputs: start a Spark job run on the stack's application, as the stack's job role (pipeline/emr.py)
+        "emr-serverless:StartJobRun": {"Fn::GetAtt": ["SparkApplication", "Arn"]},
+        "iam:PassRole": {"Fn::GetAtt": ["SparkJobRole", "Arn"]},
+    }
     env = function["Properties"]["Environment"]["Variables"]
     assert env["REC_USER_TABLE"] == {"Ref": "UserStateTable"}
     # The variables the template sets are the ones the settings read.

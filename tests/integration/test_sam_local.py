@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 import pytest
+from local_stack import provision_realtime, sam_local_env_vars
 from moto.server import ThreadedMotoServer
 
 from reccore.artifacts import new_version, publish, read_latest_version
@@ -49,6 +50,7 @@ from tests.integration.stack import (
 pytestmark = pytest.mark.slow
 
 BUCKET, PREFIX = "recsys-local", "recsys"  # samconfig.toml's local parameter_overrides name this location
+REALTIME = "recsys-local-users"
 SAMCONFIG = REPO / "samconfig.toml"
 
 
@@ -118,6 +120,7 @@ def bridge_s3(docker_engine: None, published_model: Any) -> Iterator[str]:
         manifest = published_model.manifest.model_copy(update={"version": new_version()})
         published = publish(S3Store(BUCKET, PREFIX, client=client), manifest, published_model.files, retention=5)
         assert read_latest_version(S3Store(BUCKET, PREFIX, client=client)) == published.version
+        provision_realtime(endpoint, BUCKET, PREFIX, REALTIME, "us-east-1")
         yield endpoint
     finally:
         server.stop()
@@ -131,10 +134,10 @@ def model_version(endpoint: str, prefix: str = PREFIX) -> str:
 
 @pytest.fixture(scope="module")
 def env_vars_file(bridge_s3: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`--env-vars`: points both functions' boto3 at the local S3 (the template declares the variable empty)."""
+    """`--env-vars`: both functions' boto3 on the local moto server (the template declares the variables empty)
+    and the local user-state table and event stream in place of the stack's."""
     path = tmp_path_factory.mktemp("sam-env") / "env.json"
-    path.write_text(json.dumps({name: {"AWS_ENDPOINT_URL_S3": bridge_s3}
-                                for name in ("RecommendFunction", "PipelineFunction")}))  # fmt: skip
+    path.write_text(json.dumps(sam_local_env_vars(bridge_s3, REALTIME)))
     return path
 
 

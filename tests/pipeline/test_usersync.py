@@ -16,7 +16,7 @@ from pipeline.job import RunResult, run
 from pipeline.sources.synthetic import generate
 from pipeline.usersync import user_states
 from reccore.artifacts import read_latest_version, read_manifest
-from reccore.eventlog import EVENTS_DIR, FirehoseLog
+from reccore.eventlog import EVENTS_DIR, FirehoseLog, create_stream
 from reccore.settings import PipelineSettings
 from reccore.storage import open_store
 from reccore.userstate import MAX_SEEN, DynamoStore, Event, create_table
@@ -36,15 +36,7 @@ def stack(s3_server: str) -> tuple[str, str, str]:
     """A fresh model prefix with a delivery stream into its events/ and a user-state table: (uri, stream, table)."""
     prefix = f"loop-{uuid.uuid4().hex[:8]}"
     stream, table = f"events-{prefix}", f"users-{prefix}"
-    boto3.client("firehose").create_delivery_stream(
-        DeliveryStreamName=stream,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
-            "BucketARN": f"arn:aws:s3:::{BUCKET}",
-            "Prefix": f"{prefix}/{EVENTS_DIR}/",
-        },
-    )
+    create_stream(boto3.client("firehose"), stream, BUCKET, prefix)
     create_table(boto3.client("dynamodb"), table)
     return f"s3://{BUCKET}/{prefix}", stream, table
 

@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from app.registry import registry
 from app.schemas import EventsResponse, RecommendResponse
-from reccore.eventlog import EVENTS_DIR, parse_lines
+from reccore.eventlog import EVENTS_DIR, create_stream, parse_lines
 from reccore.model import Model
 from reccore.scoring import seen_items
 from reccore.storage import S3Store
@@ -59,15 +59,7 @@ def aws_client(
     name = f"rt-{uuid.uuid4().hex[:8]}"
     create_table(boto3.client("dynamodb"), name)
     prefix = published_model.uri.removeprefix(f"s3://{BUCKET}/")
-    boto3.client("firehose").create_delivery_stream(
-        DeliveryStreamName=name,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
-            "BucketARN": f"arn:aws:s3:::{BUCKET}",
-            "Prefix": f"{prefix}/{EVENTS_DIR}/",
-        },
-    )
+    create_stream(boto3.client("firehose"), name, BUCKET, prefix)
     configure_service(published_model.uri, REC_USER_TABLE=name, REC_EVENTS_STREAM=name)
     with TestClient(app) as test_client:
         yield test_client, name, prefix
@@ -103,7 +95,8 @@ def test_a_known_users_purchases_change_their_next_list_and_are_excluded(any_cli
     seen = set(seen_items(model, model.user_index[user]).tolist())
     listed = {item["category"] for item in before["items"]}
     category = next(c for c in model.category_names if c not in listed)
-    bought = [i for i in range(model.n_items) if model.categories[i] == category and i not in seen][:3]
+    # Its three most popular items: well-placed vectors, so three purchases must move the user's taste.
+    bought = [i for i in model.popular_order.tolist() if model.categories[i] == category and i not in seen][:3]
     now = int(time.time())
     events = [{"user_id": user, "item_id": model.item_ids[i], "event": "purchase", "timestamp": now} for i in bought]
     assert _post_events(any_client, events)["accepted"] == 3

@@ -100,6 +100,7 @@ class Manifest(BaseModel):
     tuning: dict[str, Any] | None = None  # the validation search (space, trials, winner, seconds) if one ran
     index: IndexInfo
     event_types: list[str]  # code -> name, for history_events
+    engine: str = "single-process"  # which training engine produced it: "single-process" or "spark"
     files: dict[str, FileEntry] = Field(default_factory=dict)
 
     @property

@@ -119,6 +119,22 @@ class FirehoseLog:
                 raise EventLogError(f"event stream rejected {len(pending)} record(s) after 3 attempts")
 
 
+def create_stream(client: Any, stream: str, bucket: str, prefix: str) -> None:
+    """Create a DirectPut stream into ``s3://bucket/prefix/events/`` if missing (local stacks and tests on moto;
+    AWS uses template.yaml's EventsDeliveryStream)."""
+    if stream in client.list_delivery_streams(Limit=10_000)["DeliveryStreamNames"]:
+        return
+    client.create_delivery_stream(
+        DeliveryStreamName=stream,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/local-firehose",
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "Prefix": f"{prefix}/{EVENTS_DIR}/",
+        },
+    )
+
+
 def parse_lines(data: bytes) -> list[dict[str, Any]]:
     """The records of one log object (blank lines skipped); raises ``ValueError`` on a malformed line."""
     return [json.loads(line) for line in data.splitlines() if line.strip()]

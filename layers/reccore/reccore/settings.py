@@ -106,6 +106,20 @@ class PipelineSettings(_Base):
     exact_below: int = Field(50_000, ge=0, description="--index auto keeps exact search below this many items.")
     retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
     force: bool = Field(False, description="Publish even if the model does not beat popularity.")
+    engine: Literal["single-process", "spark"] = Field(
+        "single-process", description="Training engine: this process, or Spark (local or EMR Serverless)."
+    )
+    master: str = Field("local[*]", description="Spark master URL for --engine spark (ignored on EMR Serverless).")
+    driver_memory: str = Field("4g", description="Spark driver memory for --engine spark in local mode.")
+    # The pipeline Lambda hands inputs at least this large to EMR Serverless (template parameter SparkThresholdBytes).
+    spark_threshold_bytes: int = Field(
+        2 * 1024**3, ge=0, description="Inputs this large (bytes) train on EMR Serverless instead of in the Lambda."
+    )
+    emr_application_id: str | None = Field(None, description="EMR Serverless application that runs Spark jobs.")
+    emr_job_role_arn: str | None = Field(None, description="IAM role the EMR Serverless job runs as.")
+    emr_code_uri: str | None = Field(
+        None, description="s3://bucket/prefix holding the packed environment and entry script (make train-emr)."
+    )
     user_table: str = Field("", description="DynamoDB table that receives each user's newest interactions on publish.")
     user_events: int = Field(200, ge=1, le=1000, description="Newest interactions synced per user.")
     user_arrays: bool | None = Field(
