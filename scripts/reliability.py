@@ -234,9 +234,9 @@ def main() -> None:
         os.environ.setdefault(name, value)  # moto accepts any; boto3 needs some
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     moto = Moto()
-    moto.start()
     apis: list[Api] = []
     try:
+        moto.start()
         with tempfile.TemporaryDirectory() as scratch:
             log = Path(scratch) / "uvicorn.log"
             env = {**os.environ, "AWS_ENDPOINT_URL_S3": moto.endpoint, "AWS_ACCESS_KEY_ID": "testing",
