@@ -27,10 +27,9 @@ from reccore.userstate import DynamoStore, EmbeddedStore, Event, UserState, User
 
 
 def _client_config() -> object:
-    from botocore.config import Config
-
-    # A request must not wait on the table or the stream for long: fail fast and answer from the artifact.
-    return Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+    # A request must not wait on the table or the stream longer than on S3: the same REC_S3_* bounds, then
+    # the store's failure is answered from the artifact (degraded) and the route's from a 503.
+    return S3Timeouts.of(get_service_settings()).client_config()
 
 
 @lru_cache(maxsize=1)
