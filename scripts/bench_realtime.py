@@ -21,7 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench_service import BUCKET, PREFIX, free_port, percentiles
+from bench_record import LoadWatch, record
+from bench_service import BUCKET, PREFIX, describe, free_port, percentiles
 from local_stack import provision_realtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,10 +44,22 @@ def _events(n: int, user: str) -> dict[str, Any]:
     return {"events": [{"user_id": user, "item_id": f"i{1 + (k * 37) % 9000:06d}", "event": "click"} for k in range(n)]}
 
 
+Row = dict[str, Any]
+
+
+def _row(store: str, mode: str, what: str, samples: list[float], **extra: Any) -> Row:
+    row = {"store": store, "mode": mode, "what": what, **percentiles(samples), **extra}
+    rate = f"  {extra['events_per_s']:,} events/s" if "events_per_s" in extra else ""
+    changed = f"; next request changed {extra['next_request_changed']}" if "next_request_changed" in extra else ""
+    print(f"  {mode:<10} {store:<9} {what:<24} {describe(row)}{rate}{changed}", flush=True)
+    return row
+
+
 def in_process(label: str) -> None:
     sys.path.insert(0, str(ROOT / "functions" / "recommend"))
     from app.handler import handler  # after the environment is set
 
+    rows: list[Row] = []
     template = json.loads(EVENT_TEMPLATE.read_text())
     call = lambda method, path, payload: _request(handler, template, method, path, payload)  # noqa: E731
     for _ in range(50):
@@ -58,14 +71,14 @@ def in_process(label: str) -> None:
             start = time.perf_counter()
             assert call("POST", "/events", body)["accepted"] == batch
             samples.append(time.perf_counter() - start)
-        rate = batch * len(samples) / sum(samples)
-        print(f"  in-process {label:<9} POST /events x{batch:<3}  {percentiles(samples)}  {rate:,.0f} events/s")
+        rate = round(batch * len(samples) / sum(samples))
+        rows.append(_row(label, "in-process", f"POST /events ×{batch}", samples, events_per_s=rate))
     samples = []
     for _ in range(N):
         start = time.perf_counter()
         call("POST", "/recommend", {"user_id": KNOWN_USER, "k": 10})
         samples.append(time.perf_counter() - start)
-    print(f"  in-process {label:<9} /recommend known   {percentiles(samples)}")
+    rows.append(_row(label, "in-process", "/recommend known user", samples))
     delays, next_request = [], 0
     for trial in range(50):
         user = f"loop-{trial}-{uuid.uuid4().hex[:6]}"
@@ -75,11 +88,12 @@ def in_process(label: str) -> None:
         after = call("POST", "/recommend", {"user_id": user, "k": 10})
         delays.append(time.perf_counter() - start)
         next_request += after["strategy"] == "fold_in" and after["items"] != before["items"]
-    print(f"  in-process {label:<9} event → changed answer: {percentiles(delays)}; next request changed "
-          f"{next_request}/{len(delays)}")  # fmt: skip
+    rows.append(_row(label, "in-process", "event → changed answer", delays,
+                     next_request_changed=f"{next_request}/{len(delays)}"))  # fmt: skip
+    print("ROWS " + json.dumps(rows))
 
 
-def over_http(env: dict[str, str], label: str) -> None:
+def over_http(env: dict[str, str], label: str) -> list[Row]:
     import http.client
 
     port = free_port()
@@ -89,6 +103,7 @@ def over_http(env: dict[str, str], label: str) -> None:
         cwd=ROOT, env={**os.environ, **env},
     )  # fmt: skip
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    rows: list[Row] = []
 
     def post(path: str, payload: dict[str, Any]) -> None:
         connection.request("POST", path, body=json.dumps(payload), headers={"content-type": "application/json"})
@@ -114,14 +129,15 @@ def over_http(env: dict[str, str], label: str) -> None:
                 start = time.perf_counter()
                 post("/events", body)
                 samples.append(time.perf_counter() - start)
-            rate = batch * len(samples) / sum(samples)
-            print(f"  HTTP       {label:<9} POST /events x{batch:<3}  {percentiles(samples)}  {rate:,.0f} events/s")
+            rate = round(batch * len(samples) / sum(samples))
+            rows.append(_row(label, "HTTP", f"POST /events ×{batch}", samples, events_per_s=rate))
         samples = []
         for _ in range(N):
             start = time.perf_counter()
             post("/recommend", {"user_id": KNOWN_USER, "k": 10})
             samples.append(time.perf_counter() - start)
-        print(f"  HTTP       {label:<9} /recommend known   {percentiles(samples)}")
+        rows.append(_row(label, "HTTP", "/recommend known user", samples))
+        return rows
     finally:
         connection.close()
         server.terminate()
@@ -147,6 +163,8 @@ def main() -> None:
         "REC_LOG_LEVEL": "WARNING",
     }
     store = {"REC_USER_TABLE": "bench-users", "REC_EVENTS_STREAM": "bench-users"}
+    load = LoadWatch()
+    rows: list[Row] = []
     try:
         os.environ.update(base)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
@@ -157,10 +175,14 @@ def main() -> None:
         print("model: 100k synthetic interactions, 10,000 items, 6,500 users, flat index; AWS parts on moto")
         for label, extra in (("embedded", {}), ("dynamodb", store)):
             env = {**os.environ, **base, **extra}
-            subprocess.run([sys.executable, __file__, "--in-process", label], env=env, check=True)
-            over_http({**base, **extra}, label)
+            out = subprocess.run([sys.executable, __file__, "--in-process", label], env=env, check=True,
+                                 stdout=subprocess.PIPE, text=True).stdout  # fmt: skip
+            print("\n".join(line for line in out.splitlines() if not line.startswith("ROWS ")))
+            rows += json.loads(next(line for line in out.splitlines() if line.startswith("ROWS "))[5:])
+            rows += over_http({**base, **extra}, label)
     finally:
         server.stop()
+    record("realtime", {"rows": rows}, load)
 
 
 if __name__ == "__main__":

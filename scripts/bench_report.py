@@ -127,6 +127,27 @@ def _users_rows(users: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _realtime_rows(realtime: dict[str, Any]) -> list[str]:
+    """The real-time loop (scripts/bench_realtime.py): events in, and the next answer."""
+    rows = [
+        "",
+        "The real-time loop (`scripts/bench_realtime.py`: the default model; the embedded store against DynamoDB "
+        "and Firehose on the local moto server; in-process through the Lambda handler, and over HTTP via uvicorn):",
+        "",
+        "| store | path | what | p50 / p99 | throughput |",
+        "|---|---|---|---:|---:|",
+    ]
+    for row in realtime["rows"]:
+        extra = f"{row['events_per_s']:,} events/s" if "events_per_s" in row else ""
+        if "next_request_changed" in row:
+            extra = f"next request changed: {row['next_request_changed']}"
+        rows.append(
+            f"| {row['store']} | {row['mode']} | {row['what']} | {row['p50_ms']:.2f} / {row['p99_ms']:.2f} ms | "
+            f"{extra} |"
+        )
+    return rows
+
+
 def render(bench: dict[str, Any]) -> str:
     """The Markdown block: the conditions of the measurement, then the table."""
     env, service = bench["service"]["environment"], bench["service"]
@@ -147,6 +168,7 @@ def render(bench: dict[str, Any]) -> str:
         *_pipeline_rows(bench["pipeline"]),
         *_service_rows(service),
         *(_users_rows(bench["users"]) if "users" in bench else []),
+        *(_realtime_rows(bench["realtime"]) if "realtime" in bench else []),
         END,
     ]
     return "\n".join(lines)
