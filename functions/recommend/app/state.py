@@ -56,8 +56,17 @@ def reset_state() -> None:
     get_event_log.cache_clear()
 
 
-UserStoreDep = Annotated[UserStateStore, Depends(get_user_store)]
-EventLogDep = Annotated[EventLog, Depends(get_event_log)]
+async def user_store() -> UserStateStore:
+    # async, so FastAPI calls it on the event loop: a sync dependency costs a worker-thread hop per request.
+    return get_user_store()
+
+
+async def event_log() -> EventLog:
+    return get_event_log()
+
+
+UserStoreDep = Annotated[UserStateStore, Depends(user_store)]
+EventLogDep = Annotated[EventLog, Depends(event_log)]
 
 
 async def read_state(store: UserStateStore, user_id: str) -> tuple[UserState | None, bool]:
