@@ -46,7 +46,8 @@ def wait_port(port: int, timeout: float = 60.0) -> None:
 class Moto:
     """moto's S3 server on a fixed port: stop it (connections refused), pause it (SIGSTOP: accepted, unanswered)."""
 
-    def __init__(self) -> None:
+    def __init__(self, bucket: str = BUCKET) -> None:
+        self.bucket = bucket
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -57,15 +58,15 @@ class Moto:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_port(self.port)
-        self.client().create_bucket(Bucket=BUCKET)
+        self.client().create_bucket(Bucket=self.bucket)
 
     def client(self) -> Any:
         import boto3
 
         return boto3.client("s3", endpoint_url=self.endpoint)
 
-    def store(self) -> ArtifactStore:
-        return S3Store(BUCKET, PREFIX, client=self.client())
+    def store(self, prefix: str = PREFIX) -> ArtifactStore:
+        return S3Store(self.bucket, prefix, client=self.client())
 
     def pause(self) -> None:
         assert self.process is not None

@@ -3,82 +3,30 @@ environment answer 503 within the wait bound, and heals without a restart. Plus 
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from reliability_stack import Moto
 
 from app.main import app
 from app.registry import ModelRegistry, registry
 from reccore.artifacts import LATEST_KEY, Files, new_version, npy_bytes, npy_load, publish
 from reccore.settings import ServiceSettings
-from reccore.storage import ArtifactStore, LocalStore, S3Store, open_store
+from reccore.storage import ArtifactStore, LocalStore, open_store
 
 BUCKET = "fault-bucket"
 # Tight bounds so the tests are quick; the defaults are 1 s / 2 s / 2 attempts / 5 s.
 FAST_S3 = {"REC_S3_CONNECT_TIMEOUT": "0.5", "REC_S3_READ_TIMEOUT": "0.5", "REC_S3_MAX_ATTEMPTS": "1"}
 
 
-class MotoProcess:
-    """A moto S3 server of this test's own, on a fixed port, that can be stopped, paused and restarted."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        self.client().create_bucket(Bucket=BUCKET)
-
-    def client(self) -> Any:
-        return boto3.client("s3", endpoint_url=self.endpoint)
-
-    def store(self, prefix: str) -> ArtifactStore:
-        return S3Store(BUCKET, prefix, client=self.client())
-
-    def pause(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.resume()
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture()
-def moto(s3_server: str) -> Iterator[MotoProcess]:
-    server = MotoProcess()
+def moto(s3_server: str) -> Iterator[Moto]:
+    server = Moto(BUCKET)
     server.start()
     try:
         yield server
@@ -130,7 +78,7 @@ def test_stalled_store_loaded_model_keeps_serving_fresh_process_503s_then_recove
     configure_service: Callable[..., None],
     published_model: Any,
     publish_version: Callable[..., str],
-    moto: MotoProcess,
+    moto: Moto,
     api: TestClient,
 ) -> None:
     v1 = publish_version(moto.store("stall"), published_model)
@@ -168,7 +116,7 @@ def test_refused_store_loaded_model_keeps_serving_and_recovers_when_it_is_back(
     configure_service: Callable[..., None],
     published_model: Any,
     publish_version: Callable[..., str],
-    moto: MotoProcess,
+    moto: Moto,
     api: TestClient,
 ) -> None:
     v1 = publish_version(moto.store("refused"), published_model)
