@@ -192,9 +192,11 @@ def test_encode_then_decode_gives_back_every_file_without_the_pipeline() -> None
 
 def test_decode_rejects_a_pickled_array() -> None:
     files = encode(tiny_contents())
+    # An object-dtype .npy (what np.save writes for pickled objects), built from its header alone: nothing here
+    # pickles, and the reader must refuse the file on its dtype before reading any payload.
     buffer = io.BytesIO()
-    np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    files[Files.POPULARITY] = buffer.getvalue()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    files[Files.POPULARITY] = buffer.getvalue() + b"\x80\x04payload"
     with pytest.raises(ModelLoadError):
         decode(files)
 
