@@ -11,7 +11,6 @@ Everything runs on 127.0.0.1 against one moto server (S3, DynamoDB, Firehose) an
 from __future__ import annotations
 
 import json
-import logging
 import os
 import platform
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any
 
 from bench_record import LoadWatch, record
 from bench_service import BUCKET, PREFIX, describe, free_port, percentiles
-from local_stack import provision_realtime
+from local_stack import local_aws, provision_realtime
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_TEMPLATE = ROOT / "events" / "recommend_known_user.json"
@@ -146,26 +145,14 @@ def over_http(env: dict[str, str], label: str) -> list[Row]:
 
 def main() -> None:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    base = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "REC_MODEL_URI": f"s3://{BUCKET}/{PREFIX}",
-        "REC_LOG_LEVEL": "WARNING",
-    }
     store = {"REC_USER_TABLE": "bench-users", "REC_EVENTS_STREAM": "bench-users"}
     load = LoadWatch()
     rows: list[Row] = []
-    try:
+    with local_aws() as aws:
+        base = {**aws, "REC_MODEL_URI": f"s3://{BUCKET}/{PREFIX}"}
+        endpoint = aws["AWS_ENDPOINT_URL"]
         os.environ.update(base)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         provision_realtime(endpoint, BUCKET, PREFIX, "bench-users", "us-east-1")
@@ -180,8 +167,6 @@ def main() -> None:
             print("\n".join(line for line in out.splitlines() if not line.startswith("ROWS ")))
             rows += json.loads(next(line for line in out.splitlines() if line.startswith("ROWS "))[5:])
             rows += over_http({**base, **extra}, label)
-    finally:
-        server.stop()
     record("realtime", {"rows": rows}, load)
 
 

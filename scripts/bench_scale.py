@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_record import BENCH_FILE, LoadWatch, record
+from local_stack import local_aws
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench-scale"
@@ -177,22 +177,15 @@ def main() -> None:
     parser.add_argument("--candidates", default="ivf,hnsw", help="approximate kinds --index auto may choose")
     args = parser.parse_args()
     import boto3
-    from moto.server import ThreadedMotoServer
 
     import pipeline.index_choice
 
     pipeline.index_choice.AUTO_CANDIDATES = tuple(args.candidates.split(","))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"bytecode cache {'off' if os.environ.get('PYTHONDONTWRITEBYTECODE') else 'on'}", flush=True)  # fmt: skip
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL_S3": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
     results = []
     load = LoadWatch()
-    try:
+    with local_aws() as env:
         os.environ.update(env)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         for n_items in (int(s) for s in args.sizes.split(",")):
@@ -203,8 +196,6 @@ def main() -> None:
             served = serve(uri, env)
             print(json.dumps(served), flush=True)
             results.append({**built, **served, "load": watch.result(), "candidates": args.candidates})
-    finally:
-        server.stop()
     print(
         "\n| items | index (params) | build+tune s | recall@10 / filtered | µs/query exact → index (×) "
         "| bytes/item | cold start s | RSS MB | p50 / p99 ms | heavy filter p50 / p99 ms | batch users/s |"

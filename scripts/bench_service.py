@@ -14,7 +14,6 @@ docs/bench.json (see bench_record.py).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import platform
 import socket
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_record import LoadWatch, import_seconds, record
+from local_stack import local_aws
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -199,23 +199,11 @@ def cold_starts(env: dict[str, str]) -> dict[str, Any]:
 
 def main() -> None:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     load = LoadWatch()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "REC_MODEL_URI": f"s3://{BUCKET}/{PREFIX}",
-        "REC_LOG_LEVEL": "WARNING",
-    }
-    try:
+    with local_aws() as aws:
+        env = {**aws, "REC_MODEL_URI": f"s3://{BUCKET}/{PREFIX}"}
         os.environ.update(env)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         command = [sys.executable, "-m", "pipeline", "run", "--output", env["REC_MODEL_URI"], "--json", "--no-tune"]
@@ -234,8 +222,6 @@ def main() -> None:
         print("\n".join(lines))
         figures = {"model": model, "targets": TARGETS, "faiss_simd": http.pop("faiss_simd"),
                    "in_process": json.loads(last), "http": http, "cold_start": cold}  # fmt: skip
-    finally:
-        server.stop()
     record("service", figures, load)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_record import LoadWatch, bytecode_cache, environment, record
+from local_stack import local_aws
 
 from pipeline.data import InteractionLog
 
@@ -131,7 +131,6 @@ def cold_starts(env: dict[str, str], uri: str, user: str, runs: int) -> dict[str
 
 def main() -> None:
     import boto3
-    from moto.server import ThreadedMotoServer
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", default="10000,1000000", help="comma-separated user counts")
@@ -143,19 +142,8 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     load = LoadWatch()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "REC_LOG_LEVEL": "WARNING",
-    }
     rows: list[dict[str, object]] = []
-    try:
+    with local_aws() as env:
         os.environ.update(env)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         for n_users in counts:
@@ -170,8 +158,6 @@ def main() -> None:
                     f"(peak {result['peak_rss_mb']} MB)  [{result['strategy']}]",
                     flush=True,
                 )
-    finally:
-        server.stop()
     cache = {**bytecode_cache({**os.environ, "PYTHONDONTWRITEBYTECODE": ""}), "PYTHONPYCACHEPREFIX": "per run"}
     if args.record:
         record("users", {"cold_start_bytecode_cache": cache, "rows": rows}, load)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_stack import port_is_free
 
 from tests.integration.stack import KNOWN_USER, REPO, base_env, free_port, http, start, stop, tail, wait_until
 
@@ -19,17 +20,6 @@ pytestmark = pytest.mark.slow
 
 DEMO = REPO / "scripts" / "demo.py"
 UP_LINE = "the demo is up"
-
-
-def port_is_free(port: int) -> bool:
-    """Bindable on 127.0.0.1, as demo.py checks it (SO_REUSEADDR: sockets in TIME_WAIT do not count)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def processes_naming(ports: list[int]) -> dict[int, str]:
@@ -108,7 +98,7 @@ def test_demo_comes_up_answers_and_stops_cleanly_on_ctrl_c(
     except subprocess.TimeoutExpired:
         pytest.fail(f"the demo did not stop within 20 s of Ctrl-C:\n{tail(log)}")
     assert code == 0, tail(log)
-    wait_until(lambda: all(port_is_free(p) for p in ports), 10, f"ports {ports} to be free again")
+    wait_until(lambda: all(port_is_free("127.0.0.1", p) for p in ports), 10, f"ports {ports} to be free again")
     assert not processes_naming(ports), "processes left running after Ctrl-C"
 
 
@@ -122,4 +112,4 @@ def test_demo_refuses_a_taken_port(ports: list[int], tmp_path: Path) -> None:
         )
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"port {api}" in result.stderr and "API_PORT" in result.stderr, result.stderr
-    assert port_is_free(s3) and port_is_free(ui), "the demo started something before refusing"
+    assert port_is_free("127.0.0.1", s3) and port_is_free("127.0.0.1", ui), "the demo started something before refusing"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_stack import port_is_free
 
 from pipeline.job import run
 from reccore.settings import PipelineSettings, env_name
@@ -34,16 +35,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def request(url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
@@ -101,7 +92,7 @@ def test_make_serve_serves_a_directory_model(directory_model: tuple[Path, str], 
     output = process.stdout.read() if process.stdout else ""
     assert f"serve: {version} from {model_dir}" in output
     assert "Traceback" not in output
-    assert port_is_free(port), "the server is still listening after Ctrl-C"
+    assert port_is_free("127.0.0.1", port), "the server is still listening after Ctrl-C"
 
 
 def test_serve_without_a_model_is_one_message(tmp_path: Path) -> None:
