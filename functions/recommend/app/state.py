@@ -84,24 +84,28 @@ async def read_state(store: UserStateStore, user_id: str) -> tuple[UserState | N
 class StateInput:
     """A user's stored state turned into what the core takes: interactions to fold in and items to exclude."""
 
-    interactions: list[tuple[int, float]]  # (item position, raw strength), oldest first
+    items: list[int]  # item positions of the interactions, oldest first
+    strengths: list[float]  # raw strength of each
+    timestamps: list[int]  # unix seconds of each
     seen: np.ndarray
     realtime_events: int  # events newer than the model among the interactions
-    timestamps: tuple[int, ...] = ()  # unix seconds of each of ``interactions``
 
 
 def state_input(model: Model, state: UserState | None, known: bool) -> StateInput:
     """Fresh events (newer than the model) for a user the model knows; the whole stored history otherwise."""
     if state is None:
-        return StateInput([], np.empty(0, dtype=np.int64), 0)
+        return StateInput([], [], [], np.empty(0, dtype=np.int64), 0)
     fresh = state.fresh(model.trained_through)
     events: list[Event] = fresh if known else [*state.base, *fresh]
     lookup = model.item_index
     usable = [e for e in events if e.item_id in lookup]
-    interactions = [(lookup[e.item_id], event_strength(e.event, e.value)) for e in usable]
-    seen = np.fromiter((lookup[i] for i in state.seen if i in lookup), dtype=np.int64)
-    realtime = sum(1 for e in fresh if e.item_id in lookup)
-    return StateInput(interactions, seen, realtime, tuple(e.timestamp for e in usable))
+    return StateInput(
+        items=[lookup[e.item_id] for e in usable],
+        strengths=[event_strength(e.event, e.value) for e in usable],
+        timestamps=[e.timestamp for e in usable],
+        seen=np.fromiter((lookup[i] for i in state.seen if i in lookup), dtype=np.int64),
+        realtime_events=sum(1 for e in fresh if e.item_id in lookup),
+    )
 
 
 def with_request(
@@ -110,6 +114,4 @@ def with_request(
     """The stored interactions followed by a request's: ordered by timestamp if the request gives them, else the
     request's come last (newest), as a session appends."""
     timestamps = None if times is None else [*stored.timestamps, *times]
-    return Interactions.of(
-        [p for p, _ in stored.interactions] + positions, [s for _, s in stored.interactions] + strengths, timestamps
-    )
+    return Interactions.of(stored.items + positions, stored.strengths + strengths, timestamps)
