@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+MAX_EVENT_TYPES = 127  # InteractionLog.events is int8
+
 
 @dataclass
 class InteractionLog:

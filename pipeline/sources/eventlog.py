@@ -10,6 +10,7 @@ client may retry a batch); records without one always count. Every problem raise
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -17,13 +18,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from pipeline.data import InteractionLog
+from pipeline.data import MAX_EVENT_TYPES, InteractionLog
 from reccore.errors import DataSourceError
 from reccore.eventlog import parse_lines
 from reccore.events import event_strength
 from reccore.storage import open_store
-
-_MAX_EVENT_TYPES = 127  # InteractionLog.events is int8
 
 
 def is_event_log(uri: str) -> bool:
@@ -48,28 +47,67 @@ class EventRecords:
     def __len__(self) -> int:
         return len(self.user_ids)
 
+    def add(self, record: EventRecord) -> None:
+        self.user_ids.append(record.user_id)
+        self.item_ids.append(record.item_id)
+        self.events.append(record.event)
+        self.strengths.append(record.strength)
+        self.timestamps.append(record.timestamp)
+
     def stats(self, uri: str) -> dict[str, Any]:
         return {"uri": uri, "objects": self.objects, "records": len(self), "duplicates": self.duplicates}
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One valid record of the log: its ids, event, strength and time."""
+
+    user_id: str
+    item_id: str
+    event: str
+    strength: float
+    timestamp: int
+    event_id: str | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one line of the log is not a record: the field, the problem and the offending value."""
+
+    field: str
+    problem: str
+    value: Any
+
+
+def malformed_message(uri: str, count: int, field_name: str, problem: str, where: str, value_repr: str) -> str:
+    """The one-line error both engines raise for the log's malformed records (the first problem's kind)."""
+    return f"{uri}: {count} malformed record(s), field {field_name!r} {problem}; first is {where}: {value_repr}"
+
+
+def unknown_items_message(items: str, count: int, uri: str, names: list[str], n_names: int) -> str:
+    """The one-line error both engines raise for events naming items outside the items table."""
+    shown = ", ".join(repr(x) for x in names[:5]) + (", ..." if n_names > 5 else "")
+    return f"{items}: {count} event(s) in {uri} refer to {n_names} item_id(s) not in this items table: {shown}"
 
 
 class _Problems:
     """Malformed records: reported as one line, the first problem's kind with its count and first place."""
 
     def __init__(self) -> None:
-        self.first: tuple[str, str, str, Any] | None = None
+        self.first: tuple[Problem, str] | None = None
         self.count = 0
 
-    def add(self, field_name: str, problem: str, where: str, value: Any) -> None:
+    def add(self, problem: Problem, where: str) -> None:
         if self.first is None:
-            self.first = (field_name, problem, where, value)
-        if self.first[:2] == (field_name, problem):
+            self.first = (problem, where)
+        if (self.first[0].field, self.first[0].problem) == (problem.field, problem.problem):
             self.count += 1
 
     def raise_if_any(self, uri: str) -> None:
         if self.first is not None:
-            field_name, problem, where, value = self.first
+            problem, where = self.first
             raise DataSourceError(
-                f"{uri}: {self.count} malformed record(s), field {field_name!r} {problem}; first is {where}: {value!r}"
+                malformed_message(uri, self.count, problem.field, problem.problem, where, repr(problem.value))
             )
 
 
@@ -83,6 +121,38 @@ def _text(value: Any) -> str | None:
 def _finite(value: Any) -> TypeGuard[int | float]:
     # json.loads accepts NaN and Infinity; neither is a weight or a time.
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def parse_record(row: Any) -> EventRecord | Problem:
+    """One parsed JSON value as a record, or the first thing wrong with it (the rules of both engines)."""
+    if not isinstance(row, dict):
+        return Problem("-", "is not a JSON object", row)
+    user_id, item_id, event = _text(row.get("user_id")), _text(row.get("item_id")), _text(row.get("event"))
+    value, timestamp, event_id = row.get("value"), row.get("timestamp"), row.get("event_id")
+    for name, parsed in (("user_id", user_id), ("item_id", item_id), ("event", event)):
+        if parsed is None:
+            return Problem(name, "is missing or empty", row.get(name))
+    if value is not None and not (_finite(value) and value > 0):
+        return Problem("value", "must be a number > 0 or null", value)
+    if not _finite(timestamp):
+        return Problem("timestamp", "is not unix seconds", timestamp)
+    if event_id is not None and not isinstance(event_id, str):
+        return Problem("event_id", "must be a string or null", event_id)
+    assert user_id is not None and item_id is not None and event is not None  # checked above
+    return EventRecord(user_id, item_id, event, event_strength(event, value), int(timestamp), event_id)
+
+
+def object_records(data: bytes) -> Iterator[tuple[int, EventRecord | Problem]]:
+    """Each non-blank line of one log object, numbered from 1, as a record or a problem."""
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            (row,) = parse_lines(line)
+        except ValueError:
+            yield number, Problem("-", "is not JSON", line[:80].decode(errors="replace"))
+            continue
+        yield number, parse_record(row)
 
 
 def read_event_log(uri: str, s3_client: Any = None) -> EventRecords:
@@ -100,54 +170,21 @@ def read_event_log(uri: str, s3_client: Any = None) -> EventRecords:
         raise DataSourceError(f"{uri}: cannot list the event log ({type(exc).__name__}: {exc})") from exc
     records, problems, ids = EventRecords(objects=len(keys)), _Problems(), set[str]()
     for key in keys:
-        where_key = f"{store.uri}/{key}"
         try:
             data = store.get(key)
         except Exception as exc:  # as above
-            raise DataSourceError(f"{where_key}: cannot read ({type(exc).__name__}: {exc})") from exc
-        for number, line in enumerate(data.splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{key} line {number}"
-            try:
-                (row,) = parse_lines(line)
-            except ValueError:
-                problems.add("-", "is not JSON", where, line[:80].decode(errors="replace"))
-                continue
-            if not isinstance(row, dict):
-                problems.add("-", "is not a JSON object", where, row)
-                continue
-            _add(records, row, where, problems, ids)
+            raise DataSourceError(f"{store.uri}/{key}: cannot read ({type(exc).__name__}: {exc})") from exc
+        for number, parsed in object_records(data):
+            if isinstance(parsed, Problem):
+                problems.add(parsed, f"{key} line {number}")
+            elif parsed.event_id is not None and parsed.event_id in ids:
+                records.duplicates += 1
+            else:
+                if parsed.event_id is not None:
+                    ids.add(parsed.event_id)
+                records.add(parsed)
     problems.raise_if_any(uri)
     return records
-
-
-def _add(records: EventRecords, row: dict[str, Any], where: str, problems: _Problems, ids: set[str]) -> None:
-    user_id, item_id, event = _text(row.get("user_id")), _text(row.get("item_id")), _text(row.get("event"))
-    value, timestamp, event_id = row.get("value"), row.get("timestamp"), row.get("event_id")
-    for name, parsed in (("user_id", user_id), ("item_id", item_id), ("event", event)):
-        if parsed is None:
-            problems.add(name, "is missing or empty", where, row.get(name))
-            return
-    if value is not None and not (_finite(value) and value > 0):
-        problems.add("value", "must be a number > 0 or null", where, value)
-        return
-    if not _finite(timestamp):
-        problems.add("timestamp", "is not unix seconds", where, timestamp)
-        return
-    if event_id is not None and not isinstance(event_id, str):
-        problems.add("event_id", "must be a string or null", where, event_id)
-        return
-    if event_id is not None:
-        if event_id in ids:
-            records.duplicates += 1
-            return
-        ids.add(event_id)
-    records.user_ids.append(user_id)  # type: ignore[arg-type]  # checked above
-    records.item_ids.append(item_id)  # type: ignore[arg-type]
-    records.events.append(event)  # type: ignore[arg-type]
-    records.strengths.append(event_strength(event, value))
-    records.timestamps.append(int(timestamp))
 
 
 def load_event_log(
@@ -208,20 +245,20 @@ def _codes(known: np.ndarray, values: list[str]) -> tuple[np.ndarray, np.ndarray
 def _append(base: InteractionLog, records: EventRecords, uri: str, strict_items: str | None) -> InteractionLog:
     import pandas as pd  # deferred, as above
 
+    from pipeline.sources.files import too_many_events_message
+
     if strict_items is not None and len(records):
         known = pd.Index(base.item_ids).get_indexer(records.item_ids) >= 0
         if not known.all():
             names = pd.unique(np.asarray(records.item_ids, dtype=object)[~known])
-            shown = ", ".join(repr(x) for x in names[:5]) + (", ..." if len(names) > 5 else "")
             raise DataSourceError(
-                f"{strict_items}: {int((~known).sum())} event(s) in {uri} refer to "
-                f"{len(names)} item_id(s) not in this items table: {shown}"
+                unknown_items_message(strict_items, int((~known).sum()), uri, list(names[:5]), len(names))
             )
     users, user_ids = _codes(base.user_ids, records.user_ids)
     items, item_ids = _codes(base.item_ids, records.item_ids)
     events, event_types = _codes(np.asarray(base.event_types, dtype=str), records.events)
-    if len(event_types) > _MAX_EVENT_TYPES:
-        raise DataSourceError(f"{uri}: {len(event_types)} distinct events; at most {_MAX_EVENT_TYPES} are supported")
+    if len(event_types) > MAX_EVENT_TYPES:
+        raise DataSourceError(too_many_events_message(uri, len(event_types)))
     added = item_ids[base.n_items :].tolist()
     return InteractionLog(
         user_ids=user_ids,
@@ -240,4 +277,12 @@ def _append(base: InteractionLog, records: EventRecords, uri: str, strict_items:
     )
 
 
-__all__ = ["EventRecords", "is_event_log", "load_event_log", "read_event_log"]
+__all__ = [
+    "EventRecord",
+    "EventRecords",
+    "Problem",
+    "is_event_log",
+    "load_event_log",
+    "object_records",
+    "read_event_log",
+]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.data import InteractionLog
+from pipeline.data import MAX_EVENT_TYPES, InteractionLog
 from reccore.errors import DataSourceError
 from reccore.events import event_strengths
 
@@ -141,7 +141,7 @@ def unknown_items_message(items: str, count: int, interactions: str, first_names
 
 
 def too_many_events_message(uri: str, count: int) -> str:
-    return f"{uri}: {count} distinct events; at most 127 are supported"
+    return f"{uri}: {count} distinct events; at most {MAX_EVENT_TYPES} are supported"
 
 
 def _bad_rows(uri: str, column: str, problem: str, bad: np.ndarray, values: pd.Series) -> None:
@@ -245,7 +245,7 @@ def load_files(interactions: str, items: str | None = None, *, s3_client: Any = 
     timestamps = _timestamps(interactions, frame) if "timestamp" in frame else np.arange(len(frame), dtype=np.int64)
     if "event" in frame:
         event_codes, event_types = pd.factorize(frame["event"].astype("string").str.strip().fillna("unknown"))
-        if len(event_types) > 127:
+        if len(event_types) > MAX_EVENT_TYPES:
             raise DataSourceError(too_many_events_message(interactions, len(event_types)))
         events, event_names = event_codes.astype(np.int8), [str(e) for e in event_types]
     else:

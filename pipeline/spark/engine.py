@@ -17,10 +17,12 @@ import numpy as np
 
 from pipeline.data import InteractionLog
 from pipeline.sources import MOVIELENS_100K, SYNTHETIC
+from pipeline.spark.events import is_log, read_events
 from pipeline.spark.matrix import weighted_matrix
 from pipeline.spark.read import read_interactions
 from pipeline.spark.session import get_session
 from pipeline.spark.split import with_time_split
+from pipeline.spark.stage import local_copy, reads_s3
 from pipeline.spark.svd import BlockOperator, factorise
 from pipeline.train import ModelConfig, TrainedModel, assemble
 from reccore.errors import ConfigError, DataSourceError
@@ -48,47 +50,71 @@ class SparkEngine:
             self._spark = get_session(self.settings.master, self.settings.driver_memory)
         return self._spark
 
-    def _tables(self) -> tuple[str, str | None]:
-        s = self.settings
-        if s.events:
-            raise ConfigError("--engine spark does not read the events log yet (--events); use the single-process "
-                              "engine, or convert the log to a Parquet table and pass it as --source")  # fmt: skip
-        if s.source == MOVIELENS_100K:
-            raise ConfigError("--engine spark reads tables (CSV/Parquet, files or directories); "
-                              "use the single-process engine for movielens-100k")  # fmt: skip
-        if s.source != SYNTHETIC:
-            return s.source, s.items
-        if s.items is not None:
-            raise DataSourceError(f"{s.items}: an items table applies only to file sources, not to 'synthetic'")
-        from pipeline.sources.synthetic import write_parquet
+    def _scratch_dir(self) -> Path:
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="recsys-spark-")
+        return Path(self._scratch.name)
 
-        self._scratch = tempfile.TemporaryDirectory(prefix="recsys-synthetic-")
-        interactions, items = write_parquet(s.interactions, s.seed, Path(self._scratch.name))
-        return str(interactions), str(items)
+    def _inputs(self) -> tuple[str | None, str | None, str | None, bool]:
+        """(interactions table, items table, event log, whether the log's items must be in the items table)."""
+        s = self.settings
+        if s.source == MOVIELENS_100K:
+            raise ConfigError("--engine spark reads tables (CSV/Parquet, files or directories) and event logs; "
+                              "use the single-process engine for movielens-100k")  # fmt: skip
+        if s.source == SYNTHETIC:
+            if s.items is not None:
+                raise DataSourceError(f"{s.items}: an items table applies only to file sources, not to 'synthetic'")
+            from pipeline.sources.synthetic import write_parquet
+
+            interactions, items = write_parquet(s.interactions, s.seed, self._scratch_dir() / "synthetic")
+            return str(interactions), str(items), s.events, False  # as load_source: the log may add items
+        if is_log(s.source):
+            if s.events is not None:
+                raise DataSourceError(f"{s.events}: --events adds a log to a base source; {s.source} is a log already")
+            return None, s.items, s.source, True
+        return s.source, s.items, s.events, True
+
+    def _readable(self, uri: str | None, name: str) -> str | None:
+        """``uri``, or its local copy when it is on S3 and this session cannot read S3 (local mode)."""
+        if uri is None or not uri.startswith("s3://") or reads_s3(self.spark):
+            return uri
+        return str(local_copy(uri, self._scratch_dir() / name))
 
     def load(self) -> InteractionLog:
-        source, items = self._tables()
-        indexed = read_interactions(self.spark, source, items)
+        source, items, log_uri, strict = self._inputs()
+        events = None
+        if log_uri is not None:
+            events = read_events(self.spark, self._readable(log_uri, "events") or log_uri, log_uri)
+        table = self._readable(source, "interactions")
+        indexed = read_interactions(self.spark, table, items, events, strict_items=strict)
         frame = with_time_split(indexed.frame).select("u", "i", "w", "t", "e", "test")
         from pyspark import StorageLevel
 
         self._frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
         columns = self._frame.toArrow()
-        self._test = columns["test"].to_numpy().astype(bool)
+
+        def take(name: str, dtype: type) -> np.ndarray:
+            """One column as numpy, then dropped from the Arrow table: the peak holds the log once, not twice."""
+            nonlocal columns
+            array = columns[name].to_numpy().astype(dtype, copy=False)
+            columns = columns.drop_columns([name])
+            return array
+
+        self._test = take("test", bool)
         log = InteractionLog(
             user_ids=indexed.user_ids,
             item_ids=indexed.item_ids,
-            users=columns["u"].to_numpy().astype(np.int32),
-            items=columns["i"].to_numpy().astype(np.int32),
-            weights=columns["w"].to_numpy().astype(np.float32),
-            timestamps=columns["t"].to_numpy().astype(np.int64),
-            events=columns["e"].to_numpy().astype(np.int8),
+            users=take("u", np.int32),
+            items=take("i", np.int32),
+            weights=take("w", np.float32),
+            timestamps=take("t", np.int64),
+            events=take("e", np.int8),
             event_types=indexed.event_types,
             titles=indexed.titles,
             categories=indexed.categories,
             prices=indexed.prices,
-            source=self.settings.source,
-            extra={"interactions_file": source, "items_file": items},
+            source=self.settings.source if log_uri is None or source is None else f"{self.settings.source} + {log_uri}",
+            extra={"interactions_file": source, "items_file": items, **({"events": events.stats} if events else {})},
         )
         del columns
         log.validate()

@@ -8,12 +8,15 @@ Locally Spark reads local paths; ``s3://`` needs EMR (EMRFS) or hadoop-aws on th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.data import MAX_EVENT_TYPES
+from pipeline.sources.eventlog import unknown_items_message as unknown_event_items_message
 from pipeline.sources.files import (
     SUPPORTED_SUFFIXES,
     malformed_message,
@@ -29,8 +32,13 @@ from reccore.events import event_strengths
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from pipeline.spark.events import EventFrame
+
 
 ROWS_PER_SHUFFLE_PARTITION = 2_000_000
+# Id mappings up to this many rows are broadcast to the join (~100 bytes each in the JVM's hash table);
+# larger ones are joined by a shuffle of the interactions.
+BROADCAST_ROWS = 5_000_000
 
 
 @dataclass
@@ -46,6 +54,16 @@ class IndexedInteractions:
     event_types: list[str]
 
 
+def directory_format(path: Path) -> str | None:
+    """``csv`` or ``parquet`` from the table files in a directory (Spark skips ``_*`` and ``.*``), or None."""
+    names = [p.name.lower() for p in path.rglob("*") if p.is_file() and not p.name.startswith(("_", "."))]
+    if any(n.endswith((".csv", ".csv.gz")) for n in names):
+        return "csv"
+    if any(n.endswith((".parquet", ".pq")) for n in names):
+        return "parquet"
+    return None
+
+
 def table_format(uri: str) -> str:
     """``csv`` or ``parquet`` from the name, or for a directory from the files in it."""
     lower = uri.lower().rstrip("/")
@@ -58,12 +76,10 @@ def table_format(uri: str) -> str:
     if not path.exists():
         raise DataSourceError(f"{uri}: file not found")
     if path.is_dir():
-        names = [p.name.lower() for p in path.rglob("*") if p.is_file() and not p.name.startswith(("_", "."))]
-        if any(n.endswith((".csv", ".csv.gz")) for n in names):
-            return "csv"
-        if any(n.endswith((".parquet", ".pq")) for n in names):
-            return "parquet"
-        raise DataSourceError(f"{uri}: no {', '.join(SUPPORTED_SUFFIXES)} files in this directory")
+        kind = directory_format(path)
+        if kind is None:
+            raise DataSourceError(f"{uri}: no {', '.join(SUPPORTED_SUFFIXES)} files in this directory")
+        return kind
     table_suffix(uri)  # raises the single-process engine's "unsupported source" message
     raise AssertionError("unreachable: table_suffix accepts only the suffixes checked above")
 
@@ -141,6 +157,13 @@ def _fail_on_first(uri: str, frame: DataFrame, checks: list[tuple[str, str, Colu
             raise DataSourceError(malformed_message(uri, count, column, problem, index, value))
 
 
+def _maybe_broadcast(mapping: DataFrame, rows: int) -> DataFrame:
+    """A code mapping small enough to copy to every task (no shuffle of the interactions to join it)."""
+    from pyspark.sql import functions as F
+
+    return F.broadcast(mapping) if rows <= BROADCAST_ROWS else mapping
+
+
 def _dense_codes(frame: DataFrame, column: str, code: str) -> tuple[DataFrame, np.ndarray]:
     """Codes 0..n-1 for the distinct values of ``column`` in sorted order, and the values by code."""
     from pyspark.sql import Window
@@ -152,8 +175,8 @@ def _dense_codes(frame: DataFrame, column: str, code: str) -> tuple[DataFrame, n
     return mapping, np.asarray(ids, dtype=str)
 
 
-def read_interactions(spark: SparkSession, uri: str, items: str | None = None) -> IndexedInteractions:
-    """Read, check and index an interactions table (and an optional items table) like ``load_files``.
+def typed_table(spark: SparkSession, uri: str) -> DataFrame:
+    """The checked table as columns ``user_id, item_id, rid, w, t, event`` (event names, not yet codes).
 
     Also sizes ``spark.sql.shuffle.partitions`` to the row count for the stages that follow.
     """
@@ -169,7 +192,7 @@ def read_interactions(spark: SparkSession, uri: str, items: str | None = None) -
     frame = frame.withColumn("user_id", _id_text(frame, "user_id")).withColumn("item_id", _id_text(frame, "item_id"))
     checks = [(c, "is empty", F.col(c).isNull() | (F.col(c) == "")) for c in ("user_id", "item_id")]
     weight_column = next((c for c in ("weight", "rating") if c in frame.columns), None)
-    weight = F.lit(1.0) if weight_column is None else F.col(weight_column).cast("double")
+    weight = F.lit(None).cast("double") if weight_column is None else F.col(weight_column).cast("double")
     if weight_column is not None:
         checks += [(weight_column, "is not a number", weight.isNull()), (weight_column, "must be > 0", ~(weight > 0))]
     # Without timestamps, file order is time order.
@@ -180,18 +203,44 @@ def read_interactions(spark: SparkSession, uri: str, items: str | None = None) -
     _fail_on_first(uri, frame, checks)
 
     if "event" in frame.columns:
-        event_text = F.coalesce(F.trim(F.col("event").cast("string")), F.lit("unknown"))
-        names = sorted(r[0] for r in frame.select(event_text.alias("e")).distinct().collect())
-        if len(names) > 127:
-            raise DataSourceError(too_many_events_message(uri, len(names)))
-        event = F.create_map(*[F.lit(x) for name in names for x in (name, names.index(name))])[event_text]
+        event = F.coalesce(F.trim(F.col("event").cast("string")), F.lit("unknown"))
+        count = frame.select(event.alias("e")).distinct().count()
+        if count > MAX_EVENT_TYPES:
+            raise DataSourceError(too_many_events_message(uri, count))
     else:
-        names, event = [weight_column if weight_column == "rating" else "interaction"], F.lit(0)
-    if weight_column is None:  # each event's default strength, by the function the single-process reader uses
-        strengths = event_strengths(np.arange(len(names)), names).tolist()
-        weight = F.create_map(*[F.lit(x) for code, s in enumerate(strengths) for x in (code, s)])[event]
-    typed = [weight.cast("float").alias("w"), timestamp.cast("long").alias("t"), event.cast("byte").alias("e")]
-    frame = frame.select("user_id", "item_id", "rid", *typed)
+        event = F.lit("rating" if weight_column == "rating" else "interaction")
+    # Without a weight column each row weighs its event's default strength (set where the codes are known).
+    typed = [weight.alias("w"), timestamp.cast("long").alias("t"), event.alias("event")]
+    return frame.select("user_id", "item_id", "rid", *typed)
+
+
+def read_interactions(
+    spark: SparkSession, uri: str | None, items: str | None = None, events: EventFrame | None = None,
+    strict_items: bool = True,
+) -> IndexedInteractions:  # fmt: skip
+    """Read, check and index an interactions table and/or the event log, and an optional items table.
+
+    The single-process engine's ``load_source``: the table's rows first, then the log's records; with an
+    items table, an id outside it stops the run (the table's or the log's message), except for the log's
+    records when ``strict_items`` is false (the synthetic source), whose new items join the catalogue.
+    """
+    from pyspark.sql import functions as F
+
+    frames = [] if uri is None else [typed_table(spark, uri)]
+    if events is not None and events.frame is not None:
+        frames.append(events.frame)
+    if not frames:
+        raise DataSourceError(f"{events.stats['uri'] if events else uri}: the event log is empty (no records under "
+                              "this prefix)")  # fmt: skip
+    frame = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    names = sorted(r[0] for r in frame.select("event").distinct().collect())
+    if len(names) > MAX_EVENT_TYPES:
+        raise DataSourceError(too_many_events_message(events.stats["uri"] if events else str(uri), len(names)))
+    event = F.create_map(*[F.lit(x) for code, name in enumerate(names) for x in (name, code)])[F.col("event")]
+    strengths = event_strengths(np.arange(len(names)), names).tolist()
+    strength = F.create_map(*[F.lit(x) for code, s in enumerate(strengths) for x in (code, s)])[event]
+    weight = F.coalesce(F.col("w"), strength).cast("float").alias("w")
+    frame = frame.select("user_id", "item_id", "rid", weight, F.col("t"), event.cast("byte").alias("e"))
 
     users, user_ids = _dense_codes(frame, "user_id", "u")
     if items is None:
@@ -200,13 +249,27 @@ def read_interactions(spark: SparkSession, uri: str, items: str | None = None) -
     else:
         item_ids, titles, categories, prices = read_catalogue(items)
         item_map = spark.createDataFrame([(str(x), n) for n, x in enumerate(item_ids)], "item_id string, i int")
-        unknown = frame.join(F.broadcast(item_map), "item_id", "left_anti")
-        count = unknown.count()
-        if count:
-            distinct = unknown.select("item_id").distinct()
-            first_names = [r[0] for r in distinct.orderBy("item_id").limit(5).collect()]
-            raise DataSourceError(unknown_items_message(items, count, uri, first_names, distinct.count()))
-    indexed = frame.join(users, "user_id").join(F.broadcast(item_map), "item_id")
+        checks: list[tuple[DataFrame, str, bool, Callable[..., str]]] = []
+        if uri is not None:
+            checks.append((frames[0], uri, True, unknown_items_message))
+        if events is not None and events.frame is not None:
+            checks.append((events.frame, str(events.stats["uri"]), strict_items, unknown_event_items_message))
+        for part, source, strict, message in checks:
+            unknown = part.join(F.broadcast(item_map), "item_id", "left_anti")
+            count = unknown.count()
+            if not count:
+                continue
+            distinct = unknown.select("item_id").distinct().orderBy("item_id")
+            if strict:
+                first = [r[0] for r in distinct.limit(5).collect()]
+                raise DataSourceError(message(items, count, source, first, distinct.count()))
+            added = np.asarray([r[0] for r in distinct.collect()], dtype=str)  # new items join the catalogue
+            codes = [(str(x), len(item_ids) + n) for n, x in enumerate(added)]
+            item_map = item_map.unionByName(spark.createDataFrame(codes, "item_id string, i int"))
+            item_ids = np.concatenate([np.asarray(item_ids, dtype=str), added])
+            titles, categories = [*titles, *added.tolist()], [*categories, *(["unknown"] * len(added))]
+            prices = np.concatenate([np.asarray(prices, dtype=np.float64), np.zeros(len(added))])
+    indexed = frame.join(_maybe_broadcast(users, len(user_ids)), "user_id").join(F.broadcast(item_map), "item_id")
     indexed = indexed.select(F.col("u").cast("int"), F.col("i").cast("int"), "w", "t", "e", "rid")
     return IndexedInteractions(indexed, user_ids, np.asarray(item_ids, dtype=str), list(titles), list(categories),
                                np.asarray(prices, dtype=np.float64), names)  # fmt: skip
