@@ -23,16 +23,20 @@ from reccore.errors import ConfigError, RecError
 from reccore.settings import BatchSettings, PipelineSettings
 from reccore.weighting import SCHEMES
 
+# The settings `python -m pipeline run` takes as --name VALUE, and as --name / --no-name.
+RUN_OPTIONS = ("source", "items", "events", "output", "interactions", "seed", "factors", "weighting", "scaling",
+               "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "exact_below", "retention",
+               "user_table", "user_events", "tune_budget", "tune_max_interactions", "engine", "master",
+               "driver_memory")  # fmt: skip
+RUN_SWITCHES = ("user_arrays", "centre", "tune")
+
 
 def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="train, evaluate, index and publish a model")
     fields = PipelineSettings.model_fields
-    names = ("source", "items", "events", "output", "interactions", "seed", "factors", "weighting", "scaling",
-             "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "exact_below", "retention", "user_table",
-             "user_events", "tune_budget", "tune_max_interactions", "engine", "master", "driver_memory")  # fmt: skip
-    for name in names:
+    for name in RUN_OPTIONS:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str
         choices = getattr(info.annotation, "__args__", None) if name in ("weighting", "index", "engine") else None
@@ -40,14 +44,10 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name), choices=choices,
             help=f"{info.description} (env REC_{name.upper()}; default: %(default)s)",
         )  # fmt: skip
-    run_cmd.add_argument(
-        "--user-arrays", action=argparse.BooleanOptionalAction, default=defaults.user_arrays,
-        help=f"{fields['user_arrays'].description} (env REC_USER_ARRAYS)",
-    )  # fmt: skip
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
-    for flag in ("centre", "tune"):
+    for flag in RUN_SWITCHES:
         run_cmd.add_argument(
-            f"--{flag}", action=argparse.BooleanOptionalAction, default=getattr(defaults, flag),
+            f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=getattr(defaults, flag),
             help=f"{fields[flag].description} (env REC_{flag.upper()}; default: %(default)s)",
         )  # fmt: skip
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -9,6 +9,7 @@ unpacked as ``./environment`` on the driver and executors (the EMR Serverless do
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pipeline.cli import RUN_OPTIONS, RUN_SWITCHES
 from reccore.errors import ConfigError
 from reccore.settings import PipelineSettings
 
@@ -28,16 +30,47 @@ from pipeline.cli import main
 
 sys.exit(main(sys.argv[1:]))
 '''
-# Spark settings of the job; the passes' driver-side matrices (items x 60 float64) need a large driver.
+# Spark settings of the job; the driver's are sized from the input by driver_conf.
 SPARK_CONF = {
-    "spark.driver.cores": "4",
-    "spark.driver.memory": "24g",
     "spark.executor.cores": "4",
     "spark.executor.memory": "16g",
     "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": "./environment/bin/python",
     "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": "./environment/bin/python",
     "spark.executorEnv.PYSPARK_PYTHON": "./environment/bin/python",
 }
+
+
+# The driver holds the log's columns and assembles the artifacts in Python (the JVM only streams the
+# collected Arrow batches through), so its memory grows with the interactions. Measured at 100M with
+# `make bench-spark` (README): Parquet input ~10.8 bytes per interaction, the Python driver's peak
+# ~PYTHON_BYTES_PER_INTERACTION; the JVM heap is sized for the collect's batches plus Spark's own state.
+PARQUET_BYTES_PER_INTERACTION = 10.8
+PYTHON_BYTES_PER_INTERACTION = 100
+JVM_BYTES_PER_INTERACTION = 32
+# EMR Serverless worker sizes: the most memory (GB) a worker of this many vCPUs may have.
+WORKER_MEMORY_GB = {4: 30, 8: 60, 16: 120}
+
+
+def driver_conf(input_bytes: int | None) -> dict[str, str]:
+    """Driver cores, heap and overhead (where the Python driver lives) for an input of ``input_bytes``.
+
+    Raises
+    ------
+    ConfigError
+        The estimate exceeds EMR Serverless's largest worker.
+    """
+    interactions = (input_bytes or 0) / PARQUET_BYTES_PER_INTERACTION
+    heap = min(32, max(8, math.ceil(interactions * JVM_BYTES_PER_INTERACTION / 2**30)))
+    overhead = max(4, math.ceil(interactions * PYTHON_BYTES_PER_INTERACTION / 2**30) + 2)
+    cores = next((c for c, most in WORKER_MEMORY_GB.items() if heap + overhead <= most), None)
+    if cores is None:
+        raise ConfigError(
+            f"an input of {(input_bytes or 0) / 1e9:.1f} GB (~{interactions / 1e6:,.0f}M interactions) needs "
+            f"~{heap + overhead} GB on the Spark driver, more than EMR Serverless's largest worker "
+            f"({max(WORKER_MEMORY_GB.values())} GB); split the input by time and train on the newest part"
+        )
+    return {"spark.driver.cores": str(cores), "spark.driver.memory": f"{heap}g",
+            "spark.driver.memoryOverhead": f"{overhead}g"}  # fmt: skip
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -60,18 +93,21 @@ def input_bytes(source: str, s3_client: Any = None) -> int | None:
 
 
 def job_arguments(settings: PipelineSettings) -> list[str]:
-    """The ``python -m pipeline`` arguments that reproduce ``settings`` on Spark."""
+    """The ``python -m pipeline`` arguments that reproduce ``settings`` on Spark (every run option)."""
     arguments = ["run", "--engine", "spark"]
-    for name in ("source", "items", "output", "interactions", "seed", "factors", "weighting", "scaling", "index",
-                 "min_recall", "retention"):  # fmt: skip
+    for name in RUN_OPTIONS:
+        value = getattr(settings, name)
+        if value is not None and name not in ("engine", "master", "driver_memory"):  # the job's own, on EMR
+            arguments += [f"--{name.replace('_', '-')}", str(value)]
+    for name in RUN_SWITCHES:
         value = getattr(settings, name)
         if value is not None:
-            arguments += [f"--{name.replace('_', '-')}", str(value)]
+            arguments.append(f"--{'' if value else 'no-'}{name.replace('_', '-')}")
     return [*arguments, "--json"] + (["--force"] if settings.force else [])
 
 
-def start_job_run(settings: PipelineSettings, emr_client: Any = None) -> str:
-    """Start the training job on EMR Serverless; returns the job run id."""
+def start_job_run(settings: PipelineSettings, emr_client: Any = None, input_size: int | None = None) -> str:
+    """Start the training job on EMR Serverless, its driver sized for ``input_size`` bytes; returns the run id."""
     missing = [n for n in ("emr_application_id", "emr_job_role_arn", "emr_code_uri") if not getattr(settings, n)]
     if missing:
         raise ConfigError(f"EMR Serverless is not configured: set {', '.join('REC_' + m.upper() for m in missing)}")
@@ -79,7 +115,7 @@ def start_job_run(settings: PipelineSettings, emr_client: Any = None) -> str:
 
     emr = emr_client or boto3.client("emr-serverless")
     code = str(settings.emr_code_uri).rstrip("/")
-    conf = {"spark.archives": f"{code}/{BUNDLE_NAME}#environment", **SPARK_CONF}
+    conf = {"spark.archives": f"{code}/{BUNDLE_NAME}#environment", **driver_conf(input_size), **SPARK_CONF}
     response = emr.start_job_run(
         applicationId=settings.emr_application_id,
         executionRoleArn=settings.emr_job_role_arn,
@@ -103,7 +139,7 @@ def dispatch(settings: PipelineSettings, s3_client: Any = None, emr_client: Any 
     if settings.engine != "spark" and not large:
         return None
     return {"engine": "emr-serverless", "input_bytes": size, "application_id": settings.emr_application_id,
-            "job_run_id": start_job_run(settings, emr_client)}  # fmt: skip
+            "job_run_id": start_job_run(settings, emr_client, size)}  # fmt: skip
 
 
 def pack(venv: Path, output: Path) -> Path:
@@ -132,8 +168,9 @@ def train_emr(settings: PipelineSettings, venv: Path) -> dict[str, Any]:
         raise ConfigError("EMR Serverless is not configured: set REC_EMR_CODE_URI")
     with tempfile.TemporaryDirectory() as scratch:
         uploaded = upload_code(pack(venv, Path(scratch) / BUNDLE_NAME), settings.emr_code_uri)
-    return {"uploaded": uploaded, "application_id": settings.emr_application_id,
-            "job_run_id": start_job_run(settings)}  # fmt: skip
+    size = input_bytes(settings.source)
+    return {"uploaded": uploaded, "application_id": settings.emr_application_id, "input_bytes": size,
+            "job_run_id": start_job_run(settings, input_size=size)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,6 +117,9 @@ class SparkEngine:
             extra={"interactions_file": source, "items_file": items, **({"events": events.stats} if events else {})},
         )
         del columns
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()  # the collected batches' memory, back to the system
         log.validate()
         return log
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 OVERSAMPLES = 10  # scikit-learn's default n_oversamples
+CHUNK_ROWS = 32_768  # item rows per reduced chunk of a pass's partial products (~15 MB at l = 60)
 
 
 class RowOperator(Protocol):
@@ -116,8 +117,10 @@ def factorise(
 class BlockOperator:
     """A :class:`WeightedMatrix`'s blocks as a :class:`RowOperator`: each product is one Spark pass.
 
-    The local operand travels as a broadcast of npy bytes; each task sums its blocks' partial products
-    and returns one (n×l) partial, so the driver receives one partial per task slot, not per block.
+    The local operand travels as a broadcast of npy bytes. Each task sums its blocks' partial products
+    into one (n×l) partial, cut into chunks of item rows; a shuffle by chunk adds the tasks' partials
+    on the executors (a reduce-scatter), so the driver receives one n×l result however many task
+    slots there are, instead of one partial per slot (~0.5 GB each at 1M items).
     """
 
     def __init__(self, matrix: WeightedMatrix) -> None:
@@ -131,9 +134,11 @@ class BlockOperator:
     ) -> np.ndarray:
         broadcast = self.spark.sparkContext.broadcast(npy_bytes(operand))
         n_items, out_shape = self.shape[1], (self.shape[1], operand.shape[1])
+        starts = range(0, n_items, CHUNK_ROWS)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             import pyarrow as pa
+            from pyspark import TaskContext
 
             local = npy_load(broadcast.value)
             total = np.zeros(out_shape)
@@ -141,11 +146,29 @@ class BlockOperator:
                 for record in batch.to_pylist():
                     rows, block = block_matrix(record, n_items)
                     total += kernel(rows, block, local)
-            yield pa.RecordBatch.from_pydict({"part": [npy_bytes(total)]})
+            context = TaskContext.get()
+            task = context.partitionId() if context is not None else 0
+            parts = [npy_bytes(total[start : start + CHUNK_ROWS]) for start in starts]
+            chunks, tasks = pa.array(range(len(parts)), pa.int32()), pa.array([task] * len(parts), pa.int32())
+            yield pa.RecordBatch.from_pydict({"chunk": chunks, "task": tasks, "part": parts})
 
-        parts = self.matrix.blocks.coalesce(self.slots).mapInArrow(run, "part binary").toArrow()
+        def add(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            import pyarrow as pa
+
+            rows = sorted((r["chunk"], r["task"], r["part"]) for b in batches for r in b.to_pylist())
+            sums: dict[int, np.ndarray] = {}
+            for chunk, _, part in rows:  # in task order: the same sum on every run
+                sums[chunk] = sums[chunk] + npy_load(part) if chunk in sums else npy_load(part)
+            chunks = pa.array(list(sums), pa.int32())
+            yield pa.RecordBatch.from_pydict({"chunk": chunks, "part": [npy_bytes(x) for x in sums.values()]})
+
+        partials = self.matrix.blocks.coalesce(self.slots).mapInArrow(run, "chunk int, task int, part binary")
+        sums = partials.repartition(len(starts), "chunk").mapInArrow(add, "chunk int, part binary").toArrow()
         broadcast.unpersist()
-        return np.sum([npy_load(part) for part in parts["part"].to_pylist()], axis=0)
+        result = np.zeros(out_shape)
+        for chunk, part in zip(sums["chunk"].to_pylist(), sums["part"].to_pylist(), strict=True):
+            result[starts[chunk] : starts[chunk] + CHUNK_ROWS] = npy_load(part)
+        return result
 
     def gram(self, x: np.ndarray) -> np.ndarray:
         return self._pass(x, lambda rows, block, local: block.T @ (block @ local))

@@ -102,3 +102,30 @@ def test_unconfigured_emr_is_one_message(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("REC_EMR_APPLICATION_ID", raising=False)
     with pytest.raises(ConfigError, match="REC_EMR_APPLICATION_ID"):
         start_job_run(PipelineSettings(emr_application_id=None, emr_job_role_arn="r", emr_code_uri="s3://b/p"))
+
+
+def test_job_arguments_reproduce_every_run_setting() -> None:
+    from pipeline.cli import RUN_OPTIONS, RUN_SWITCHES, build_parser
+
+    settings = PipelineSettings(
+        source="s3://b/data/", items="s3://b/items.parquet", events="s3://b/app/events/", output="s3://b/app",
+        factors=80, weighting="tfidf", scaling=0.7, shrinkage=1.5, pop_alpha=0.3, min_rating=2.0, index="auto",
+        user_table="users", user_arrays=False, centre=True, tune=False, force=True, retention=3,
+    )  # fmt: skip
+    parsed = vars(build_parser(PipelineSettings()).parse_args(job_arguments(settings)))
+    for name in (*RUN_OPTIONS, *RUN_SWITCHES, "force"):
+        expected = "spark" if name == "engine" else getattr(PipelineSettings(), name) if name in (
+            "master", "driver_memory") else getattr(settings, name)  # fmt: skip
+        assert parsed[name] == expected, name
+
+
+def test_the_driver_grows_with_the_input_up_to_the_largest_worker() -> None:
+    from pipeline.emr import driver_conf
+
+    small, hundred_million = driver_conf(None), driver_conf(1_083_235_254)  # the 100M benchmark's Parquet
+    assert small == {"spark.driver.cores": "4", "spark.driver.memory": "8g", "spark.driver.memoryOverhead": "4g"}
+    assert hundred_million["spark.driver.cores"] == "4"
+    assert int(hundred_million["spark.driver.memoryOverhead"][:-1]) >= 10  # the measured Python peak, 10.0 GB
+    assert driver_conf(5_000_000_000)["spark.driver.cores"] == "8" and driver_conf(10**10)["spark.driver.cores"] == "16"
+    with pytest.raises(ConfigError, match="more than EMR Serverless's largest worker"):
+        driver_conf(20_000_000_000)
