@@ -7,7 +7,7 @@ and its executor threads), and the Python workers the JVM starts. Per-stage time
 
 Usage:
   python scripts/bench_spark.py [N ...]                 # default 1000000 10000000, both engines
-  python scripts/bench_spark.py --spark-only --driver-memory 14g 100000000
+  python scripts/bench_spark.py --spark-only --driver-memory 6g 100000000 [--no-user-arrays]
   python scripts/bench_spark.py --svd 100000            # computeSVD vs randomized SVDs on that matrix
 """
 
@@ -93,13 +93,13 @@ def dataset(n: int) -> tuple[Path, Path, Path]:
     return interactions, single, items
 
 
-def run_once(engine: str, source: Path, items: Path, driver_memory: str) -> dict[str, object]:
+def run_once(engine: str, source: Path, items: Path, driver_memory: str, extra: list[str]) -> dict[str, object]:
     """One run; its stage progress and Spark's log go to .cache/spark-data/<engine>-<time>.log as it runs."""
     log_path = DATA / f"{engine}-{time.strftime('%H%M%S')}.log"
     with tempfile.TemporaryDirectory(dir=DATA) as output, log_path.open("w") as log:
         command = [sys.executable, "-m", "pipeline", "run", "--engine", engine, "--source", str(source),
                    "--items", str(items), "--output", output, "--json", "--stages", "--force",
-                   "--master", "local[2]", "--driver-memory", driver_memory]  # fmt: skip
+                   "--master", "local[2]", "--driver-memory", driver_memory, *extra]  # fmt: skip
         print(f"  running {engine} on {source} (progress: {log_path})", flush=True)
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
@@ -138,7 +138,10 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--svd", type=int, metavar="N", default=0,
                         help="instead: compare the SVD methods on the N-interaction synthetic matrix")  # fmt: skip
+    parser.add_argument("--no-user-arrays", action="store_true",
+                        help="publish item-side artifacts only (per-user state in the user table)")  # fmt: skip
     args = parser.parse_args()
+    extra = ["--no-user-arrays"] if args.no_user_arrays else []
     load = os.getloadavg()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {load[0]:.1f} at start")  # fmt: skip
@@ -150,8 +153,8 @@ def main() -> None:
     for n in args.sizes:
         directory, single, items = dataset(n)
         if not args.spark_only:
-            report(n, run_once("single-process", single, items, args.driver_memory))
-        report(n, run_once("spark", directory, items, args.driver_memory))
+            report(n, run_once("single-process", single, items, args.driver_memory, extra))
+        report(n, run_once("spark", directory, items, args.driver_memory, extra))
     print(f"\nload average at the end {os.getloadavg()[0]:.1f} (2 cores shared with other jobs)")
 
 

@@ -110,7 +110,7 @@ def factorise(
     sigma = np.maximum(sigma.astype(np.float32), MIN_SINGULAR_VALUE)
     item_factors = spectral_item_factors(v, sigma, scaling, shrinkage)
     squared = np.square(sigma.astype(np.float64)).astype(np.float32)
-    user_factors = op.matmul((item_factors / squared).astype(np.float64)).astype(np.float32)
+    user_factors = op.matmul((item_factors / squared).astype(np.float64)).astype(np.float32, copy=False)
     return item_factors, user_factors, sigma
 
 
@@ -193,6 +193,7 @@ class BlockOperator:
         parts = self.matrix.blocks.mapInArrow(run, "rows binary, values binary").toArrow()
         broadcast.unpersist()
         result = np.zeros((self.shape[0], x.shape[1]), dtype=np.float32)
-        for rows, values in zip(parts["rows"].to_pylist(), parts["values"].to_pylist(), strict=True):
-            result[npy_load(rows)] = npy_load(values)
+        for batch in parts.to_batches():  # one block's bytes at a time as Python objects: not all users' twice
+            for rows, values in zip(batch.column("rows"), batch.column("values"), strict=True):
+                result[npy_load(rows.as_py())] = npy_load(values.as_py())
         return result
