@@ -42,11 +42,13 @@ SPARK_CONF = {
 
 # The driver holds the log's columns and assembles the artifacts in Python (the JVM only streams the
 # collected Arrow batches through), so its memory grows with the interactions. Measured at 100M with
-# `make bench-spark` (README): Parquet input ~10.8 bytes per interaction, the Python driver's peak
-# ~PYTHON_BYTES_PER_INTERACTION; the JVM heap is sized for the collect's batches plus Spark's own state.
+# `make bench-spark` (README): the Parquet input is ~10.8 bytes per interaction and the Python driver
+# peaked at 10.0 GB (~100 bytes per interaction, with or without per-user arrays: the peak is in
+# training); a 6g heap was enough for the local driver *and* its executors, so the EMR driver's heap
+# (no executors in it) gets 8-16g.
 PARQUET_BYTES_PER_INTERACTION = 10.8
 PYTHON_BYTES_PER_INTERACTION = 100
-JVM_BYTES_PER_INTERACTION = 32
+JVM_BYTES_PER_INTERACTION = 16
 # EMR Serverless worker sizes: the most memory (GB) a worker of this many vCPUs may have.
 WORKER_MEMORY_GB = {4: 30, 8: 60, 16: 120}
 
@@ -60,7 +62,7 @@ def driver_conf(input_bytes: int | None) -> dict[str, str]:
         The estimate exceeds EMR Serverless's largest worker.
     """
     interactions = (input_bytes or 0) / PARQUET_BYTES_PER_INTERACTION
-    heap = min(32, max(8, math.ceil(interactions * JVM_BYTES_PER_INTERACTION / 2**30)))
+    heap = min(16, max(8, math.ceil(interactions * JVM_BYTES_PER_INTERACTION / 2**30)))
     overhead = max(4, math.ceil(interactions * PYTHON_BYTES_PER_INTERACTION / 2**30) + 2)
     cores = next((c for c, most in WORKER_MEMORY_GB.items() if heap + overhead <= most), None)
     if cores is None:

@@ -64,7 +64,8 @@ def main() -> int:
         provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
         publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env)
         api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend",
-                          "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log")  # fmt: skip
+                          "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log",
+                          "--timeout-graceful-shutdown", "5")  # fmt: skip
         wait_for(f"{api_url}/health", "API", api, timeout=60)
         # From frontend/, so Streamlit picks up frontend/.streamlit/config.toml.
         ui = group.start(PY, "-m", "streamlit", "run", "Home.py", "--server.address", "127.0.0.1",

@@ -68,16 +68,17 @@ class ProcessGroup:
             time.sleep(0.5)
 
     def stop(self, first_signal: int = signal.SIGTERM, timeout: float = 10.0) -> list[subprocess.Popen[bytes]]:
-        """Signal every process group, wait, then SIGKILL stragglers; returns the ones killed."""
+        """Signal every process group, wait up to ``timeout`` in all, then SIGKILL stragglers; returns those."""
         for process in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, first_signal)
-        killed = []
+        killed, deadline = [], time.monotonic() + timeout
         for process in self.processes:
             try:
-                process.wait(timeout=timeout)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
                 killed.append(process)
         return killed
 

@@ -92,6 +92,8 @@ class SparkEngine:
 
         self._frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
         columns = self._frame.toArrow()
+        if events is not None and events.frame is not None:
+            events.frame.unpersist()  # the frame above is cached now (it would re-read the log if evicted)
 
         def take(name: str, dtype: type) -> np.ndarray:
             """One column as numpy, then dropped from the Arrow table: the peak holds the log once, not twice."""

@@ -102,8 +102,8 @@ def _objects(spark: SparkSession, path: str, uri: str) -> DataFrame | None:
 def is_log(uri: str) -> bool:
     """Whether ``--source uri`` is an event log for this engine, which also reads directories of tables.
 
-    A local directory is a log when it holds no table files; an ``s3://`` prefix when it ends in
-    ``/events`` (where the service writes it), as listing it on EMR would need more than the job's grants.
+    A local directory is a log when it holds no table files; an ``s3://`` prefix when its last segment
+    is ``events``, where the service writes the log (``reccore.eventlog``).
     """
     if uri.startswith("s3://"):
         return urlparse(uri).path.rstrip("/").rsplit("/", 1)[-1] == EVENTS_DIR
