@@ -84,6 +84,11 @@ def malformed_message(uri: str, count: int, field_name: str, problem: str, where
     return f"{uri}: {count} malformed record(s), field {field_name!r} {problem}; first is {where}: {value_repr}"
 
 
+def empty_log_message(uri: str) -> str:
+    """The one-line error both engines raise for a log read alone that holds no record."""
+    return f"{uri}: the event log is empty (no records under this prefix)"
+
+
 def unknown_items_message(items: str, count: int, uri: str, names: list[str], n_names: int) -> str:
     """The one-line error both engines raise for events naming items outside the items table."""
     shown = ", ".join(repr(x) for x in names[:5]) + (", ..." if n_names > 5 else "")
@@ -211,7 +216,7 @@ def load_event_log(
 
     records = read_event_log(uri, s3_client)
     if base is None and not len(records):
-        raise DataSourceError(f"{uri}: the event log is empty (no records under this prefix)")
+        raise DataSourceError(empty_log_message(uri))
     if base is None:
         if items is not None:
             item_ids, titles, categories, prices = read_catalogue(items, s3_client)

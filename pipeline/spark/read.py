@@ -3,7 +3,8 @@
 Accepts what the single-process engine accepts (``pipeline/sources/files.py``: CSV or Parquet, the same
 columns and value rules) plus a directory or ``s3://`` prefix of partitioned files. Every problem raises
 :class:`DataSourceError` with the single-process engine's one-line message (the same functions build them).
-Locally Spark reads local paths; ``s3://`` needs EMR (EMRFS) or hadoop-aws on the classpath.
+Spark reads local paths, and ``s3://`` on EMR (EMRFS); locally the engine copies ``s3://`` inputs first
+(:mod:`pipeline.spark.stage`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.data import MAX_EVENT_TYPES
+from pipeline.sources.eventlog import empty_log_message
 from pipeline.sources.eventlog import unknown_items_message as unknown_event_items_message
 from pipeline.sources.files import (
     SUPPORTED_SUFFIXES,
@@ -230,8 +232,7 @@ def read_interactions(
     if events is not None and events.frame is not None:
         frames.append(events.frame)
     if not frames:
-        raise DataSourceError(f"{events.stats['uri'] if events else uri}: the event log is empty (no records under "
-                              "this prefix)")  # fmt: skip
+        raise DataSourceError(empty_log_message(str(events.stats["uri"]) if events else str(uri)))
     frame = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
     names = sorted(r[0] for r in frame.select("event").distinct().collect())
     if len(names) > MAX_EVENT_TYPES:
