@@ -123,9 +123,10 @@ class BlockOperator:
     slots there are, instead of one partial per slot (~0.5 GB each at 1M items).
     """
 
-    def __init__(self, matrix: WeightedMatrix) -> None:
+    def __init__(self, matrix: WeightedMatrix, chunk_rows: int = CHUNK_ROWS) -> None:
         self.matrix = matrix
         self.shape = matrix.shape
+        self.chunk_rows = chunk_rows
         self.spark = matrix.blocks.sparkSession
         self.slots = self.spark.sparkContext.defaultParallelism
 
@@ -134,7 +135,8 @@ class BlockOperator:
     ) -> np.ndarray:
         broadcast = self.spark.sparkContext.broadcast(npy_bytes(operand))
         n_items, out_shape = self.shape[1], (self.shape[1], operand.shape[1])
-        starts = range(0, n_items, CHUNK_ROWS)
+        size = self.chunk_rows
+        starts = range(0, n_items, size)
 
         def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             import pyarrow as pa
@@ -148,7 +150,7 @@ class BlockOperator:
                     total += kernel(rows, block, local)
             context = TaskContext.get()
             task = context.partitionId() if context is not None else 0
-            parts = [npy_bytes(total[start : start + CHUNK_ROWS]) for start in starts]
+            parts = [npy_bytes(total[start : start + size]) for start in starts]
             chunks, tasks = pa.array(range(len(parts)), pa.int32()), pa.array([task] * len(parts), pa.int32())
             yield pa.RecordBatch.from_pydict({"chunk": chunks, "task": tasks, "part": parts})
 
@@ -167,7 +169,7 @@ class BlockOperator:
         broadcast.unpersist()
         result = np.zeros(out_shape)
         for chunk, part in zip(sums["chunk"].to_pylist(), sums["part"].to_pylist(), strict=True):
-            result[starts[chunk] : starts[chunk] + CHUNK_ROWS] = npy_load(part)
+            result[starts[chunk] : starts[chunk] + size] = npy_load(part)
         return result
 
     def gram(self, x: np.ndarray) -> np.ndarray:
