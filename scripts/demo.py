@@ -58,6 +58,8 @@ def main() -> int:
     }
     group = ProcessGroup(env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C stops it even when started with SIGINT ignored (Python then leaves it ignored: a background job's).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         s3 = group.start(PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.s3_port))
         wait_for(s3_url, "local S3", s3, timeout=60)

@@ -94,6 +94,8 @@ def main() -> int:
     env_vars: Path | None = None
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C stops it even when started with SIGINT ignored (Python then leaves it ignored: a background job's).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if not docker_answers():
             data_root = Path(os.environ.get("DOCKERD_DATA_ROOT", ROOT / ".cache" / "dockerd"))
