@@ -11,6 +11,7 @@ from sklearn.utils.extmath import randomized_svd
 from pipeline.data import InteractionLog
 from reccore.weighting import Scheme, item_weights, weight_rows
 
+POPULARITY_CHUNK_ROWS = 4_000_000
 POPULARITY_HALF_LIFE_DAYS = 30.0
 RIDGE_ALPHA = 1.0
 SVD_POWER_ITERATIONS = 4  # see truncated_svd; the Spark engine runs the same number (pipeline/spark/svd.py)
@@ -184,12 +185,19 @@ def item_features(log: InteractionLog) -> np.ndarray:
 
 
 def recency_popularity(log: InteractionLog, half_life_days: float = POPULARITY_HALF_LIFE_DAYS) -> np.ndarray:
-    """Interaction weight per item, each decayed by its age relative to the newest interaction."""
+    """Interaction weight per item, each decayed by its age relative to the newest interaction.
+
+    Summed a chunk of rows at a time, so the float64 temporaries stay ~100 MB at any log size.
+    """
     if log.n_interactions == 0:
         return np.zeros(log.n_items, dtype=np.float32)
-    age_days = (log.timestamps.max() - log.timestamps).astype(np.float64) / 86_400.0
-    decayed = log.weights.astype(np.float64) * np.exp2(-age_days / half_life_days)
-    return np.bincount(log.items, weights=decayed, minlength=log.n_items).astype(np.float32)
+    newest, totals = log.timestamps.max(), np.zeros(log.n_items)
+    for start in range(0, log.n_interactions, POPULARITY_CHUNK_ROWS):
+        rows = slice(start, start + POPULARITY_CHUNK_ROWS)
+        age_days = (newest - log.timestamps[rows]).astype(np.float64) / 86_400.0
+        decayed = log.weights[rows].astype(np.float64) * np.exp2(-age_days / half_life_days)
+        totals += np.bincount(log.items[rows], weights=decayed, minlength=log.n_items)
+    return totals.astype(np.float32)
 
 
 def project_2d(vectors: np.ndarray) -> np.ndarray:

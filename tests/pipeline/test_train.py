@@ -142,3 +142,14 @@ def test_min_rating_drops_dislikes_and_centring_keeps_equal_rows_at_one() -> Non
     np.testing.assert_allclose(centred, [2 - 10 / 3, 5 - 10 / 3, 6 - 10 / 3, 1.0, 1.0], rtol=1e-6)
     both = weight_rows(indptr, indices, raw, ones, "none", 1.0, min_rating=3.0, centre=True)
     np.testing.assert_allclose(both, [0.0, 0.5, 1.5, 0.0, 0.0])
+
+
+def test_recency_popularity_is_the_same_summed_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.train as train_module
+    from pipeline.sources.synthetic import generate
+
+    log = generate(5_000, seed=8)
+    whole = train_module.recency_popularity(log)
+    monkeypatch.setattr(train_module, "POPULARITY_CHUNK_ROWS", 333)  # 16 chunks, the last one short
+    np.testing.assert_allclose(train_module.recency_popularity(log), whole, rtol=1e-6)
+    assert whole.sum() > 0 and (whole > 0).sum() > log.n_items // 2
