@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +14,8 @@ from pipeline.data import InteractionLog, order_by_user
 from pipeline.metrics import summarise
 from pipeline.package import package
 from pipeline.train import TrainedModel, train
-from reccore.model import Model, build_model
+from reccore.artifacts import decode_dir
+from reccore.model import Model, assemble
 from reccore.recommend import recommend
 from reccore.scoring import Filters, Ranking, allowed_items, rank, seen_items
 from reccore.weighting import Scheme
@@ -91,9 +94,18 @@ def served_model(
 
 
 def load_as_served(log: InteractionLog, trained: TrainedModel, seed: int, **params: Any) -> Model:
-    """Package ``trained`` (exact index) and load it exactly as the service would, whichever engine trained it."""
+    """Package ``trained`` (exact index) and load it exactly as the service would, whichever engine trained it.
+
+    Like the service (``load_model``'s default), the files are written out and memory-mapped: each file's
+    bytes are freed once written, and the arrays are pages of the files, not a second copy of the model
+    next to the log (at 100M interactions that copy was ~2.4 GB of the driver's peak).
+    """
     params = {"seed": seed, "index": "flat", "source": log.source, **params}
-    return build_model(*package(log, trained, "flat", params, seed))
+    manifest, files = package(log, trained, "flat", params, seed)
+    with tempfile.TemporaryDirectory(prefix="recsys-served-") as scratch:
+        for name in list(files):
+            (Path(scratch) / name).write_bytes(files.pop(name))
+        return assemble(manifest, decode_dir(scratch, manifest.index.type))  # mappings outlive the files
 
 
 def rank_users(
