@@ -53,6 +53,7 @@ def query_sets(
     return sets
 
 
+@idx.all_cores()  # a contextmanager is also a decorator: every call runs inside it
 def choose_indexes(
     item_vectors: np.ndarray,
     user_vectors: np.ndarray,
@@ -66,19 +67,6 @@ def choose_indexes(
 
     Builds and batch recall searches use every core; latencies are measured on one, as the service runs.
     """
-    with idx.all_cores():
-        return _choose(item_vectors, user_vectors, categories, kind, min_recall, exact_below, seed)
-
-
-def _choose(
-    item_vectors: np.ndarray,
-    user_vectors: np.ndarray,
-    categories: list[str] | np.ndarray,
-    kind: IndexChoice,
-    min_recall: float,
-    exact_below: int,
-    seed: int,
-) -> ChosenIndexes:
     item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
     unit = idx.normalise(item_vectors)
     dims = int(item_vectors.shape[1])

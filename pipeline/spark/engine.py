@@ -74,9 +74,9 @@ class SparkEngine:
             return None, s.items, s.source, True
         return s.source, s.items, s.events, True
 
-    def _readable(self, uri: str | None, name: str) -> str | None:
+    def _readable(self, uri: str, name: str) -> str:
         """``uri``, or its local copy when it is on S3 and this session cannot read S3 (local mode)."""
-        if uri is None or not uri.startswith("s3://") or reads_s3(self.spark):
+        if not uri.startswith("s3://") or reads_s3(self.spark):
             return uri
         return str(local_copy(uri, self._scratch_dir() / name))
 
@@ -84,8 +84,8 @@ class SparkEngine:
         source, items, log_uri, strict = self._inputs()
         events = None
         if log_uri is not None:
-            events = read_events(self.spark, self._readable(log_uri, "events") or log_uri, log_uri)
-        table = self._readable(source, "interactions")
+            events = read_events(self.spark, self._readable(log_uri, "events"), log_uri)
+        table = None if source is None else self._readable(source, "interactions")
         indexed = read_interactions(self.spark, table, items, events, strict_items=strict)
         frame = with_time_split(indexed.frame).select("u", "i", "w", "t", "e", "test")
         from pyspark import StorageLevel

@@ -11,7 +11,29 @@ from typing import Any
 
 import pytest
 
+from reccore.model import Model
+
 Event = dict[str, Any]
+
+
+def served_model(client: Any) -> Model:
+    """The model the app serves, once ``/health`` says one is loaded."""
+    from app.registry import registry
+
+    assert client.get("/health").status_code == 200
+    model = registry.model
+    assert model is not None
+    return model
+
+
+def recommend_ok(client: Any, body: Any) -> dict[str, Any]:
+    """``POST /recommend`` that must succeed, its body held to the response schema."""
+    from app.schemas import RecommendResponse
+
+    response = client.post("/recommend", json=body)
+    assert response.status_code == 200, response.text
+    RecommendResponse.model_validate(response.json())  # the hot route builds its JSON by hand: hold it to the schema
+    return response.json()
 
 
 class FakeLambdaContext:

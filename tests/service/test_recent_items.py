@@ -9,29 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.registry import registry
-from app.schemas import MAX_HISTORY, RecommendResponse
+from app.schemas import MAX_HISTORY
 from reccore.events import EVENT_WEIGHTS
 from reccore.model import Model
 from reccore.recommend import MAX_FOLD_IN
 from reccore.scoring import fold_in
 from reccore.settings import get_service_settings
+from tests.service.conftest import recommend_ok, served_model
 
 T0 = 1_700_000_000
-
-
-def _model(client: Any) -> Model:
-    assert client.get("/health").status_code == 200
-    model = registry.model
-    assert model is not None
-    return model
-
-
-def _post(client: Any, body: Any) -> dict[str, Any]:
-    response = client.post("/recommend", json=body)
-    assert response.status_code == 200, response.text
-    RecommendResponse.model_validate(response.json())
-    return response.json()
 
 
 def _ids(body: dict[str, Any]) -> list[str]:
@@ -52,10 +38,10 @@ def _session(model: Model) -> list[str]:
 
 
 def test_objects_with_default_strengths_answer_exactly_as_bare_ids(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     ids = _session(model)
-    bare = _post(client, {"recent_items": ids, "k": 20})
-    objects = _post(
+    bare = recommend_ok(client, {"recent_items": ids, "k": 20})
+    objects = recommend_ok(
         client, {"recent_items": [{"item_id": ids[0]}, {"item_id": ids[1], "event": "view"}, ids[2]], "k": 20}
     )
     assert bare["strategy"] == objects["strategy"] == "fold_in"
@@ -64,14 +50,14 @@ def test_objects_with_default_strengths_answer_exactly_as_bare_ids(client: Any) 
 
 
 def test_a_purchase_outweighs_a_view_as_training_weighs_it(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     first, second, third = _session(model)
     positions = [model.item_index[i] for i in (first, second, third)]
-    purchase_first = _post(
+    purchase_first = recommend_ok(
         client,
         {"recent_items": [{"item_id": first, "event": "purchase"}, second, {"item_id": third, "event": "click"}]},
     )
-    purchase_second = _post(
+    purchase_second = recommend_ok(
         client,
         {"recent_items": [first, {"item_id": second, "event": "purchase"}, {"item_id": third, "event": "click"}]},
     )
@@ -87,11 +73,13 @@ def test_a_purchase_outweighs_a_view_as_training_weighs_it(client: Any) -> None:
 
 
 def test_a_value_wins_over_the_event_default(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     first, second, _third = _session(model)
-    as_purchase = _post(client, {"recent_items": [{"item_id": first, "event": "purchase"}, second]})
-    as_rating = _post(client, {"recent_items": [{"item_id": first, "event": "rating", "value": 5}, second]})
-    as_weighted_view = _post(client, {"recent_items": [{"item_id": first, "event": "view", "value": 5.0}, second]})
+    as_purchase = recommend_ok(client, {"recent_items": [{"item_id": first, "event": "purchase"}, second]})
+    as_rating = recommend_ok(client, {"recent_items": [{"item_id": first, "event": "rating", "value": 5}, second]})
+    as_weighted_view = recommend_ok(
+        client, {"recent_items": [{"item_id": first, "event": "view", "value": 5.0}, second]}
+    )
     assert as_purchase["items"] == as_rating["items"] == as_weighted_view["items"]
 
 
@@ -104,12 +92,12 @@ def _long_history(model: Model, n: int, seed: int = 0) -> tuple[list[int], list[
 
 
 def test_an_over_cap_history_folds_in_the_newest_by_timestamp_and_excludes_every_item(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     extra = 40
     assert model.n_items > MAX_FOLD_IN + extra + 100, "premise: the catalogue can hold the history and an answer"
     items, stamps = _long_history(model, MAX_FOLD_IN + extra)
     objects = [{"item_id": model.item_ids[i], "timestamp": t} for i, t in zip(items, stamps, strict=True)]
-    body = _post(client, {"recent_items": objects, "k": 100})
+    body = recommend_ok(client, {"recent_items": objects, "k": 100})
     assert body["strategy"] == "fold_in"
     assert body["truncated_items"] == extra
     assert not set(_ids(body)) & {model.item_ids[i] for i in items}, "the older items are excluded all the same"
@@ -119,23 +107,23 @@ def test_an_over_cap_history_folds_in_the_newest_by_timestamp_and_excludes_every
         [item["score"] for item in body["items"]], scores[[model.item_index[i] for i in _ids(body)]], rtol=1e-4
     )
     # The same history in a different list order: timestamps decide what is newest, not positions.
-    shuffled = _post(client, {"recent_items": objects[::-1], "k": 100})
+    shuffled = recommend_ok(client, {"recent_items": objects[::-1], "k": 100})
     assert shuffled["items"] == body["items"]
 
 
 def test_without_timestamps_the_last_entries_are_the_newest(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     items, _stamps = _long_history(model, MAX_FOLD_IN + 10, seed=1)
-    body = _post(client, {"recent_items": [model.item_ids[i] for i in items], "k": 30})
+    body = recommend_ok(client, {"recent_items": [model.item_ids[i] for i in items], "k": 30})
     assert body["truncated_items"] == 10
     assert _ids(body) == _expected_top(model, items[10:], [1.0] * MAX_FOLD_IN, 30, excluded=items)
 
 
 def test_a_known_user_gets_the_newest_folded_onto_their_vector_and_the_whole_history_excluded(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     items, _stamps = _long_history(model, MAX_FOLD_IN + 10, seed=2)
     user = model.user_ids[0]
-    body = _post(client, {"user_id": user, "recent_items": [model.item_ids[i] for i in items], "k": 50})
+    body = recommend_ok(client, {"user_id": user, "recent_items": [model.item_ids[i] for i in items], "k": 50})
     assert body["strategy"] == "personalized" and body["truncated_items"] == 10
     assert not set(_ids(body)) & {model.item_ids[i] for i in items}
     vector = model.user_factors[model.user_index[user]] + fold_in(model, np.array(items[10:]))
@@ -146,7 +134,7 @@ def test_a_known_user_gets_the_newest_folded_onto_their_vector_and_the_whole_his
 
 
 def test_the_longest_history_of_objects_fits_the_default_body_limit(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     longest = {"item_id": "x" * 24, "event": "purchase", "value": 4.5, "timestamp": 1_700_000_000.123}
     body = json.dumps({"recent_items": [longest] * MAX_HISTORY, "user_id": "u" * 64, "k": 100})
     assert len(body) < get_service_settings().max_body_bytes
@@ -198,7 +186,7 @@ def test_timestamps_on_some_entries_only_is_422(client: Any) -> None:
 
 
 def test_stored_events_and_recent_items_are_one_history_ordered_by_timestamp(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     items, _stamps = _long_history(model, MAX_FOLD_IN + 3, seed=3)
     stored, sent = items[:3], items[3:]
     user = "anonymous-with-events"
@@ -209,7 +197,7 @@ def test_stored_events_and_recent_items_are_one_history_ordered_by_timestamp(cli
 
     def ask(start: int) -> dict[str, Any]:
         recent = [{"item_id": model.item_ids[i], "timestamp": start + n} for n, i in enumerate(sent)]
-        return _post(client, {"user_id": user, "recent_items": recent, "k": 30})
+        return recommend_ok(client, {"user_id": user, "recent_items": recent, "k": 30})
 
     older = ask(now - 100_000)  # the stored purchases are the newest: the 3 oldest sent items drop out
     newer = ask(now + 10)  # the sent items are the newest: the stored purchases drop out

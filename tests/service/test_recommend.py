@@ -7,25 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.registry import registry
-from app.schemas import MAX_HISTORY, RecommendResponse
+from app.schemas import MAX_HISTORY
 from reccore.model import Model
 from reccore.scoring import seen_items
 from reccore.settings import get_service_settings
-
-
-def _model(client: Any) -> Model:
-    assert client.get("/health").status_code == 200
-    model = registry.model
-    assert model is not None
-    return model
-
-
-def _post(client: Any, body: Any) -> dict[str, Any]:
-    response = client.post("/recommend", json=body)
-    assert response.status_code == 200, response.text
-    RecommendResponse.model_validate(response.json())  # the hot route builds its JSON by hand: hold it to the schema
-    return response.json()
+from tests.service.conftest import recommend_ok, served_model
 
 
 def _heavy_user(model: Model) -> str:
@@ -34,9 +20,9 @@ def _heavy_user(model: Model) -> str:
 
 
 def test_known_user_gets_personalized_ranked_items(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     user = model.user_ids[3]
-    body = _post(client, {"user_id": user, "k": 7})
+    body = recommend_ok(client, {"user_id": user, "k": 7})
     assert body["strategy"] == "personalized"
     assert body["user_id"] == user
     assert body["model_version"] == model.version
@@ -51,9 +37,9 @@ def test_known_user_gets_personalized_ranked_items(client: Any) -> None:
 
 
 def test_personalized_scores_are_the_users_inner_products(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     user = model.user_ids[10]
-    body = _post(client, {"user_id": user, "k": 5, "exclude_seen": False})
+    body = recommend_ok(client, {"user_id": user, "k": 5, "exclude_seen": False})
     vector = model.user_factors[model.user_index[user]]
     expected = model.item_factors @ vector
     top = np.argsort(-expected)[:5]
@@ -62,80 +48,80 @@ def test_personalized_scores_are_the_users_inner_products(client: Any) -> None:
 
 
 def test_exclude_seen_removes_the_users_history(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     user = _heavy_user(model)
     seen = {model.item_ids[i] for i in seen_items(model, model.user_index[user]).tolist()}
-    with_seen = _post(client, {"user_id": user, "k": 100, "exclude_seen": False})
-    without = _post(client, {"user_id": user, "k": 100})
+    with_seen = recommend_ok(client, {"user_id": user, "k": 100, "exclude_seen": False})
+    without = recommend_ok(client, {"user_id": user, "k": 100})
     assert seen & {item["item_id"] for item in with_seen["items"]}, "premise: the model ranks seen items high"
     assert not seen & {item["item_id"] for item in without["items"]}
     assert len(without["items"]) == 100
 
 
 def test_unknown_user_without_history_gets_popular_items_not_404(client: Any) -> None:
-    model = _model(client)
-    body = _post(client, {"user_id": "nobody-Ω-🙂", "k": 12})
+    model = served_model(client)
+    body = recommend_ok(client, {"user_id": "nobody-Ω-🙂", "k": 12})
     assert body["strategy"] == "popular"
     assert [item["item_id"] for item in body["items"]] == [model.item_ids[i] for i in model.popular_order[:12]]
     assert {item["source"] for item in body["items"]} == {"popular"}
 
 
 def test_no_body_fields_gives_ten_popular_items(client: Any) -> None:
-    body = _post(client, {})
+    body = recommend_ok(client, {})
     assert body["strategy"] == "popular" and len(body["items"]) == 10 and body["user_id"] is None
 
 
 def test_cold_session_folds_in_and_lists_unknown_recent_items(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     recent = [model.item_ids[i] for i in model.popular_order[[3, 40, 200]]]
-    body = _post(client, {"recent_items": [*recent, "no-such-item", recent[0], "also-missing"], "k": 10})
+    body = recommend_ok(client, {"recent_items": [*recent, "no-such-item", recent[0], "also-missing"], "k": 10})
     assert body["strategy"] == "fold_in"
     assert body["ignored_items"] == ["no-such-item", "also-missing"]
     returned = {item["item_id"] for item in body["items"]}
     assert not returned & set(recent), "exclude_seen also excludes the session's items"
     assert len(returned) == 10
-    kept = _post(client, {"recent_items": recent, "k": 100, "exclude_seen": False})
+    kept = recommend_ok(client, {"recent_items": recent, "k": 100, "exclude_seen": False})
     assert set(recent) & {item["item_id"] for item in kept["items"]}
 
 
 def test_unknown_user_with_recent_items_is_fold_in(client: Any) -> None:
-    model = _model(client)
-    body = _post(client, {"user_id": "new-user", "recent_items": [model.item_ids[5]], "k": 3})
+    model = served_model(client)
+    body = recommend_ok(client, {"user_id": "new-user", "recent_items": [model.item_ids[5]], "k": 3})
     assert body["strategy"] == "fold_in" and body["user_id"] == "new-user"
 
 
 def test_only_unknown_recent_items_fall_back_to_popular(client: Any) -> None:
-    body = _post(client, {"recent_items": ["x1", "x2"], "k": 4})
+    body = recommend_ok(client, {"recent_items": ["x1", "x2"], "k": 4})
     assert body["strategy"] == "popular"
     assert body["ignored_items"] == ["x1", "x2"]
     assert len(body["items"]) == 4
 
 
 def test_category_filters_are_respected(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     user = model.user_ids[0]
     chosen = model.category_names[:2]
-    body = _post(client, {"user_id": user, "k": 50, "include_categories": chosen})
+    body = recommend_ok(client, {"user_id": user, "k": 50, "include_categories": chosen})
     assert body["items"] and {item["category"] for item in body["items"]} <= set(chosen)
     excluded = model.category_names[2:]
-    body = _post(client, {"user_id": user, "k": 50, "exclude_categories": excluded})
+    body = recommend_ok(client, {"user_id": user, "k": 50, "exclude_categories": excluded})
     assert {item["category"] for item in body["items"]} <= set(chosen)
-    body = _post(client, {"k": 50, "exclude_categories": chosen})
+    body = recommend_ok(client, {"k": 50, "exclude_categories": chosen})
     assert not {item["category"] for item in body["items"]} & set(chosen)
 
 
 def test_exclude_items_are_never_returned_and_unknown_ones_ignored(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     user = model.user_ids[1]
-    first = _post(client, {"user_id": user, "k": 5})
+    first = recommend_ok(client, {"user_id": user, "k": 5})
     banned = [item["item_id"] for item in first["items"][:3]]
-    second = _post(client, {"user_id": user, "k": 5, "exclude_items": [*banned, "not-an-item"]})
+    second = recommend_ok(client, {"user_id": user, "k": 5, "exclude_items": [*banned, "not-an-item"]})
     assert not set(banned) & {item["item_id"] for item in second["items"]}
     assert len(second["items"]) == 5
 
 
 def test_returns_k_items_whenever_the_catalogue_allows(client: Any) -> None:
-    model = _model(client)
+    model = served_model(client)
     sizes = np.bincount(model.category_codes)
     small = model.category_names[int(np.argmin(sizes))]
     n_small = int(sizes.min())
@@ -145,14 +131,14 @@ def test_returns_k_items_whenever_the_catalogue_allows(client: Any) -> None:
         {"k": 100, "include_categories": [small]},
         {"user_id": user, "k": 100, "include_categories": [small], "exclude_seen": False},
     ):
-        items = _post(client, body)["items"]
+        items = recommend_ok(client, body)["items"]
         expected = min(100, n_small) if "include_categories" in body else 100
         assert len(items) == expected
-    assert _post(client, {"k": 10, "include_categories": ["no-such-category"]})["items"] == []
+    assert recommend_ok(client, {"k": 10, "include_categories": ["no-such-category"]})["items"] == []
 
 
 def test_empty_include_list_means_no_restriction(client: Any) -> None:
-    assert len(_post(client, {"k": 10, "include_categories": []})["items"]) == 10
+    assert len(recommend_ok(client, {"k": 10, "include_categories": []})["items"]) == 10
 
 
 @pytest.mark.parametrize(
@@ -208,10 +194,10 @@ def test_huge_streamed_body_without_length_is_413(client: Any) -> None:
 
 
 def test_diversity_zero_is_todays_ranking_and_out_of_range_is_a_422(client: Any) -> None:
-    user = _model(client).user_ids[5]
-    plain = _post(client, {"user_id": user, "k": 10})
-    assert _post(client, {"user_id": user, "k": 10, "diversity": 0})["items"] == plain["items"]
-    diverse = _post(client, {"user_id": user, "k": 10, "diversity": 1})
+    user = served_model(client).user_ids[5]
+    plain = recommend_ok(client, {"user_id": user, "k": 10})
+    assert recommend_ok(client, {"user_id": user, "k": 10, "diversity": 0})["items"] == plain["items"]
+    diverse = recommend_ok(client, {"user_id": user, "k": 10, "diversity": 1})
     assert len(diverse["items"]) == 10 and diverse["items"] != plain["items"]
     assert diverse["items"][0]["item_id"] == plain["items"][0]["item_id"]
     for bad in (-0.1, 1.5, "much"):
