@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.evaluate import HOLDOUT, MIN_HISTORY
+from pipeline.evaluate import HOLDOUT, MIN_HISTORY, OBJECTIVES
 from pipeline.job import GATE_METRIC, RunResult, run
 from pipeline.reporting import StageEvent, print_stage, progress_enabled
 from reccore.errors import ConfigError, RecError
@@ -26,9 +26,14 @@ from reccore.weighting import SCHEMES
 # The settings `python -m pipeline run` takes as --name VALUE, and as --name / --no-name.
 RUN_OPTIONS = ("source", "items", "events", "output", "interactions", "seed", "factors", "weighting", "scaling",
                "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "exact_below", "retention",
-               "user_table", "user_events", "tune_budget", "tune_max_interactions", "engine", "master",
+               "user_table", "user_events", "split", "tune_max_interactions", "engine", "master",
                "driver_memory")  # fmt: skip
-RUN_SWITCHES = ("user_arrays", "centre", "tune")
+RUN_SWITCHES = ("user_arrays", "centre", "tune", "reuse")
+
+
+def _escaped(text: str | None) -> str:
+    """A settings description as argparse help text, whose ``%`` starts a format code."""
+    return (text or "").replace("%", "%%")
 
 
 def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
@@ -40,15 +45,16 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
         info = fields[name]
         kind = type(getattr(defaults, name)) if getattr(defaults, name) is not None else str
         choices = getattr(info.annotation, "__args__", None) if name in ("weighting", "index", "engine") else None
+        choices = OBJECTIVES if name == "split" else choices
         run_cmd.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name), choices=choices,
-            help=f"{info.description} (env REC_{name.upper()}; default: %(default)s)",
+            help=f"{_escaped(info.description)} (env REC_{name.upper()}; default: %(default)s)",
         )  # fmt: skip
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
     for flag in RUN_SWITCHES:
         run_cmd.add_argument(
             f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=getattr(defaults, flag),
-            help=f"{fields[flag].description} (env REC_{flag.upper()}; default: %(default)s)",
+            help=f"{_escaped(fields[flag].description)} (env REC_{flag.upper()}; default: %(default)s)",
         )  # fmt: skip
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     run_cmd.add_argument("--stages", action="store_true",
@@ -72,7 +78,7 @@ def add_batch_parser(commands: Any) -> None:
         info = BatchSettings.model_fields[f"batch_{name}"]
         value = getattr(defaults, f"batch_{name}")
         cmd.add_argument(f"--{name}", type=type(value), default=value,
-                         help=f"{info.description} (env REC_BATCH_{name.upper()}; default: %(default)s)")  # fmt: skip
+                         help=f"{_escaped(info.description)} (env REC_BATCH_{name.upper()}; default: %(default)s)")  # fmt: skip
     cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -201,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def summary(result: RunResult) -> str:
-    lines = [f"published {result.version}", f"  manifest {result.uri}", "", "stage timings (s):"]
+    headline = f"reused {result.version}: not retrained" if result.reused else f"published {result.version}"
+    lines = [headline, f"  manifest {result.uri}", "", "stage timings (s):"]
     lines += [f"  {name:<28} {seconds:7.2f}" for name, seconds in result.timings.items()]
     lines.append(f"  {'total':<28} {sum(result.timings.values()):7.2f}")
     data = result.data
@@ -212,10 +219,10 @@ def summary(result: RunResult) -> str:
         f"index: {result.index['type']}, {result.index['dims']} dims"
         + (f", recall@10 {result.index['recall_at_10']:.3f}" if result.index["recall_at_10"] is not None else ""),
         f"artifacts: {sum(result.sizes.values()) / 1e6:.1f} MB in {len(result.sizes)} files",
-        result.tuning or "not tuned: hyperparameters as given (--tune searches them on a validation split)",
+        result.tuning or "not tuned: hyperparameters as given (--tune searches them on validation folds)",
         "",
-        _metrics_table(result.metrics),
-        baseline_line(result.metrics),
+        _metrics_table(result.metrics, result.params.get("split", "time")),
+        baseline_line(result.metrics, result.params.get("split", "time")),
     ]
     sync = result.user_sync
     if sync is not None and sync["status"] == "ok":
@@ -228,21 +235,28 @@ def summary(result: RunResult) -> str:
     return "\n".join(lines)
 
 
-def baseline_line(metrics: dict[str, dict[str, Any]]) -> str:
+def split_title(objective: str) -> str:
+    """How the run's held-out interactions were chosen, in words."""
+    chosen = "newest" if objective == "time" else "seeded random"
+    return f"{objective} split (each user's {chosen} {HOLDOUT:.0%} of interactions held out, for users with at least " \
+        f"{MIN_HISTORY})"  # fmt: skip
+
+
+def baseline_line(metrics: dict[str, dict[str, Any]], objective: str) -> str:
     """One sentence saying which split the gate's NDCG@10 is on and what the popularity baseline scored there."""
     model, popular = metrics["model"][GATE_METRIC], metrics["popularity"][GATE_METRIC]
     users = metrics["model"].get("users")
     ratio = f"{model / popular:.2f}× the baseline" if popular > 0 else "the baseline scored 0"
     verdict = "" if model > popular else "; below it, published only because of --force"
     return (
-        f"NDCG@10 is on a time split (each user's newest {HOLDOUT:.0%} of interactions held out, for users with at "
-        f"least {MIN_HISTORY}{f'; {int(users):,} users evaluated' if users else ''}): the model scored {model:.4f}, "
+        f"NDCG@10 is on a {split_title(objective)[:-1]}{f'; {int(users):,} users evaluated' if users else ''}): "
+        f"the model scored {model:.4f}, "
         f"the popularity baseline {popular:.4f} ({ratio}{verdict})."
     )
 
 
-def _metrics_table(metrics: dict[str, dict[str, Any]]) -> str:
+def _metrics_table(metrics: dict[str, dict[str, Any]], objective: str) -> str:
     names = [n for n in next(iter(metrics.values())) if n != "users"]
     header = f"  {'':<12}" + "".join(f"{n:>16}" for n in names)
     rows = [f"  {model:<12}" + "".join(f"{values[n]:>16.4f}" for n in names) for model, values in metrics.items()]
-    return "\n".join([f"evaluation (time split, newest {HOLDOUT:.0%} per user held out):", header, *rows])
+    return "\n".join([f"evaluation on a {split_title(objective)}:", header, *rows])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -24,6 +24,33 @@ K = 10
 MAX_EVAL_USERS = 2000  # standard error of NDCG@10 ≈ 0.004 here; bounds the gate at any scale
 HOLDOUT = 0.2  # each user's newest 20% of interactions are held out ...
 MIN_HISTORY = 5  # ... if they have at least this many; others stay wholly in training
+
+# The objective a run is judged on, and tuned for: which interactions a per-user split holds out.
+Objective = Literal["time", "random"]
+OBJECTIVES: tuple[Objective, ...] = ("time", "random")
+OBJECTIVE_TITLES: dict[str, str] = {
+    "time": "time split (each user's newest 20% held out)",
+    "random": "random split (seeded per-user 80/20)",
+}
+
+
+def default_objective(log: InteractionLog) -> Objective:
+    """``random`` for a table of explicit ratings (as rating benchmarks are scored), ``time`` for event logs.
+
+    A log is a table of ratings when ``rating`` is its only event type: MovieLens, or a file with a
+    ``rating`` column and no ``event`` column. Synthetic data, the event log and tables of views,
+    clicks or purchases predict what a user does next, so they are judged on their newest interactions.
+    """
+    return "random" if log.event_types == ["rating"] else "time"
+
+
+def holdout_split(log: InteractionLog, objective: Objective, seed: int = 42) -> np.ndarray:
+    """The test mask of ``objective``'s per-user split: :func:`time_split` or :func:`random_split`."""
+    if objective == "time":
+        return time_split(log)
+    if objective == "random":
+        return random_split(log, seed=seed)
+    raise ValueError(f"objective: unknown {objective!r}; expected one of {OBJECTIVES}")
 
 
 def time_split(log: InteractionLog, holdout: float = HOLDOUT, min_interactions: int = MIN_HISTORY) -> np.ndarray:

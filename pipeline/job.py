@@ -1,4 +1,4 @@
-"""The pipeline job: load → evaluate on a time split → retrain on everything → index → publish.
+"""The pipeline job: load → split → tune → evaluate on the split → retrain on everything → index → publish.
 
 ``run`` is what both the CLI and the Lambda handler call. The stages that depend on the data's
 scale (load, split, the weighted matrix and its SVD) sit behind an :class:`Engine`: this process
@@ -7,6 +7,8 @@ scale (load, split, the weighted matrix and its SVD) sit behind an :class:`Engin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -17,15 +19,31 @@ from typing import Any, Protocol
 import numpy as np
 
 from pipeline.data import InteractionLog
-from pipeline.evaluate import MAX_EVAL_USERS, evaluate, load_as_served, relevant_items, sample_users, time_split
+from pipeline.evaluate import (
+    MAX_EVAL_USERS,
+    Objective,
+    default_objective,
+    evaluate,
+    holdout_split,
+    load_as_served,
+    relevant_items,
+    sample_users,
+)
 from pipeline.package import package
 from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
 from pipeline.train import ModelConfig, TrainedModel, train_config
 from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
 from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
-from reccore.artifacts import MANIFEST_NAME, publish, record_in_manifest, version_key
-from reccore.errors import QualityGateError, UserStateError
+from reccore.artifacts import (
+    MANIFEST_NAME,
+    publish,
+    read_latest_version,
+    read_manifest,
+    record_in_manifest,
+    version_key,
+)
+from reccore.errors import ArtifactIntegrityError, ModelNotFoundError, QualityGateError, UserStateError
 from reccore.settings import PipelineSettings
 from reccore.storage import ArtifactStore, open_store
 from reccore.userstate import DynamoStore
@@ -49,6 +67,7 @@ class RunResult:
     params: dict[str, Any] = field(default_factory=dict)  # the model's hyperparameters
     tuning: str | None = None  # one-line summary of the validation search, if one ran
     user_sync: dict[str, Any] | None = None  # what the sync to the user-state table did (None: no table)
+    reused: bool = False  # True: the live model already matched this input and settings; nothing was trained
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,8 +80,8 @@ class Engine(Protocol):
 
     def load(self) -> InteractionLog: ...
 
-    def split(self, log: InteractionLog) -> np.ndarray:
-        """The test mask of the per-user time split (``pipeline.evaluate.time_split``)."""
+    def split(self, log: InteractionLog, objective: Objective) -> np.ndarray:
+        """The test mask of ``objective``'s per-user split (``pipeline.evaluate.holdout_split``)."""
         ...
 
     def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
@@ -82,8 +101,8 @@ class SingleProcessEngine:
         s = self.settings
         return load_source(s.source, s.items, interactions=s.interactions, seed=s.seed, events=s.events)
 
-    def split(self, log: InteractionLog) -> np.ndarray:
-        return time_split(log)
+    def split(self, log: InteractionLog, objective: Objective) -> np.ndarray:
+        return holdout_split(log, objective, self.settings.seed)
 
     def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
         return train_config(log if test is None else log.subset(~test), config, self.settings.seed)
@@ -131,15 +150,25 @@ def run(
 
     with stage("load"):
         log = engine.load()
+    fingerprint = run_fingerprint(settings, log)
+    if settings.reuse:
+        reused = _reuse(settings, log, fingerprint, stage)
+        if reused is not None:
+            return reused
+    objective = settings.split or default_objective(log)
+    with stage("split"):
+        test = engine.split(log, objective)
     config, tuning = settings_config(settings), None
     if tuning_enabled(settings, log):
         # The search trains in this process on the driver's log (a log small enough to tune is small enough).
-        with stage("tune on a validation split of the training data"):
-            tuning = tune_for_run(log, settings)
+        with stage("tune on validation folds of the training data"):
+            tuning = tune_for_run(log, test, settings, objective)
         config = tuning.best
     params = {"seed": settings.seed, "index": settings.index, "source": settings.source, **config.params()}
     params["tuned"] = tuning is not None
-    metrics = _holdout_metrics(log, engine, settings, config, stage, progress)
+    params["split"] = objective
+    params["fingerprint"] = fingerprint
+    metrics = _holdout_metrics(log, test, engine, settings, config, stage, progress)
     _check_beats_popularity(metrics, settings.force)
 
     with stage("train on all data"):
@@ -184,14 +213,65 @@ def run(
     )
 
 
-def _sync_users(log: InteractionLog, settings: PipelineSettings, store: ArtifactStore, version: str) -> dict[str, Any]:
+# The settings that do not change the model: where it goes, how it is run, and what happens after publishing.
+_NOT_MODEL = {"output", "retention", "force", "progress", "reuse", "engine", "master", "driver_memory",
+              "spark_threshold_bytes", "emr_application_id", "emr_job_role_arn", "emr_code_uri", "user_table",
+              "user_events", "user_arrays", "min_recall"}  # fmt: skip
+
+
+def run_fingerprint(settings: PipelineSettings, log: InteractionLog) -> str:
+    """sha256 of what determines the published model: the log's contents and every model setting.
+
+    The engine is left out: both engines train the same model from the same log (tested).
+    """
+    digest = hashlib.sha256()
+    model_settings = {k: v for k, v in settings.model_dump().items() if k not in _NOT_MODEL}
+    digest.update(json.dumps(model_settings, sort_keys=True, default=str).encode())
+    for array in (log.users, log.items, log.weights, log.timestamps, log.events, log.user_ids, log.item_ids,
+                  log.prices):  # fmt: skip
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(json.dumps([log.event_types, log.titles, log.categories]).encode())
+    return digest.hexdigest()
+
+
+def _reuse(settings: PipelineSettings, log: InteractionLog, fingerprint: str, stage: _Stages) -> RunResult | None:
+    """The live model at ``settings.output`` if it was trained on the same log with the same settings, else None."""
+    store = open_store(settings.output)
+    try:
+        manifest = read_manifest(store, read_latest_version(store))
+    except (ModelNotFoundError, ArtifactIntegrityError) as exc:
+        logger.info("nothing to reuse at %s: %s", store.uri, exc)
+        return None
+    if manifest.params.get("fingerprint") != fingerprint:
+        return None
+    sync = None
+    if settings.user_table:
+        with stage("sync users"):  # every user: the table may be new even though the model is not
+            sync = _sync_users(log, settings, store, manifest.version, full=True)
+    return RunResult(
+        version=manifest.version,
+        uri=f"{store.uri}/{version_key(manifest.version, MANIFEST_NAME)}",
+        metrics=manifest.metrics,
+        data=manifest.data,
+        index=manifest.index.model_dump(),
+        timings=stage.timings,
+        params=manifest.params,
+        tuning=f"reused: {manifest.version} was trained on this input with these settings (--no-reuse retrains)",
+        user_sync=sync,
+        reused=True,
+    )
+
+
+def _sync_users(
+    log: InteractionLog, settings: PipelineSettings, store: ArtifactStore, version: str, full: bool = False
+) -> dict[str, Any]:
     """Sync the users into the table and record it in the version's manifest; a failure is reported, not raised.
 
     The version is live already: a failed sync leaves the table as it was (the next run retries those users,
     since this version records no successful sync) and never un-publishes.
     """
     table = settings.user_table
-    since = previous_cutoff(store, table, settings.user_events, exclude=version)
+    since = None if full else previous_cutoff(store, table, settings.user_events, exclude=version)
     target = DynamoStore(table, max_events=settings.user_events)
     try:
         record = sync_users(log, target, version, table=table, max_events=settings.user_events, changed_since=since)
@@ -208,18 +288,18 @@ def _tuning_record(tuning: TuningResult | None) -> dict[str, Any] | None:
 
 def _holdout_metrics(
     log: InteractionLog,
+    test_mask: np.ndarray,
     engine: Engine,
     settings: PipelineSettings,
     config: ModelConfig,
     stage: _Stages,
     progress: bool,
 ) -> dict[str, dict[str, float]]:
-    """Train on all but each user's newest interactions and evaluate on those, through the served code path.
+    """Train on all but the ``test_mask`` rows and evaluate on those, through the served code path.
 
     A function of its own so that the held-out model's memory is released before the final training.
     """
-    with stage("split"):
-        test_mask = engine.split(log)
+    with stage("select test users"):
         train_log = log.subset(~test_mask)
         test_users = np.flatnonzero(np.bincount(log.users[test_mask], minlength=log.n_users))
         users = sample_users(test_users.tolist(), MAX_EVAL_USERS, settings.seed)

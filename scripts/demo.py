@@ -14,7 +14,16 @@ import signal
 import subprocess
 import sys
 
-from local_stack import PY, ROOT, ProcessGroup, port_is_free, provision_realtime, publish_local_model, wait_for
+from local_stack import (
+    MODEL_CACHE,
+    PY,
+    ROOT,
+    ProcessGroup,
+    port_is_free,
+    provision_realtime,
+    publish_local_model,
+    wait_for,
+)
 
 BUCKET = "recsys-artifacts"
 PREFIX = "recsys"
@@ -64,7 +73,7 @@ def main() -> int:
         s3 = group.start(PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.s3_port))
         wait_for(s3_url, "local S3", s3, timeout=60)
         provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
-        publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env)
+        publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, cache=MODEL_CACHE)
         api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend",
                           "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log",
                           "--timeout-graceful-shutdown", "5")  # fmt: skip

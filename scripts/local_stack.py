@@ -6,6 +6,7 @@ Imported by those scripts (Python puts a script's own folder on ``sys.path``).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,15 +84,44 @@ class ProcessGroup:
         return killed
 
 
-def publish_local_model(s3_url: str, bucket: str, prefix: str, interactions: int, env: Mapping[str, str]) -> None:
-    """Create ``bucket`` on the local S3 and publish a synthetic model to ``s3://bucket/prefix``."""
+MODEL_CACHE = ROOT / ".cache" / "demo-models"  # the local S3 lives only as long as the demo: keep its models here
+
+
+def publish_local_model(
+    s3_url: str, bucket: str, prefix: str, interactions: int, env: Mapping[str, str], cache: Path | None = None
+) -> None:
+    """Create ``bucket`` on the local S3 and publish a synthetic model to ``s3://bucket/prefix``.
+
+    With ``cache``, the models published by an earlier start are put back first and the pipeline runs with
+    ``--reuse``: it retrains only if the input or the settings changed. The models are then saved to ``cache``.
+    """
     import boto3
 
-    boto3.client("s3", endpoint_url=s3_url, region_name=env["AWS_DEFAULT_REGION"],
-                 aws_access_key_id="local", aws_secret_access_key="local").create_bucket(Bucket=bucket)  # fmt: skip
-    print(f"\n== training on {interactions:,} synthetic interactions, publishing to s3://{bucket}/{prefix}", flush=True)
+    from reccore.artifacts import MODELS_DIR
+
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name=env["AWS_DEFAULT_REGION"],
+                      aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+    s3.create_bucket(Bucket=bucket)
+    models = f"{prefix}/{MODELS_DIR}/"
+    reuse = []
+    if cache is not None and (cache / "LATEST").is_file():
+        for path in sorted(p for p in cache.rglob("*") if p.is_file()):
+            s3.upload_file(str(path), bucket, models + path.relative_to(cache).as_posix())
+        reuse = ["--reuse"]
+        print(f"\n== restored the models of the last start from {cache.relative_to(ROOT)}", flush=True)
+    print(f"\n== training on {interactions:,} synthetic interactions, publishing to s3://{bucket}/{prefix}"
+          + (" (unless the restored model was trained on the same input and settings)" if reuse else ""),
+          flush=True)  # fmt: skip
     subprocess.run([PY, "-m", "pipeline", "run", "--output", f"s3://{bucket}/{prefix}", "--interactions",
-                    str(interactions)], cwd=ROOT, env={**env, "AWS_ENDPOINT_URL_S3": s3_url}, check=True)  # fmt: skip
+                    str(interactions), *reuse], cwd=ROOT, env={**env, "AWS_ENDPOINT_URL_S3": s3_url},
+                   check=True)  # fmt: skip
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=models):
+            for entry in page.get("Contents", []):
+                target = cache / entry["Key"][len(models) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, entry["Key"], str(target))
 
 
 def provision_realtime(endpoint: str, bucket: str, prefix: str, name: str, region: str) -> None:

@@ -7,19 +7,16 @@ check directly that nothing held out reaches training.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from pipeline.data import InteractionLog, order_by_user
-from pipeline.evaluate import random_split, relevant_items, time_split
+from pipeline.evaluate import OBJECTIVE_TITLES, OBJECTIVES, Objective, holdout_split, relevant_items
 
-Protocol = Literal["time", "random"]
-PROTOCOLS: tuple[Protocol, ...] = ("time", "random")
-PROTOCOL_TITLES = {
-    "time": "time split (each user's newest 20% held out)",
-    "random": "random split (seeded per-user 80/20)",
-}
+# The study's protocols are the run's objectives (pipeline.evaluate), under the names the report uses.
+Protocol = Objective
+PROTOCOLS = OBJECTIVES
+PROTOCOL_TITLES = OBJECTIVE_TITLES
 
 
 @dataclass
@@ -33,12 +30,7 @@ class Split:
 
 def make_split(log: InteractionLog, protocol: Protocol, seed: int = 42) -> Split:
     """The ``time`` or ``random`` per-user 80/20 split of ``pipeline.evaluate``."""
-    if protocol == "time":
-        test = time_split(log)
-    elif protocol == "random":
-        test = random_split(log, seed=seed)
-    else:
-        raise ValueError(f"protocol: unknown {protocol!r}; expected one of {PROTOCOLS}")
+    test = holdout_split(log, protocol, seed)
     train_log = log.subset(~test)
     return Split(protocol, train_log, relevant_items(train_log, log.subset(test)))
 

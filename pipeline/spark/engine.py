@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.data import InteractionLog
+from pipeline.evaluate import Objective
 from pipeline.sources import MOVIELENS_100K, SYNTHETIC
 from pipeline.spark.events import is_log, read_events
 from pipeline.spark.matrix import weighted_matrix
 from pipeline.spark.read import read_interactions
 from pipeline.spark.session import get_session
-from pipeline.spark.split import with_time_split
+from pipeline.spark.split import with_split
 from pipeline.spark.stage import local_copy, reads_s3
 from pipeline.spark.svd import BlockOperator, factorise
 from pipeline.train import ModelConfig, TrainedModel, assemble
@@ -41,7 +42,8 @@ class SparkEngine:
         self.settings = settings
         self._spark = spark
         self._frame: DataFrame | None = None
-        self._test: np.ndarray | None = None
+        self._tests: dict[str, np.ndarray] = {}
+        self._objective: Objective = "time"
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -87,7 +89,10 @@ class SparkEngine:
             events = read_events(self.spark, self._readable(log_uri, "events"), log_uri)
         table = None if source is None else self._readable(source, "interactions")
         indexed = read_interactions(self.spark, table, items, events, strict_items=strict)
-        frame = with_time_split(indexed.frame).select("u", "i", "w", "t", "e", "test")
+        # Both objectives' test rows, collected with the log; split() keeps the one the run is judged on.
+        frame = with_split(indexed.frame, "time", self.settings.seed, "test_time")
+        frame = with_split(frame, "random", self.settings.seed, "test_random")
+        frame = frame.select("u", "i", "w", "t", "e", "test_time", "test_random")
         from pyspark import StorageLevel
 
         self._frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
@@ -102,7 +107,7 @@ class SparkEngine:
             columns = columns.drop_columns([name])
             return array
 
-        self._test = take("test", bool)
+        self._tests = {"time": take("test_time", bool), "random": take("test_random", bool)}
         log = InteractionLog(
             user_ids=indexed.user_ids,
             item_ids=indexed.item_ids,
@@ -125,16 +130,19 @@ class SparkEngine:
         log.validate()
         return log
 
-    def split(self, log: InteractionLog) -> np.ndarray:
-        if self._test is None or len(self._test) != log.n_interactions:
+    def split(self, log: InteractionLog, objective: Objective) -> np.ndarray:
+        test = self._tests.get(objective)
+        if test is None or len(test) != log.n_interactions:
             raise RuntimeError("SparkEngine.split: call load() first; the split is computed with the log")
-        return self._test
+        self._objective = objective
+        self._tests = {objective: test}  # the other objective's mask is not needed again
+        return test
 
     def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
         if self._frame is None:
             raise RuntimeError("SparkEngine.train: call load() first")
         # The Spark split column and the driver's mask are the same rows (collected together in load).
-        frame = self._frame if test is None else self._frame.where(~self._frame["test"])
+        frame = self._frame if test is None else self._frame.where(~self._frame[f"test_{self._objective}"])
         c = config
         matrix = weighted_matrix(frame.select("u", "i", "w"), log.n_users, log.n_items, c.weighting, c.pop_alpha,
                                  c.min_rating, c.centre)  # fmt: skip

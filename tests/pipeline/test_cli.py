@@ -38,14 +38,37 @@ def test_a_tuned_run_records_its_search_and_says_so(
     space = SearchSpace(factors=(8, 16), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0,), pop_alphas=(0.0,))
     monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: space)
     args = ["run", "--output", str(tmp_path), "--interactions", "20000", "--seed", "3"]
-    assert main([*args, "--tune", "--tune-budget", "600"]) == 0
-    assert "tuned on validation" in capsys.readouterr().out
+    assert main([*args, "--tune", "--split", "random"]) == 0
+    out = capsys.readouterr().out
+    assert "tuned on random-split validation" in out and "evaluation on a random split" in out
     manifest = load_model(open_store(str(tmp_path))).manifest
     assert manifest.tuning is not None and manifest.params["tuned"] is True
-    assert manifest.tuning["tried"] == manifest.tuning["planned"] == 4
-    best = manifest.tuning["best"]
+    assert manifest.params["split"] == manifest.tuning["objective"] == "random"
+    assert len(manifest.tuning["rungs"][0]) == 4 + 1  # every setting of the space, and the default, on rung 0
+    best, decision = manifest.tuning["best"], manifest.tuning["decision"]
     assert manifest.params["factors"] == best["factors"] and manifest.params["scaling"] == best["scaling"]
-    assert best in [{k: v for k, v in t.items() if k != "ndcg@10"} for t in manifest.tuning["trials"]]
+    assert best in [{k: v for k, v in t.items() if k != "ndcg@10"} for t in manifest.tuning["rungs"][-1]]
+    assert {"chosen", "default", "margin", "standard_error", "reason"} <= decision.keys()
+
+
+def test_reuse_skips_training_only_for_the_same_input_and_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "--output", str(tmp_path), *SMALL, "--reuse"]
+    assert main(args) == 0  # nothing published yet: trains
+    first = read_latest_version(open_store(str(tmp_path)))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert f"reused {first}: not retrained" in capsys.readouterr().out
+    assert read_latest_version(open_store(str(tmp_path))) == first
+    assert main([*args, "--seed", "8"]) == 0  # other data: trains again
+    assert read_latest_version(open_store(str(tmp_path))) != first
+    second = read_latest_version(open_store(str(tmp_path)))
+    assert main([*args, "--seed", "8", "--factors", "12"]) == 0  # another setting: trains again
+    third = read_latest_version(open_store(str(tmp_path)))
+    assert third != second
+    assert main([*args, "--seed", "8", "--factors", "12", "--no-reuse"]) == 0  # asked to: trains again
+    assert read_latest_version(open_store(str(tmp_path))) != third
 
 
 def test_env_settings_are_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,7 +160,10 @@ def test_summary_says_which_split_and_what_popularity_scored(
 
 
 def test_baseline_line_flags_a_forced_model_below_popularity() -> None:
-    line = baseline_line({"model": {"ndcg@10": 0.01, "users": 40.0}, "popularity": {"ndcg@10": 0.02, "users": 40.0}})
+    metrics = {"model": {"ndcg@10": 0.01, "users": 40.0}, "popularity": {"ndcg@10": 0.02, "users": 40.0}}
+    line = baseline_line(metrics, "time")
+    assert line.startswith("NDCG@10 is on a time split (each user's newest 20%")
+    assert baseline_line(metrics, "random").startswith("NDCG@10 is on a random split (each user's seeded random 20%")
     assert "0.0100" in line and "0.0200" in line and "(0.50× the baseline; below it" in line and "--force" in line
 
 
@@ -152,3 +178,11 @@ def test_events_flag_and_no_user_arrays(tmp_path: Path, capsys: pytest.CaptureFi
     assert model.n_users == 0 and model.manifest.data["user_arrays"] is False
     assert model.manifest.data["n_interactions"] == 20_001 and model.manifest.data["events"]["records"] == 1
     assert "user sync" not in capsys.readouterr().out  # no table configured
+
+
+def test_run_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--split {time,random}" in out and "newest 20%" in out and "--reuse" in out

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from pipeline.data import order_by_user
-from pipeline.evaluate import evaluate, random_split, relevant_items, time_split
+from pipeline.evaluate import default_objective, evaluate, holdout_split, random_split, relevant_items, time_split
 from pipeline.package import package
+from pipeline.sources import load_source
 from pipeline.sources.synthetic import generate
 from pipeline.train import train
 from reccore.model import build_model
@@ -65,3 +66,31 @@ def test_order_by_user_matches_lexsort() -> None:
     np.testing.assert_array_equal(order_by_user(users, -key), np.lexsort((-key, users)))
     huge = np.array([0, 2**62, 5], dtype=np.int64)  # too wide for one combined key: falls back to lexsort
     np.testing.assert_array_equal(order_by_user(np.array([1, 0, 1]), huge), np.lexsort((huge, np.array([1, 0, 1]))))
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("user_id,item_id,rating\nu1,a,4\nu1,b,2\nu2,a,5\n", "random"),  # explicit ratings
+        ("user_id,item_id,event\nu1,a,view\nu1,b,purchase\nu2,a,click\n", "time"),  # an event table
+        ("user_id,item_id,event,rating\nu1,a,rating,4\nu1,b,rating,2\nu2,a,view,1\n", "time"),  # ratings among events
+        ("user_id,item_id,weight\nu1,a,1\nu1,b,3\nu2,a,2\n", "time"),  # implicit strengths
+        ("user_id,item_id\nu1,a\nu1,b\nu2,a\n", "time"),  # bare interactions
+    ],
+)
+def test_the_default_objective_of_a_table(tmp_path, table: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "interactions.csv"
+    path.write_text(table)
+    assert default_objective(load_source(str(path))) == expected
+
+
+def test_the_default_objective_of_the_named_sources() -> None:
+    assert default_objective(generate(2_000, seed=1)) == "time"  # synthetic events: views, clicks, purchases
+    assert default_objective(load_source("movielens-100k")) == "random"  # a rating benchmark
+
+
+def test_holdout_split_is_the_objectives_split(log) -> None:  # type: ignore[no-untyped-def]
+    np.testing.assert_array_equal(holdout_split(log, "time"), time_split(log))
+    np.testing.assert_array_equal(holdout_split(log, "random", 3), random_split(log, seed=3))
+    with pytest.raises(ValueError, match="objective"):
+        holdout_split(log, "leave-one-out")  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.evaluate import default_objective
 from pipeline.sources import load_source
 from pipeline.sources.eventlog import is_event_log, read_event_log
 from reccore.errors import DataSourceError
@@ -45,6 +46,7 @@ def test_log_alone_is_a_source_with_event_strengths(tmp_path: Path) -> None:
     np.testing.assert_array_equal(log.timestamps, [100, 110, 120, 130])
     assert [log.event_types[e] for e in log.events] == ["view", "purchase", "rating", "click"]
     assert log.extra["events"] == {"uri": uri, "objects": 1, "records": 4, "duplicates": 0}
+    assert default_objective(log) == "time"  # an event log is judged on what each user does next
 
 
 def test_a_replayed_batch_counts_once_by_event_id(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pipeline.quality.coldstart import (
     served_model,
 )
 from pipeline.quality.experiment import run_evaluation
+from pipeline.quality.nested import ALL, UNTUNED
 from pipeline.quality.protocols import cold_item_split, cold_user_split, make_split
 from pipeline.quality.report import SECTIONS, write_report
 from pipeline.sources.synthetic import generate
@@ -68,7 +69,7 @@ def test_ease_refuses_a_catalogue_too_large_for_a_dense_matrix() -> None:
 
 
 def test_unknown_protocol_is_a_value_error(synthetic: InteractionLog) -> None:
-    with pytest.raises(ValueError, match="protocol"):
+    with pytest.raises(ValueError, match="objective"):
         make_split(synthetic, "leave-one-out")  # type: ignore[arg-type]
 
 
@@ -141,20 +142,17 @@ def test_report_on_a_small_dataset_has_every_section(synthetic: InteractionLog, 
         "![",
         "img/evaluation.png",
         "chosen on validation",
-        "+ shrinkage",
-        "+ popularity-normalised input",
-        "all of the above",
-        "Untuned default",
+        "untuned default (`--no-tune`)",
+        "tuned: the pipeline's search",
+        "tuning decision",
         "Chosen on test",
     ):
         assert word in text
     for protocol in result.protocols.values():
         nested = protocol.nested
-        assert nested is not None and len(nested.tuning.trials) == 2 * 2 * 2 * 2
-        best = max(nested.tuning.trials, key=lambda t: t[1])
-        assert nested.chosen["all of the above (the pipeline's search)"] == best
-        # each family's winner is its own best on validation, never a setting outside the family
-        assert nested.chosen["+ shrinkage σ²/(σ²+λ)"][0].pop_alpha == 0.0
+        assert nested is not None and len(nested.tuning.rungs[0]) == 2 * 2 * 2 * 2 + 1  # the space and the default
+        assert nested.chosen[ALL][0] == nested.tuning.best and nested.chosen[UNTUNED][0] == SvdConfig(8, "bm25")
+        assert set(nested.test) == {ALL, UNTUNED}
         assert nested.ease_l2 == 50.0
     assert image == tmp_path / "docs" / "img" / "evaluation.png"
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size < 150_000

@@ -5,7 +5,14 @@ import pytest
 import scipy.sparse as sp
 
 from pipeline.package import package
-from pipeline.train import ModelConfig, interaction_matrix, ridge_fit_predict, train, train_config, weighted_matrix
+from pipeline.train import (
+    ContentRegression,
+    ModelConfig,
+    interaction_matrix,
+    train,
+    train_config,
+    weighted_matrix,
+)
 from reccore.model import build_model
 from reccore.scoring import Filters, allowed_items, fold_in, rank, seen_items
 from reccore.weighting import SCHEMES
@@ -91,9 +98,15 @@ def test_closed_form_ridge_matches_scikit_learn() -> None:
     from sklearn.linear_model import Ridge
 
     rng = np.random.default_rng(0)
-    x, y, x_new = rng.normal(size=(50, 6)), rng.normal(size=(50, 3)), rng.normal(size=(7, 6))
-    expected = Ridge(alpha=2.0).fit(x, y).predict(x_new)
-    np.testing.assert_allclose(ridge_fit_predict(x, y, x_new, 2.0), expected, rtol=1e-6, atol=1e-8)
+    features, vectors = rng.normal(size=(57, 6)), rng.normal(size=(57, 3))
+    warm = np.arange(57) < 50  # fit on the first 50 items, predict the other 7
+    expected = Ridge(alpha=2.0).fit(features[warm], vectors[warm]).predict(features[~warm])
+    regression = ContentRegression(features, warm, alpha=2.0)
+    np.testing.assert_allclose(regression.predict(vectors, np.flatnonzero(~warm)), expected, rtol=1e-4, atol=1e-5)
+    # Fitted once, it predicts for other vectors as a fresh fit would (what the tuner relies on).
+    other = rng.normal(size=(57, 3))
+    expected = Ridge(alpha=2.0).fit(features[warm], other[warm]).predict(features)
+    np.testing.assert_allclose(regression.predict(other), expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,34 @@
-"""The validation tuner: blind to the test split, deterministic, within budget; its scorer ranks as the service does."""
+"""The validation tuner: blind to the test split, the same on any machine, guarded against noise; ranks as served."""
 
 from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
 
 import numpy as np
 import pytest
 
+import pipeline.tune
 from pipeline.data import InteractionLog
-from pipeline.evaluate import rank_users, served_model, time_split
+from pipeline.evaluate import Objective, holdout_split, rank_users, served_model, time_split
 from pipeline.sources.synthetic import generate
 from pipeline.train import ModelConfig, interaction_matrix, train_config
-from pipeline.tune import SearchSpace, offline_rankings, rating_space, tune, tune_for_run, tuning_enabled
+from pipeline.tune import (
+    KEEP,
+    SearchSpace,
+    decide,
+    offline_rankings,
+    rating_space,
+    tune,
+    tune_for_run,
+    tuning_enabled,
+)
 from reccore.settings import PipelineSettings
 from tests.pipeline.conftest import block_log
 
+DEFAULT = ModelConfig(16, "log", 0.5)
 SMALL_SPACE = SearchSpace(
     factors=(8, 16), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0, 0.3), pop_alphas=(0.0, 0.5)
 )
@@ -40,51 +56,90 @@ def rated(log: InteractionLog) -> InteractionLog:
 
 
 def settings(**overrides: object) -> PipelineSettings:
-    return PipelineSettings(seed=7, tune_budget=600.0, **overrides)  # type: ignore[arg-type]
+    return PipelineSettings(seed=7, **overrides)  # type: ignore[arg-type]
 
 
-def test_the_tuner_never_reads_the_test_split(log: InteractionLog, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("objective", ["time", "random"])
+def test_the_tuner_never_reads_the_test_split(
+    log: InteractionLog, monkeypatch: pytest.MonkeyPatch, objective: Objective
+) -> None:
     monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: SMALL_SPACE)
-    before = tune_for_run(log, settings())
-    test = time_split(log)
+    test = holdout_split(log, objective, 7)
+    before = tune_for_run(log, test, settings(), objective)
     scrambled = log.subset(np.ones(log.n_interactions, dtype=bool))
     scrambled.items = scrambled.items.copy()
     scrambled.items[test] = np.random.default_rng(0).integers(0, log.n_items, size=int(test.sum()))
-    after = tune_for_run(scrambled, settings())
-    assert after.trials == before.trials  # not one validation score moved
+    after = tune_for_run(scrambled, test, settings(), objective)
+    assert after.rungs == before.rungs  # not one validation score moved
     # The comparison can fail: the same scrambling applied to training rows does move the scores.
     train_rows = np.flatnonzero(~test)[: int(test.sum())]
     scrambled.items[train_rows] = np.random.default_rng(1).integers(0, log.n_items, size=len(train_rows))
-    assert tune_for_run(scrambled, settings()).trials != before.trials
+    assert tune_for_run(scrambled, test, settings(), objective).rungs != before.rungs
 
 
-def test_the_choice_is_deterministic_for_a_seed(log: InteractionLog) -> None:
+def test_the_search_is_the_same_on_a_slow_machine(log: InteractionLog, monkeypatch: pytest.MonkeyPatch) -> None:
     train_log = log.subset(~time_split(log))
-    first = tune(train_log, SMALL_SPACE, seed=3, budget=600.0)
-    second = tune(train_log, SMALL_SPACE, seed=3, budget=600.0)
-    assert first.trials == second.trials and first.best == second.best
-    assert len(first.trials) == first.planned == 16
-    assert first.best == max(first.trials, key=lambda t: t[1])[0]
+    fast = tune(train_log, SMALL_SPACE, DEFAULT, seed=3)
+    clock = iter(range(0, 10**9, 3600))  # every reading of the clock an hour later than the last
+    monkeypatch.setattr("pipeline.tune.time.perf_counter", lambda: float(next(clock)))
+    rank = pipeline.tune.rank_vectors
+
+    def slow_rank(*args: object, **kwargs: object) -> list[list[int]]:
+        time.sleep(0.002)
+        return rank(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("pipeline.tune.rank_vectors", slow_rank)
+    slow = tune(train_log, SMALL_SPACE, DEFAULT, seed=3)
+    assert slow.seconds >= 3600  # the clock really was slow ...
+    assert slow.rungs == fast.rungs and slow.decision == fast.decision  # ... and nothing else changed
+    assert len(fast.rungs) == 3 and len(fast.rungs[0]) == 16  # every rung ran: no budget cut the search short
 
 
-def test_the_budget_stops_the_search_and_says_so(log: InteractionLog) -> None:
-    default = ModelConfig(16, "log", 0.5)
-    result = tune(log.subset(~time_split(log)), SMALL_SPACE, first=default, budget=1e-6)
-    assert result.stopped_by_budget
-    assert [config for config, _ in result.trials] == [default]  # the default is tried first, then time is up
-    assert result.best == default
-    assert "stopped by the 1e-06 s budget" in result.summary
-    record = result.to_manifest()
-    assert record["stopped_by_budget"] is True and record["tried"] == 1 and record["planned"] == 16
+def test_successive_halving_keeps_the_best_third_and_the_default(log: InteractionLog) -> None:
+    result = tune(log.subset(~time_split(log)), SMALL_SPACE, DEFAULT, seed=3)
+    for rung, following in itertools.pairwise(result.rungs):
+        ranked = sorted(rung, key=lambda c: -rung[c])
+        assert set(following) == set(ranked[: math.ceil(len(rung) * KEEP)]) | {DEFAULT}
+    assert result.decision.users == sum(result.validation_users)  # the last rung: every user of every fold
 
 
-def test_manifest_record_lists_every_trial_and_the_winner(log: InteractionLog) -> None:
-    result = tune(log.subset(~time_split(log)), SMALL_SPACE, budget=600.0)
-    record = result.to_manifest()
+def paired(mean: float, n: int = 400, noise: float = 0.2, seed: int = 0) -> np.ndarray:
+    """Per-user scores around a shared base: ``mean`` is the gain over the base, ``noise`` the per-user spread."""
+    base = np.random.default_rng(99).uniform(0, 1, n)
+    spread = np.random.default_rng(seed).normal(0, noise, n)
+    return base + mean + spread - spread.mean()  # the mean gain is exactly ``mean``
+
+
+def test_the_guard_keeps_the_default_when_no_setting_beats_it_by_more_than_the_noise() -> None:
+    other = ModelConfig(100, "none", 0.0, shrinkage=3.0)
+    scores = {DEFAULT: paired(0.0), other: paired(0.005, seed=1)}  # s.e. of the difference is ~0.014
+    assert scores[other].mean() > scores[DEFAULT].mean()  # the argmax would have switched
+    decision = decide(scores, DEFAULT)
+    assert decision.chosen == DEFAULT and decision.best == other and decision.margin == 0.0
+    assert "within one standard error" in decision.reason
+
+
+def test_the_guard_takes_a_setting_that_beats_the_default_beyond_the_noise() -> None:
+    other = ModelConfig(100, "none", 0.0, shrinkage=3.0)
+    decision = decide({DEFAULT: paired(0.0), other: paired(0.05, seed=1)}, DEFAULT)
+    assert decision.chosen == other and decision.margin > decision.standard_error > 0
+
+
+def test_among_settings_within_the_noise_of_the_best_the_smallest_k_wins() -> None:
+    big, small = ModelConfig(200, "log", 0.0, shrinkage=3.0), ModelConfig(20, "log", 0.0, shrinkage=3.0)
+    scores = {DEFAULT: paired(0.0), big: paired(0.06, seed=1), small: paired(0.055, seed=2)}
+    decision = decide(scores, DEFAULT)
+    assert decision.best == big and decision.chosen == small
+
+
+def test_manifest_record_holds_every_rung_and_the_decision(log: InteractionLog) -> None:
+    result = tune(log.subset(~time_split(log)), SMALL_SPACE, DEFAULT)
+    record = json.loads(json.dumps(result.to_manifest()))
     assert record["space"]["factors"] == [8, 16]
-    assert len(record["trials"]) == 16
-    assert record["best"] == result.best.params()
-    assert record["best_ndcg@10"] == max(t["ndcg@10"] for t in record["trials"])
+    assert [len(rung) for rung in record["rungs"]] == [len(r) for r in result.rungs]
+    assert record["decision"]["chosen"] == result.best.label
+    assert record["decision"]["margin"] >= 0 and record["decision"]["standard_error"] >= 0
+    assert record["best"] == result.best.params() and record["objective"] == "time"
     assert record["seconds"] > 0
 
 

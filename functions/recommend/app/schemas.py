@@ -112,7 +112,12 @@ class Health(BaseModel):
     model_params: dict[str, Any] = Field(
         default_factory=dict, description="The model's hyperparameters (k, weighting, scaling, shrinkage, ...)."
     )
-    tuned: bool = Field(False, description="True if the hyperparameters were chosen on a validation split.")
+    tuned: bool = Field(False, description="True if the hyperparameters were chosen on validation folds.")
+    split: Literal["time", "random"] | None = Field(
+        None,
+        description="What the model was evaluated and tuned on: each user's newest (time) or a random (random) 20%; "
+        "null for models published before the objective was recorded.",
+    )
 
 
 class RecentItem(_Strict):

@@ -90,10 +90,14 @@ class PipelineSettings(_Base):
         0.0, ge=0.0, description="Interactions with a rating (weight) below this count as no interaction (0: keep all)."
     )
     centre: bool = Field(False, description="Centre each user's weighted ratings on 1 (below-average ones count less).")
-    tune: bool | None = Field(
-        None, description="Tune the hyperparameters on a validation split (default: when the log is small enough)."
+    split: Literal["time", "random"] | None = Field(
+        None,
+        description="What the run is judged and tuned on: each user's newest 20% (time) or a random 20% (random); "
+        "default: random for a table of ratings, time for event logs.",
     )
-    tune_budget: float = Field(60.0, gt=0, description="Seconds the hyperparameter search may take.")
+    tune: bool | None = Field(
+        None, description="Tune the hyperparameters on validation folds (default: when the log is small enough)."
+    )
     tune_max_interactions: int = Field(
         1_000_000, ge=0, description="Tuning is on by default for logs with at most this many interactions."
     )
@@ -106,6 +110,10 @@ class PipelineSettings(_Base):
     exact_below: int = Field(50_000, ge=0, description="--index auto keeps exact search below this many items.")
     retention: int = Field(5, ge=1, description="Published versions kept; older ones are deleted.")
     force: bool = Field(False, description="Publish even if the model does not beat popularity.")
+    reuse: bool = Field(
+        False,
+        description="Skip training when the live model was trained on the same input with the same settings.",
+    )
     engine: Literal["single-process", "spark"] = Field(
         "single-process", description="Training engine: this process, or Spark (local or EMR Serverless)."
     )

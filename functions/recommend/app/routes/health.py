@@ -49,4 +49,5 @@ async def health(request: Request, model: ModelDep) -> Health:
         faiss_simd=faiss_simd_level(),
         model_params={name: value for name, value in manifest.params.items() if name in _MODEL_PARAMS},
         tuned=bool(manifest.params.get("tuned", False)),
+        split=manifest.params.get("split"),
     )
