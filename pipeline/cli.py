@@ -77,8 +77,8 @@ def add_batch_parser(commands: Any) -> None:
     for name in ("model", "users", "k", "output", "threads"):
         info = BatchSettings.model_fields[f"batch_{name}"]
         value = getattr(defaults, f"batch_{name}")
-        cmd.add_argument(f"--{name}", type=type(value), default=value,
-                         help=f"{_escaped(info.description)} (env REC_BATCH_{name.upper()}; default: %(default)s)")  # fmt: skip
+        help_text = f"{_escaped(info.description)} (env REC_BATCH_{name.upper()}; default: %(default)s)"
+        cmd.add_argument(f"--{name}", type=type(value), default=value, help=help_text)
     cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
