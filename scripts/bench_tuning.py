@@ -6,8 +6,8 @@ against their held-out ratings (binary relevance, every test rating relevant). P
 
 - ``random``: Microsoft Recommenders' ``python_stratified_split`` (ratio 0.75, seed 42): a seeded random key per
   rating, then per user the first round(0.75·n) by key are train, the rest test;
-- ``time``: all ratings sorted by timestamp (stable), the oldest 80% train, the newest 20% test; only test users with
-  a train rating count, and their relevant items are the test items they did not rate in train.
+- ``time``: Microsoft Recommenders' ``python_chrono_split`` (ratio 0.75): per user, the oldest round(0.75·n) ratings
+  by timestamp are train, the newest the test (what ``--split time`` is judged on, with a larger holdout).
 
 EASE (λ chosen on a validation split carved from train by the same protocol) and most-popular are computed in-process
 for reference. Prints a table per protocol and writes docs/bench_tuning.json. Not a test; timings are wall-clock
@@ -51,21 +51,22 @@ def stratified_test(log: InteractionLog, seed: int, ratio: float = 0.75) -> np.n
     """python_stratified_split's test mask, as Recommenders computes it: a seeded random key per row (file order),
     rows sorted by user then key, and each user's rows after the first round(ratio·n) are test."""
     keys = np.random.RandomState(seed).rand(log.n_interactions)  # np.random.seed(seed); np.random.rand(n)
-    order = np.lexsort((keys, log.users))
+    return _after_first_share(log, keys, ratio)
+
+
+def chrono_test(log: InteractionLog, ratio: float = 0.75) -> np.ndarray:
+    """python_chrono_split's test mask: per user, the rows after the oldest round(ratio·n) by timestamp."""
+    return _after_first_share(log, log.timestamps, ratio)
+
+
+def _after_first_share(log: InteractionLog, keys: np.ndarray, ratio: float) -> np.ndarray:
+    order = np.lexsort((keys, log.users))  # stable: ties in the key keep file order
     users = log.users[order]
     starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
     counts = np.diff(np.r_[starts, len(users)])
     rank = np.arange(len(users)) - np.repeat(starts, counts)  # 0-based within the user
     test = np.zeros(log.n_interactions, dtype=bool)
     test[order[rank >= np.round(ratio * np.repeat(counts, counts))]] = True  # numpy rounds half to even, as round()
-    return test
-
-
-def time_test(log: InteractionLog, share: float = 0.8) -> np.ndarray:
-    """The newest (1 - share) of all ratings by timestamp (stable sort)."""
-    order = np.argsort(log.timestamps, kind="stable")
-    test = np.zeros(log.n_interactions, dtype=bool)
-    test[order[round(share * log.n_interactions) :]] = True
     return test
 
 
@@ -78,7 +79,7 @@ def code_digest() -> str:
 
 
 def split(log: InteractionLog, protocol: str, seed: int) -> np.ndarray:
-    return stratified_test(log, seed) if protocol == "random" else time_test(log)
+    return stratified_test(log, seed) if protocol == "random" else chrono_test(log)
 
 
 def targets(log: InteractionLog, test: np.ndarray) -> dict[int, set[int]]:

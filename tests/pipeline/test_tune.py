@@ -6,13 +6,16 @@ import itertools
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import pipeline.tune
 from pipeline.data import InteractionLog
 from pipeline.evaluate import Objective, holdout_split, rank_users, served_model, time_split
+from pipeline.job import run
 from pipeline.sources.synthetic import generate
 from pipeline.train import ModelConfig, interaction_matrix, train_config
 from pipeline.tune import (
@@ -188,3 +191,23 @@ def test_offline_scorer_falls_back_to_popularity_for_a_zero_vector() -> None:
     seen = set(log.items[log.users == 0].tolist())
     expected = [i for i in np.argsort(-trained.popularity, kind="stable").tolist() if i not in seen][:10]
     assert ranking == expected
+
+
+def test_a_tuned_run_publishes_byte_identical_files_however_slow_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: SMALL_SPACE)
+
+    def published(folder: str) -> dict[str, bytes]:
+        result = run(PipelineSettings(output=str(tmp_path / folder), interactions=20_000, seed=3, tune=True))
+        files = tmp_path / folder / "models" / result.version
+        return {p.name: p.read_bytes() for p in files.iterdir() if p.name != "manifest.json"}
+
+    with threadpool_limits(1):
+        fast = published("fast")
+    clock = iter(range(0, 10**9, 3600))
+    monkeypatch.setattr("pipeline.tune.time.perf_counter", lambda: float(next(clock)))
+    with threadpool_limits(2):  # another core count: a 2-thread BLAS SVD differs in the last bits, unless run() pins it
+        slow = published("slow")
+    assert fast.keys() == slow.keys() and "item_factors.npy" in fast
+    assert all(fast[name] == slow[name] for name in fast)  # arrays and index, byte for byte
