@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from local_stack import (
     MODEL_CACHE,
@@ -36,6 +37,8 @@ def main() -> int:
     parser.add_argument("--ui-port", type=int, default=8501)
     parser.add_argument("--s3-port", type=int, default=5000)
     parser.add_argument("--interactions", type=int, default=100_000)
+    parser.add_argument("--model-cache", type=Path, default=MODEL_CACHE,
+                        help="where the last start's models are kept, so the next skips retraining")  # fmt: skip
     args = parser.parse_args()
 
     ports = {
@@ -73,7 +76,7 @@ def main() -> int:
         s3 = group.start(PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.s3_port))
         wait_for(s3_url, "local S3", s3, timeout=60)
         provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
-        publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, cache=MODEL_CACHE)
+        publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, cache=args.model_cache)
         api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend",
                           "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log",
                           "--timeout-graceful-shutdown", "5")  # fmt: skip

@@ -108,7 +108,7 @@ def publish_local_model(
         for path in sorted(p for p in cache.rglob("*") if p.is_file()):
             s3.upload_file(str(path), bucket, models + path.relative_to(cache).as_posix())
         reuse = ["--reuse"]
-        print(f"\n== restored the models of the last start from {cache.relative_to(ROOT)}", flush=True)
+        print(f"\n== restored the models of the last start from {cache}", flush=True)
     print(f"\n== training on {interactions:,} synthetic interactions, publishing to s3://{bucket}/{prefix}"
           + (" (unless the restored model was trained on the same input and settings)" if reuse else ""),
           flush=True)  # fmt: skip

@@ -37,9 +37,9 @@ def processes_naming(ports: list[int]) -> dict[int, str]:
     return found
 
 
-def demo_command(api: int, ui: int, s3: int) -> list[str]:
+def demo_command(api: int, ui: int, s3: int, cache: Path) -> list[str]:
     return [sys.executable, str(DEMO), "--api-port", str(api), "--ui-port", str(ui), "--s3-port", str(s3),
-            "--interactions", "20000"]  # fmt: skip
+            "--interactions", "20000", "--model-cache", str(cache)]  # fmt: skip
 
 
 @pytest.fixture()
@@ -54,7 +54,8 @@ def ports() -> list[int]:
 def demo(ports: list[int], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     api, ui, s3 = ports
     log = tmp_path / "demo.log"
-    process = start(demo_command(api, ui, s3), cwd=REPO, env=base_env(PYTHONUNBUFFERED="1"), log=log)
+    command = demo_command(api, ui, s3, tmp_path / "models")
+    process = start(command, cwd=REPO, env=base_env(PYTHONUNBUFFERED="1"), log=log)
     try:
         yield process, log
     finally:
@@ -68,7 +69,7 @@ def test_demo_comes_up_answers_and_stops_cleanly_on_ctrl_c(
     demo: tuple[subprocess.Popen[bytes], Path], ports: list[int]
 ) -> None:
     process, log = demo
-    api, ui, _ = ports
+    api, ui, s3 = ports
     wait_until(lambda: UP_LINE in log.read_text(errors="replace"), 240, f"{UP_LINE!r} in the output", process)
 
     status, _, body = http("GET", f"http://127.0.0.1:{api}/health", timeout=30)
@@ -101,6 +102,20 @@ def test_demo_comes_up_answers_and_stops_cleanly_on_ctrl_c(
     wait_until(lambda: all(port_is_free("127.0.0.1", p) for p in ports), 10, f"ports {ports} to be free again")
     assert not processes_naming(ports), "processes left running after Ctrl-C"
 
+    # The next start restores the models and does not retrain: same input, same settings.
+    again = log.with_name("again.log")
+    second = start(demo_command(api, ui, s3, log.parent / "models"), cwd=REPO, env=base_env(PYTHONUNBUFFERED="1"),
+                   log=again)  # fmt: skip
+    try:
+        wait_until(lambda: UP_LINE in again.read_text(errors="replace"), 240, f"{UP_LINE!r} again", second)
+        assert "not retrained" in again.read_text(errors="replace"), tail(again)
+        status, _, body = http("GET", f"http://127.0.0.1:{api}/health", timeout=30)
+        assert status == 200 and json.loads(body)["model_version"] == health["model_version"], body
+        status, _, body = http("POST", f"http://127.0.0.1:{api}/recommend", {"user_id": KNOWN_USER, "k": 5}, timeout=30)
+        assert status == 200 and json.loads(body)["strategy"] == "personalized", body
+    finally:
+        stop(second, grace=5)
+
 
 def test_demo_refuses_a_taken_port(ports: list[int], tmp_path: Path) -> None:
     api, ui, s3 = ports
@@ -108,7 +123,12 @@ def test_demo_refuses_a_taken_port(ports: list[int], tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", api))
         taken.listen()
         result = subprocess.run(
-            demo_command(api, ui, s3), cwd=REPO, env=base_env(), capture_output=True, text=True, timeout=60
+            demo_command(api, ui, s3, tmp_path / "models"),
+            cwd=REPO,
+            env=base_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"port {api}" in result.stderr and "API_PORT" in result.stderr, result.stderr

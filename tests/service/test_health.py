@@ -27,6 +27,7 @@ def test_health_reports_the_model(client: Any, published_model: Any) -> None:
     assert body["model_params"]["weighting"]["scheme"] == params["weighting"]["scheme"]
     assert set(body["model_params"]) >= {"shrinkage", "pop_alpha", "min_rating", "centre"}
     assert body["tuned"] is params["tuned"]
+    assert body["split"] == params.get("split")  # the objective the model was judged on (None: an older model)
 
 
 def test_cold_start_only_on_the_loading_request(client: Any) -> None:
@@ -75,7 +76,7 @@ def test_health_shows_the_parameters_a_tuned_model_chose(
 
     from app.main import app
 
-    params = {**published_model.manifest.params, "tuned": True, "shrinkage": 0.3, "pop_alpha": 0.25}
+    params = {**published_model.manifest.params, "tuned": True, "shrinkage": 0.3, "pop_alpha": 0.25, "split": "random"}
     tuned = dataclasses.replace(
         published_model, manifest=published_model.manifest.model_copy(update={"params": params})
     )
@@ -83,7 +84,7 @@ def test_health_shows_the_parameters_a_tuned_model_chose(
     configure_service(fresh_prefix)
     with TestClient(app) as client:
         body = client.get("/health").json()
-    assert body["tuned"] is True
+    assert body["tuned"] is True and body["split"] == "random"
     assert body["model_params"]["shrinkage"] == 0.3 and body["model_params"]["pop_alpha"] == 0.25
     assert "seed" not in body["model_params"]  # hyperparameters only
 
