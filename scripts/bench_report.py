@@ -64,9 +64,10 @@ def _pipeline_rows(pipeline: dict[str, Any]) -> list[str]:
     rows = []
     imports = pipeline["import_s"]
     for run in pipeline["runs"]:
+        command = "the default command (tuning included)" if run.get("tuned") else "`--no-tune`"
         what = (
             f"pipeline, {_size(run['interactions'])} interactions ({_count(run['users'])} users × "
-            f"{_count(run['items'])} items), evaluation included: wall / peak RSS"
+            f"{_count(run['items'])} items), {command}, evaluation included: wall / peak RSS"
         )
         measured = (
             f"**{run['wall_s']:.1f} s** / {run['peak_rss_mb']:,} MB — the job's stages take {run['stages_s']:.1f} s"
