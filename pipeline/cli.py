@@ -227,7 +227,9 @@ def summary(result: RunResult) -> str:
     sync = result.user_sync
     if sync is not None and sync["status"] == "ok":
         lines.append(
-            f"user sync to {sync['table']}: {sync['users_written']:,} users written, {sync['users_skipped']:,} "
+            f"user sync to {sync['table']}: {sync['users_written']:,} users written, "
+            + (f"{sync['users_failed']:,} refused by the table (see the log), " if sync.get("users_failed") else "")
+            + f"{sync['users_skipped']:,} "
             f"already current, in {sync['seconds']:.1f} s"
         )
     elif sync is not None:

@@ -102,7 +102,7 @@ def sync_users(
     """
     start = time.perf_counter()
     states, selected = user_states(log, max_events, changed_since)
-    written = target.put_base(states, version)
+    result = target.put_base(states, version)
     users_with_history = int(np.count_nonzero(np.bincount(log.users, minlength=log.n_users)))
     return {
         "status": "ok",
@@ -110,7 +110,10 @@ def sync_users(
         "events_per_user": max_events,
         "through": int(log.timestamps.max()) if log.n_interactions else None,
         "changed_since": changed_since,
-        "users_written": written,
-        "users_skipped": users_with_history - selected,
+        "users_written": result.written,
+        "users_skipped": users_with_history - selected,  # already current
+        # Users the table refused (each logged with DynamoDB's reason): the sync goes on with the others.
+        "users_failed": len(result.skipped),
+        "failed_examples": [user[:80] for user in result.skipped[:10]],
         "seconds": round(time.perf_counter() - start, 3),
     }

@@ -63,7 +63,7 @@ def test_a_replayed_batch_with_event_ids_is_not_counted_twice(store: UserStateSt
 def test_base_from_training_and_fresh_live_events(store: UserStateStore) -> None:
     store.append([("u1", ev("new", 200)), ("u1", ev("old", 50))])
     base = UserState("u1", base=[ev("t1", 10), ev("t2", 90)], base_through=100, seen=["t1", "t2"])
-    assert store.put_base([base], version="v1") == 1
+    assert store.put_base([base], version="v1").written == 1
     state = store.get("u1")
     assert state is not None
     assert [e.item_id for e in state.base] == ["t1", "t2"] and state.base_through == 100

@@ -5,6 +5,7 @@ Every error body is ``{"error": code, "message": ..., "details"?: [...]}`` (``sc
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from app.logging import logger
 from reccore.errors import (
     ArtifactIntegrityError,
     ConfigError,
+    DeadlineError,
     EventLogError,
     ModelLoadError,
     ModelNotFoundError,
@@ -24,6 +26,7 @@ from reccore.errors import (
     RecError,
     UnknownItemError,
     UnknownUserError,
+    UserStateBusyError,
     UserStateError,
 )
 
@@ -35,7 +38,9 @@ REC_ERRORS: list[tuple[type[RecError], int, str, str | None]] = [
     (ArtifactIntegrityError, 503, "model_unavailable", "the published model failed its integrity checks; retry later"),
     (ModelLoadError, 503, "model_unavailable", "the model could not be loaded; retry later"),
     (ConfigError, 503, "misconfigured", "the service is misconfigured"),
+    (UserStateBusyError, 503, "state_busy", "too many concurrent updates for this user; retry in a moment"),
     (UserStateError, 503, "state_unavailable", "the user state store is unavailable; retry later"),
+    (DeadlineError, 503, "deadline_exceeded", "a backend did not answer within the request's deadline; retry"),
     (EventLogError, 503, "event_log_unavailable", "the event log is unavailable; retry later"),
     (UnknownItemError, 404, "unknown_item", None),
     (UnknownUserError, 404, "unknown_user", None),
@@ -67,6 +72,23 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def body_parse_error(cause: BaseException | None) -> str:
+    """What was wrong with a request body that FastAPI could not turn into JSON (its 400 names no reason).
+
+    FastAPI answers a ``json.JSONDecodeError`` (a syntax error) with a 422 itself; anything else raised while
+    parsing becomes ``HTTPException(400, "There was an error parsing the body")`` with the reason as its cause.
+    """
+    if isinstance(cause, UnicodeDecodeError):
+        encoding = "UTF-8" if cause.encoding.replace("-", "").lower() == "utf8" else cause.encoding
+        bad = cause.object[cause.start : cause.start + 1].hex()
+        return f"the request body is not valid {encoding} text: byte 0x{bad} at offset {cause.start} ({cause.reason})"
+    if isinstance(cause, RecursionError):
+        return "the request body's JSON is nested too deeply (a little under 1,000 levels of arrays and objects)"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return f"the request body has a JSON number with more than {sys.get_int_max_str_digits()} digits"
+    return "the request body could not be parsed as JSON"
+
+
 def rec_error_status(exc: RecError) -> tuple[int, str, str]:
     """Status, error code and public message of a core exception."""
     for kind, status, code, public in REC_ERRORS:
@@ -88,6 +110,8 @@ async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI's "There was an error parsing the body"
+        message = body_parse_error(exc.__cause__)
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.method} {request.url.path[:200]}"
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)

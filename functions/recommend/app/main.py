@@ -6,7 +6,13 @@ from fastapi import FastAPI
 
 from app.errors import install_error_handlers
 from app.logging import RequestLogMiddleware, logger
-from app.middleware import BodyLimitMiddleware, JsonCORSMiddleware, RootPathMiddleware, Utf8RequestMiddleware
+from app.middleware import (
+    BodyLimitMiddleware,
+    DeadlineMiddleware,
+    JsonCORSMiddleware,
+    RootPathMiddleware,
+    Utf8RequestMiddleware,
+)
 from app.routes import routers
 from reccore.settings import get_service_settings
 
@@ -29,7 +35,9 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
-    # add_middleware wraps: the last added runs first. Order on the way in: log, CORS, UTF-8, root path, body limit.
+    # add_middleware wraps: the last added runs first. Order on the way in: log, CORS, UTF-8, root path, body limit,
+    # deadline (it starts when the request reaches the app, and covers the model, the store and the log).
+    app.add_middleware(DeadlineMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RootPathMiddleware)
     app.add_middleware(Utf8RequestMiddleware)

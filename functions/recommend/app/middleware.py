@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: the stage prefix, the body size limit, UTF-8 paths and queries, JSON CORS errors."""
+"""Pure ASGI middleware: the stage prefix, the body size limit, UTF-8 paths and queries, JSON CORS errors, and the
+request's deadline."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
+from reccore.deadline import request_deadline
 from reccore.settings import get_service_settings
 
 
@@ -122,6 +124,20 @@ def _is_utf8_request(scope: Scope) -> bool:
     except UnicodeError:
         return False
     return True
+
+
+class DeadlineMiddleware:
+    """Starts the request's deadline (``REC_REQUEST_DEADLINE_SECONDS``), shared by all its backend calls."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with request_deadline(get_service_settings().request_deadline_seconds):
+            await self.app(scope, receive, send)
 
 
 class JsonCORSMiddleware(CORSMiddleware):

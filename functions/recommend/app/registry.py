@@ -26,6 +26,7 @@ from typing import Literal
 from app.logging import logger
 from app.views import views
 from reccore.artifacts import read_latest_version
+from reccore.deadline import bounded
 from reccore.errors import ModelLoadError, ModelNotFoundError, ModelNotReadyError, RecError
 from reccore.model import Model, load_model
 from reccore.settings import ServiceSettings, get_service_settings
@@ -123,10 +124,11 @@ class ModelRegistry:
                     return Acquired(self._model or current, cold_start=False)
                 self._next_check = now + self._settings().refresh_seconds
                 job = self._start(self._refresh, current)
+            check_wait = bounded(wait)  # a model is at hand: the check gets no more than the request's deadline
             try:
-                job.result(timeout=wait)
+                job.result(timeout=check_wait)
             except FutureTimeout:
-                logger.warning("LATEST check still running; serving the current model", extra={"wait_s": wait})
+                logger.warning("LATEST check still running; serving the current model", extra={"wait_s": check_wait})
             return Acquired(self._model or current, cold_start=False)
         with self._lock:
             if self._model is not None:  # loaded while we waited for the lock

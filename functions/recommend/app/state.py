@@ -7,16 +7,19 @@ else straight under ``<REC_MODEL_URI>/events/`` through the artifact store.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 
 from app.logging import logger
-from reccore.errors import UserStateError
+from reccore.deadline import remaining
+from reccore.errors import DeadlineError, UserStateError
 from reccore.eventlog import EventLog, FirehoseLog, StoreLog
 from reccore.events import event_strength
 from reccore.model import Model
@@ -24,6 +27,8 @@ from reccore.recommend import Interactions
 from reccore.settings import get_service_settings
 from reccore.storage import S3Timeouts, open_store
 from reccore.userstate import DynamoStore, EmbeddedStore, Event, UserState, UserStateStore
+
+T = TypeVar("T")
 
 
 def _client_config() -> object:
@@ -39,7 +44,7 @@ def get_user_store() -> UserStateStore:
         return DynamoStore(
             settings.user_table, settings.user_events, settings.user_ttl_days, client_config=_client_config()
         )
-    return EmbeddedStore(settings.user_events)
+    return EmbeddedStore(settings.user_events, settings.embedded_max_users)
 
 
 @lru_cache(maxsize=1)
@@ -69,13 +74,31 @@ UserStoreDep = Annotated[UserStateStore, Depends(user_store)]
 EventLogDep = Annotated[EventLog, Depends(event_log)]
 
 
+async def within_deadline(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` in a worker thread, abandoned (left to finish there) when the request's deadline passes.
+
+    Raises :class:`DeadlineError` then: a stalled backend costs the request what is left of its deadline.
+    """
+    left = remaining()
+    if left is not None and left <= 0:
+        raise DeadlineError(f"{_name(call)}: the request's deadline had passed")
+    try:
+        return await asyncio.wait_for(run_in_threadpool(call, *args), timeout=left)
+    except TimeoutError:
+        raise DeadlineError(f"{_name(call)} did not answer within the request's deadline") from None
+
+
+def _name(call: Callable[..., Any]) -> str:
+    return getattr(call, "__qualname__", type(call).__name__)
+
+
 async def read_state(store: UserStateStore, user_id: str) -> tuple[UserState | None, bool]:
     """The user's stored state and whether the store failed (then ``None``: answer from the artifact)."""
     try:
         if isinstance(store, EmbeddedStore):  # memory only: not worth a thread hop
             return store.get(user_id), False
-        return await run_in_threadpool(store.get, user_id), False
-    except UserStateError as exc:
+        return await within_deadline(store.get, user_id), False
+    except (UserStateError, DeadlineError) as exc:
         logger.warning("user state unavailable; answering from the model", extra={"reason": str(exc)})
         return None, True
 
@@ -92,10 +115,15 @@ class StateInput:
 
 
 def state_input(model: Model, state: UserState | None, known: bool) -> StateInput:
-    """Fresh events (newer than the model) for a user the model knows; the whole stored history otherwise."""
+    """Fresh events (newer than the model) for a user the model knows; every stored event otherwise.
+
+    A user the model never trained on has nothing in it to double-count, so their events count whatever
+    their timestamps (a new user's imported past purchases, dated before the model's newest training event);
+    only a synced training history (``base``) sets a floor then.
+    """
     if state is None:
         return StateInput([], [], [], np.empty(0, dtype=np.int64), 0)
-    fresh = state.fresh(model.trained_through)
+    fresh = state.fresh(model.trained_through if known else None)
     events: list[Event] = fresh if known else [*state.base, *fresh]
     lookup = model.item_index
     usable = [e for e in events if e.item_id in lookup]

@@ -59,5 +59,13 @@ class UserStateError(RecError):
     """The user-state store (DynamoDB) cannot be read or written."""
 
 
+class UserStateBusyError(UserStateError):
+    """A user's state kept changing under a write (many concurrent writers for one user): not an outage."""
+
+
+class DeadlineError(RecError):
+    """A backend call did not finish within the request's deadline (``REC_REQUEST_DEADLINE_SECONDS``)."""
+
+
 class EventLogError(RecError):
     """The training event log (Firehose, or the artifact store) cannot be written."""

@@ -55,6 +55,16 @@ class ServiceSettings(_Base):
     s3_connect_timeout: float = Field(1.0, gt=0, le=60, description="Seconds to open a connection to S3.")
     s3_read_timeout: float = Field(2.0, gt=0, le=300, description="Seconds to wait for S3 to send data.")
     s3_max_attempts: int = Field(2, ge=1, le=10, description="Attempts per S3 call, the first included.")
+    request_deadline_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="Every backend call of one request (LATEST check, user state, event log) shares this budget; "
+        "past it reads answer degraded and writes 503.",
+    )
+    embedded_max_users: int = Field(
+        100_000, ge=1, description="Users the in-process state store holds (no REC_USER_TABLE); LRU beyond."
+    )
     load_wait_seconds: float = Field(
         5.0,
         gt=0,

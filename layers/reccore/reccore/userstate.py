@@ -17,19 +17,34 @@ so no ``Decimal`` round trips)::
     "ttl"         on both: epoch seconds after which DynamoDB may delete the item
 
 Two items rather than one per user so that the pipeline's batched writes never race the events route.
+
+No user can outgrow an item: DynamoDB caps one at 400 KB, and ids may be 256 characters, so besides their
+counts each list is cut to a byte budget, newest kept (``EVENTS_BYTES``, ``SEEN_BYTES``, ``EVENT_IDS_BYTES``):
+the seen-set reaches back 5,000 items or 200 KB of ids, whichever is less (about 3,000 ids of 64 characters).
+Event ids are unique per user: the same id from two users is two events (the pipeline's log reader agrees).
+Writes to one user are serialised in-process (striped locks) and retried with jittered back-off across
+processes; a conflict that outlasts the request's deadline is :class:`UserStateBusyError`, never an outage.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
+import random
 import threading
 import time
-from collections import defaultdict
+import zlib
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reccore.errors import UserStateError
+from reccore.deadline import bounded, remaining
+from reccore.errors import UserStateBusyError, UserStateError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 200
 MAX_SEEN = 5_000  # seen-item exclusion reaches this far back, past the N newest events
@@ -38,12 +53,42 @@ MAX_EVENT_IDS = 2_000
 KEY_SCHEMA = [{"AttributeName": "user_id", "KeyType": "HASH"}, {"AttributeName": "kind", "KeyType": "RANGE"}]
 KEY_ATTRIBUTES = [{"AttributeName": "user_id", "AttributeType": "S"}, {"AttributeName": "kind", "AttributeType": "S"}]
 TTL_ATTRIBUTE = "ttl"
+# Byte budgets of one stored item's lists (JSON as stored): 360 KB in all, under DynamoDB's 400 KB item limit.
+EVENTS_BYTES = 120_000
+SEEN_BYTES = 200_000
+EVENT_IDS_BYTES = 40_000
+DEFAULT_MAX_USERS = 100_000  # the embedded store's LRU cap (REC_EMBEDDED_MAX_USERS)
 _BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
-_PUT_ATTEMPTS = 4
+_PUT_ATTEMPTS = 12  # conditional-write attempts per user; the request's deadline usually ends them first
+_WRITERS = 16  # users written in parallel by one append (500 users: ~60 rounds of two calls, not 1,000 calls)
+_LOCK_STRIPES = 256
+_THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 
 
 class _Conflict(Exception):
     """A conditional write lost to a concurrent one."""
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore exception; "" for the shapes that carry none.
+
+    ``ReadTimeoutError``, ``ConnectTimeoutError`` and ``EndpointConnectionError`` have ``response = None``.
+    """
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str((response.get("Error") or {}).get("Code", ""))
+
+
+def within_budget(rows: list[Any], budget: int) -> list[Any]:
+    """The newest rows (the list's tail) whose JSON encoding, as stored, fits in ``budget`` bytes."""
+    size, kept = 2, 0  # the brackets
+    for row in reversed(rows):
+        size += len(json.dumps(row)) + 2  # the row and its ", " separator (json.dumps escapes to ASCII)
+        if size > budget:
+            break
+        kept += 1
+    return rows[len(rows) - kept :]
 
 
 @dataclass(frozen=True)
@@ -84,7 +129,13 @@ class UserState:
 @dataclass(frozen=True)
 class AppendResult:
     accepted: int  # events stored
-    duplicates: int  # events whose event_id the store already had
+    duplicates: int  # events whose event_id the store already had (for the same user)
+
+
+@dataclass(frozen=True)
+class BaseWrite:
+    written: int  # users whose base item was written
+    skipped: list[str]  # users that could not be written (each logged with its reason); the others still were
 
 
 class UserStateStore(Protocol):
@@ -96,8 +147,11 @@ class UserStateStore(Protocol):
     def append(self, events: Sequence[tuple[str, Event]]) -> AppendResult:
         """Add ``(user_id, event)`` pairs; an ``event_id`` seen before is not added again."""
 
-    def put_base(self, states: Iterable[UserState], version: str) -> int:
-        """Replace the training-side state (``base``, ``base_through``, ``seen``) of each user; returns the count."""
+    def put_base(self, states: Iterable[UserState], version: str) -> BaseWrite:
+        """Replace the training-side state (``base``, ``base_through``, ``seen``) of each user.
+
+        A user that cannot be written is skipped and reported; only a store that is down raises.
+        """
 
 
 def _merge_seen(seen: list[str], items: Iterable[str]) -> list[str]:
@@ -113,47 +167,68 @@ def _newest(events: list[Event], limit: int) -> list[Event]:
 
 
 class EmbeddedStore:
-    """In-process state: the events posted since the model was trained (histories stay in the artifact)."""
+    """In-process state: the events posted since the model was trained (histories stay in the artifact).
 
-    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS) -> None:
+    At most ``max_users`` users are held, least recently used dropped first, so memory stays flat however many
+    new users arrive; a dropped user's events are still in the training log, and the artifact keeps known users'.
+    """
+
+    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS, max_users: int = DEFAULT_MAX_USERS) -> None:
         self.max_events = max_events
+        self.max_users = max_users
         self._lock = threading.Lock()
-        self._states: dict[str, UserState] = {}
-        self._event_ids: dict[str, list[str]] = defaultdict(list)
+        self._states: OrderedDict[str, tuple[UserState, list[str]]] = OrderedDict()  # state, its event ids
+
+    def __len__(self) -> int:
+        return len(self._states)
 
     def get(self, user_id: str) -> UserState | None:
         with self._lock:
-            state = self._states.get(user_id)
-            if state is None:
+            entry = self._states.get(user_id)
+            if entry is None:
                 return None
+            self._states.move_to_end(user_id)
+            state = entry[0]
             return UserState(user_id, list(state.base), state.base_through, list(state.live), list(state.seen))
+
+    def _entry(self, user_id: str) -> tuple[UserState, list[str]]:
+        entry = self._states.get(user_id)
+        if entry is None:
+            entry = self._states[user_id] = (UserState(user_id), [])
+            while len(self._states) > self.max_users:
+                self._states.popitem(last=False)
+        else:
+            self._states.move_to_end(user_id)
+        return entry
 
     def append(self, events: Sequence[tuple[str, Event]]) -> AppendResult:
         accepted = duplicates = 0
         with self._lock:
             for user_id, event in events:
-                known = self._event_ids[user_id]
+                state, known = self._entry(user_id)
                 if event.event_id is not None and event.event_id in known:
                     duplicates += 1
                     continue
                 if event.event_id is not None:
                     known.append(event.event_id)
                     del known[:-MAX_EVENT_IDS]
-                state = self._states.setdefault(user_id, UserState(user_id))
                 state.live = _newest([*state.live, event], self.max_events)
                 state.seen = _merge_seen(state.seen, [event.item_id])
                 accepted += 1
         return AppendResult(accepted, duplicates)
 
-    def put_base(self, states: Iterable[UserState], version: str) -> int:
-        count = 0
+    def put_base(self, states: Iterable[UserState], version: str) -> BaseWrite:
+        written = 0
         with self._lock:
             for new in states:
-                state = self._states.setdefault(new.user_id, UserState(new.user_id))
+                state, _ = self._entry(new.user_id)
                 state.base, state.base_through = new.base[-self.max_events :], new.base_through
                 state.seen = _merge_seen(new.seen, state.seen)
-                count += 1
-        return count
+                written += 1
+        return BaseWrite(written, [])
+
+
+_STRIPES = [threading.Lock() for _ in range(_LOCK_STRIPES)]  # one user's writes in this process: one at a time
 
 
 class DynamoStore:
@@ -185,14 +260,24 @@ class DynamoStore:
         return self._client
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, operation)(TableName=self.table, **kwargs)
-        except Exception as exc:  # botocore raises many types; callers handle one
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code == "ConditionalCheckFailedException":
-                raise _Conflict from exc
-            detail = f": {code}" if code else ""
-            raise UserStateError(f"user-state table unavailable ({type(exc).__name__}{detail})") from exc
+        """One table call; throttling is retried with back-off while the request's deadline allows."""
+        for attempt in range(8):
+            left = remaining()
+            if left is not None and left <= 0:
+                raise UserStateError("user-state table: the request's deadline passed before the call")
+            try:
+                return getattr(self.client, operation)(TableName=self.table, **kwargs)
+            except Exception as exc:  # botocore raises many types, some without a response: one error for callers
+                code = error_code(exc)
+                if code == "ConditionalCheckFailedException":
+                    raise _Conflict from exc
+                pause = min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
+                if code in _THROTTLED and attempt < 7 and bounded(pause) == pause:
+                    time.sleep(pause)
+                    continue
+                detail = f": {code}" if code else ""
+                raise UserStateError(f"user-state table unavailable ({type(exc).__name__}{detail})") from exc
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def get(self, user_id: str) -> UserState | None:
         response = self._call(
@@ -222,85 +307,120 @@ class DynamoStore:
         by_user: dict[str, list[Event]] = defaultdict(list)
         for user_id, event in events:
             by_user[user_id].append(event)
-        accepted = duplicates = 0
-        for user_id, user_events in by_user.items():
-            added, repeated = self._append_user(user_id, user_events)
-            accepted, duplicates = accepted + added, duplicates + repeated
-        return AppendResult(accepted, duplicates)
+        if len(by_user) == 1:
+            results = [self._append_user(*next(iter(by_user.items())))]
+        else:  # users in parallel, each worker in the request's context (its deadline)
+            context = contextvars.copy_context()
+            with ThreadPoolExecutor(min(_WRITERS, len(by_user))) as pool:
+                futures = [pool.submit(context.copy().run, self._append_user, u, e) for u, e in by_user.items()]
+                results = [future.result() for future in futures]
+        return AppendResult(sum(r[0] for r in results), sum(r[1] for r in results))
 
     def _append_user(self, user_id: str, events: list[Event]) -> tuple[int, int]:
-        for _ in range(_PUT_ATTEMPTS):
-            current = self._call("get_item", Key=self._key(user_id, "live"), ConsistentRead=True).get("Item")
-            live = [Event.decode(r) for r in json.loads(current["events"]["S"])] if current else []
-            seen = json.loads(current["seen"]["S"]) if current else []
-            ids: list[str] = json.loads(current["event_ids"]["S"]) if current else []
-            rev = int(current["rev"]["N"]) if current else 0
-            known = set(ids)
-            new: list[Event] = []
-            for event in events:
-                if event.event_id is not None:
-                    if event.event_id in known:
-                        continue
-                    known.add(event.event_id)
-                    ids.append(event.event_id)
-                new.append(event)
-            if not new:
-                return 0, len(events)
-            item = {
-                **self._key(user_id, "live"),
-                "events": {"S": json.dumps([e.encode() for e in _newest([*live, *new], self.max_events)])},
-                "seen": {"S": json.dumps(_merge_seen(seen, (e.item_id for e in new)))},
-                "event_ids": {"S": json.dumps(ids[-MAX_EVENT_IDS:])},
-                "rev": {"N": str(rev + 1)},
-                "ttl": {"N": str(int(time.time()) + self.ttl_seconds)},
-            }
-            try:
-                self._call(
-                    "put_item",
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(user_id) OR rev = :rev",
-                    ExpressionAttributeValues={":rev": {"N": str(rev)}},
-                )
-            except _Conflict:  # a concurrent writer won the race: read again and retry
-                continue
-            return len(new), len(events) - len(new)
-        raise UserStateError(f"user-state update for one user kept conflicting after {_PUT_ATTEMPTS} attempts")
+        with _STRIPES[zlib.crc32(user_id.encode("utf-8", "surrogatepass")) % _LOCK_STRIPES]:
+            for attempt in range(_PUT_ATTEMPTS):
+                try:
+                    return self._try_append(user_id, events)
+                except _Conflict:  # another process's writer won the race: back off, read again, retry
+                    pause = min(0.2, 0.01 * 2**attempt) * random.uniform(0.5, 1.5)
+                    left = remaining()
+                    if left is not None and left <= pause:
+                        break
+                    time.sleep(pause)
+        raise UserStateBusyError(
+            "too many concurrent writes for this user: their state kept changing under the update; retry"
+        )
 
-    def put_base(self, states: Iterable[UserState], version: str) -> int:
+    def _try_append(self, user_id: str, events: list[Event]) -> tuple[int, int]:
+        current = self._call("get_item", Key=self._key(user_id, "live"), ConsistentRead=True).get("Item")
+        live = [Event.decode(r) for r in json.loads(current["events"]["S"])] if current else []
+        seen = json.loads(current["seen"]["S"]) if current else []
+        ids: list[str] = json.loads(current["event_ids"]["S"]) if current else []
+        rev = int(current["rev"]["N"]) if current else 0
+        known = set(ids)
+        new: list[Event] = []
+        for event in events:
+            if event.event_id is not None:
+                if event.event_id in known:
+                    continue
+                known.add(event.event_id)
+                ids.append(event.event_id)
+            new.append(event)
+        if not new:
+            return 0, len(events)
+        item = {
+            **self._key(user_id, "live"),
+            "events": {"S": self._events_json(_newest([*live, *new], self.max_events))},
+            "seen": {"S": json.dumps(within_budget(_merge_seen(seen, (e.item_id for e in new)), SEEN_BYTES))},
+            "event_ids": {"S": json.dumps(within_budget(ids[-MAX_EVENT_IDS:], EVENT_IDS_BYTES))},
+            "rev": {"N": str(rev + 1)},
+            "ttl": {"N": str(int(time.time()) + self.ttl_seconds)},
+        }
+        self._call(
+            "put_item",
+            Item=item,
+            ConditionExpression="attribute_not_exists(user_id) OR rev = :rev",
+            ExpressionAttributeValues={":rev": {"N": str(rev)}},
+        )
+        return len(new), len(events) - len(new)
+
+    @staticmethod
+    def _events_json(events: list[Event]) -> str:
+        return json.dumps(within_budget([e.encode() for e in events], EVENTS_BYTES))
+
+    def put_base(self, states: Iterable[UserState], version: str) -> BaseWrite:
         expires = str(int(time.time()) + self.ttl_seconds)
         batch: list[dict[str, Any]] = []
-        count = 0
+        written, skipped = 0, []
         for state in states:
             item = {
                 **self._key(state.user_id, "base"),
-                "events": {"S": json.dumps([e.encode() for e in state.base[-self.max_events :]])},
-                "seen": {"S": json.dumps(state.seen[-MAX_SEEN:])},
+                "events": {"S": self._events_json(state.base[-self.max_events :])},
+                "seen": {"S": json.dumps(within_budget(state.seen[-MAX_SEEN:], SEEN_BYTES))},
                 "version": {"S": version},
                 "ttl": {"N": expires},
             }
             if state.base_through is not None:
                 item["through"] = {"N": str(state.base_through)}
             batch.append({"PutRequest": {"Item": item}})
-            count += 1
             if len(batch) == _BATCH_WRITE:
-                self._write_batch(batch)
+                done, failed = self._write_batch(batch)
+                written, skipped = written + done, skipped + failed
                 batch = []
         if batch:
-            self._write_batch(batch)
-        return count
+            done, failed = self._write_batch(batch)
+            written, skipped = written + done, skipped + failed
+        return BaseWrite(written, skipped)
 
-    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+    def _write_batch(self, requests: list[dict[str, Any]]) -> tuple[int, list[str]]:
+        """Write a batch; if DynamoDB refuses the batch for one item's sake, write its items one by one."""
         pending = {self.table: requests}
         for attempt in range(8):
             try:
                 response = self.client.batch_write_item(RequestItems=pending)
             except Exception as exc:  # any failure of the call: one error type for the caller
+                if error_code(exc) == "ValidationException":  # one bad item refuses the whole batch
+                    return self._write_each(pending[self.table])
                 raise UserStateError(f"user-state batch write failed ({type(exc).__name__})") from exc
             pending = response.get("UnprocessedItems") or {}
             if not pending:
-                return
+                return len(requests), []
             time.sleep(min(1.0, 0.05 * 2**attempt))  # throttled: back off as DynamoDB asks
         raise UserStateError("user-state batch write: items still unprocessed after 8 attempts")
+
+    def _write_each(self, requests: list[dict[str, Any]]) -> tuple[int, list[str]]:
+        written, skipped = 0, []
+        for request in requests:
+            item = request["PutRequest"]["Item"]
+            try:
+                self.client.put_item(TableName=self.table, Item=item)
+                written += 1
+            except Exception as exc:  # botocore raises many types; only a refused item is this user's alone
+                if error_code(exc) != "ValidationException":
+                    raise UserStateError(f"user-state write failed ({type(exc).__name__})") from exc
+                logger.warning("user sync: skipping user %r: %s", item["user_id"]["S"][:80], exc)
+                skipped.append(item["user_id"]["S"])
+        return written, skipped
 
     @staticmethod
     def _key(user_id: str, kind: str) -> dict[str, Any]:

@@ -6,11 +6,10 @@ import time
 
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 
 from app.deps import ModelDep
 from app.schemas import COMMON_ERRORS, EventsRequest, EventsResponse
-from app.state import EventLogDep, UserStoreDep
+from app.state import EventLogDep, UserStoreDep, within_deadline
 from reccore.settings import get_service_settings
 from reccore.userstate import Event
 
@@ -39,8 +38,10 @@ async def post_events(body: EventsRequest, model: ModelDep, store: UserStoreDep,
     ]
     # The log first: if the store then fails, a retry logs again (the pipeline drops repeated event ids) rather
     # than the store holding events the training log never saw.
-    await run_in_threadpool(log.write, events)
-    result = await run_in_threadpool(store.append, events)
+    # Both within the request's deadline: past it, a 503 (the caller retries; the pipeline and the store drop a
+    # repeated event_id of the same user).
+    await within_deadline(log.write, events)
+    result = await within_deadline(store.append, events)
     unknown = dict.fromkeys(e.item_id for e in body.events if e.item_id not in model.item_index)
     return EventsResponse(
         model_version=model.version, accepted=result.accepted, duplicates=result.duplicates, unknown_items=list(unknown)

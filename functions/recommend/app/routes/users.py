@@ -64,7 +64,8 @@ async def user_history(
     state, _degraded = await read_state(store, user_id)
     if user is None and state is None:
         raise UnknownUserError(f"unknown user id {user_id[:MAX_TEXT]!r}: not in model {model.version}")
-    fresh = state.fresh(model.trained_through) if state is not None else []
+    # A user the model never trained on: every stored event counts, as in /recommend (app.state.state_input).
+    fresh = state.fresh(model.trained_through if user is not None else None) if state is not None else []
     # (item id, unix time, event name), newest first
     rows: list[tuple[str, int, str]] = [(e.item_id, e.timestamp, e.event) for e in reversed(fresh)]
     if user is not None:
