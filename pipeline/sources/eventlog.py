@@ -2,9 +2,11 @@
 
 Read alone (``--source s3://bucket/prefix/events/`` or a local directory) or added to a base log
 (``--events URI`` with any ``--source``). Each record's strength is :func:`reccore.events.event_strength`
-of its event and value; records sharing an ``event_id`` count once (Firehose delivers at least once, and a
-client may retry a batch); records without one always count. Every problem raises one
-:class:`DataSourceError` naming the object, the line and the field.
+of its event and value. Event ids are unique per user, as in the user-state store
+(:mod:`reccore.userstate`): a user's records sharing an ``event_id`` count once, the first in key order
+(Firehose delivers at least once, and a client may retry a batch), while the same id from two users is
+two events; records without one always count. Every problem raises one :class:`DataSourceError` naming
+the object, the line and the field.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class EventRecords:
     strengths: list[float] = field(default_factory=list)
     timestamps: list[int] = field(default_factory=list)
     objects: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # records dropped as a repeat of the same user's event id
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -161,7 +163,10 @@ def object_records(data: bytes) -> Iterator[tuple[int, EventRecord | Problem]]:
 
 
 def read_event_log(uri: str, s3_client: Any = None) -> EventRecords:
-    """Every record under ``uri`` (objects in key order, which is time order), duplicates by event id dropped.
+    """Every record under ``uri`` (objects in key order, which is time order), repeats dropped.
+
+    A repeat is a record whose ``(user_id, event_id)`` an earlier record had: event ids are unique per
+    user, so the same id from two users is two events, and a record without an id is never a repeat.
 
     Raises
     ------
@@ -173,7 +178,7 @@ def read_event_log(uri: str, s3_client: Any = None) -> EventRecords:
         keys = store.list_keys("")
     except Exception as exc:  # botocore raises many types; the run needs one
         raise DataSourceError(f"{uri}: cannot list the event log ({type(exc).__name__}: {exc})") from exc
-    records, problems, ids = EventRecords(objects=len(keys)), _Problems(), set[str]()
+    records, problems, ids = EventRecords(objects=len(keys)), _Problems(), set[tuple[str, str]]()
     for key in keys:
         try:
             data = store.get(key)
@@ -182,11 +187,12 @@ def read_event_log(uri: str, s3_client: Any = None) -> EventRecords:
         for number, parsed in object_records(data):
             if isinstance(parsed, Problem):
                 problems.add(parsed, f"{key} line {number}")
-            elif parsed.event_id is not None and parsed.event_id in ids:
+            elif parsed.event_id is None:
+                records.add(parsed)
+            elif (parsed.user_id, parsed.event_id) in ids:
                 records.duplicates += 1
             else:
-                if parsed.event_id is not None:
-                    ids.add(parsed.event_id)
+                ids.add((parsed.user_id, parsed.event_id))
                 records.add(parsed)
     problems.raise_if_any(uri)
     return records

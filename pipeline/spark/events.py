@@ -3,7 +3,8 @@
 Each object is one ``binaryFile`` row; the Python workers parse it with
 :func:`pipeline.sources.eventlog.object_records`, the single-process reader's own function, so the
 two engines accept, weight and reject exactly the same records with the same one-line messages.
-Records sharing an ``event_id`` count once (the first in key order, which is time order).
+Event ids are unique per user, as in the user-state store: a user's records sharing an ``event_id``
+count once (the first in key order, which is time order), while the same id from two users is two events.
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ def is_log(uri: str) -> bool:
 def read_events(spark: SparkSession, path: str, uri: str | None = None) -> EventFrame:
     """The log at ``path`` (messages name it ``uri``) as deduplicated records: ``user_id, item_id, rid, w, t, event``.
 
+    Deduplicated as the single-process reader does: per ``(user_id, event_id)``, the first in key-then-line
+    order kept; records without an id all kept. ``stats["duplicates"]`` counts the repeats dropped.
+
     Raises
     ------
     DataSourceError
@@ -137,7 +141,8 @@ def read_events(spark: SparkSession, path: str, uri: str | None = None) -> Event
         raise DataSourceError(malformed_message(uri, count, first["p_field"], first["p_problem"],
                                                 f"{first['key']} line {first['line']}", first["p_value"]))  # fmt: skip
     with_id = parsed.where(F.col("event_id").isNotNull())
-    order = F.row_number().over(Window.partitionBy("event_id").orderBy("key", "line"))
+    # Event ids are unique per user (reccore.userstate): the same id from two users is two events.
+    order = F.row_number().over(Window.partitionBy("user_id", "event_id").orderBy("key", "line"))
     first_of_id = with_id.withColumn("n", order).where(F.col("n") == 1).drop("n")
     records = first_of_id.unionByName(parsed.where(F.col("event_id").isNull()))
     # Objects numbered in key order (one row per object: small), for row ids in key-then-line order.

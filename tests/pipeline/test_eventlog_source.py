@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
+import boto3
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +18,7 @@ from reccore.errors import DataSourceError
 from reccore.eventlog import StoreLog
 from reccore.events import event_strength
 from reccore.storage import LocalStore
-from reccore.userstate import Event
+from reccore.userstate import DynamoStore, EmbeddedStore, Event, UserStateStore, create_table
 
 BATCH = [
     ("alice", Event("i1", "view", 100, event_id="e1")),
@@ -54,6 +56,62 @@ def test_a_replayed_batch_counts_once_by_event_id(tmp_path: Path) -> None:
     records = read_event_log(uri)
     assert records.objects == 2 and records.duplicates == 3
     assert len(records) == 5  # the event without an id cannot be recognised, so it counts twice
+
+
+# Two users reuse one client-side id ("order-1"); alice retries hers in a later batch; bob's id-less
+# event comes twice. Event ids are unique per user: bob's "order-1" is his own purchase, not a repeat.
+SHARED_IDS = (
+    [
+        ("alice", Event("i1", "purchase", 100, event_id="order-1")),
+        ("bob", Event("i2", "purchase", 101, event_id="order-1")),
+        ("bob", Event("i3", "view", 102)),
+    ],
+    [
+        ("alice", Event("i9", "purchase", 103, event_id="order-1")),  # alice's retry: a repeat, dropped
+        ("carol", Event("i1", "view", 104, event_id="order-1")),
+        ("bob", Event("i3", "view", 102)),
+    ],
+)
+
+
+def test_the_same_event_id_from_two_users_is_two_events(tmp_path: Path) -> None:
+    uri = write_log(tmp_path, [("alice", Event("i1", "purchase", 100, event_id="order-1")),
+                               ("bob", Event("i2", "purchase", 101, event_id="order-1"))])  # fmt: skip
+    records = read_event_log(uri)
+    assert (len(records), records.duplicates) == (2, 0)
+    assert records.user_ids == ["alice", "bob"] and records.item_ids == ["i1", "i2"]
+    assert load_source(uri).extra["events"] == {"uri": uri, "objects": 1, "records": 2, "duplicates": 0}
+
+
+def test_event_ids_dedupe_per_user_keeping_the_first_in_key_order(tmp_path: Path) -> None:
+    uri = write_log(tmp_path, *SHARED_IDS)
+    records = read_event_log(uri)
+    assert (records.objects, len(records), records.duplicates) == (2, 5, 1)
+    rows = list(zip(records.user_ids, records.item_ids, records.timestamps, strict=True))
+    assert rows == [("alice", "i1", 100), ("bob", "i2", 101), ("bob", "i3", 102), ("carol", "i1", 104),
+                    ("bob", "i3", 102)]  # fmt: skip
+    # the same user posting one id twice, in one batch, still counts once
+    again = write_log(tmp_path / "again", [("alice", Event("i1", "purchase", 100, event_id="order-1")),
+                                           ("alice", Event("i2", "purchase", 101, event_id="order-1"))])  # fmt: skip
+    once = read_event_log(again)
+    assert (len(once), once.duplicates, once.item_ids) == (1, 1, ["i1"])
+
+
+@pytest.mark.parametrize("backend", ["embedded", "dynamodb"])
+def test_the_log_and_the_user_state_store_agree_on_what_is_a_repeat(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    store: UserStateStore = EmbeddedStore()
+    if backend == "dynamodb":
+        request.getfixturevalue("s3_server")  # moto's server; its env points DynamoDB at it
+        client, table = boto3.client("dynamodb"), f"users-{uuid.uuid4().hex[:8]}"
+        create_table(client, table)
+        store = DynamoStore(table, client=client)
+    accepted = sum(store.append(batch).accepted for batch in SHARED_IDS)
+    duplicates = sum(store.append(batch).duplicates for batch in SHARED_IDS)  # the whole log, retried
+    records = read_event_log(write_log(tmp_path, *SHARED_IDS))
+    assert accepted == len(records) == 5 and records.duplicates == 1
+    assert duplicates == 4  # every event with an id was stored already; the two id-less ones are not repeats
 
 
 def test_log_added_to_a_base_table_keeps_its_catalogue_and_adds_new_ids(tmp_path: Path) -> None:

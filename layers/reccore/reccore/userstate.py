@@ -371,7 +371,7 @@ class DynamoStore:
     def put_base(self, states: Iterable[UserState], version: str) -> BaseWrite:
         expires = str(int(time.time()) + self.ttl_seconds)
         batch: list[dict[str, Any]] = []
-        written, skipped = 0, []
+        written, skipped = 0, list[str]()
         for state in states:
             item = {
                 **self._key(state.user_id, "base"),
@@ -409,7 +409,7 @@ class DynamoStore:
         raise UserStateError("user-state batch write: items still unprocessed after 8 attempts")
 
     def _write_each(self, requests: list[dict[str, Any]]) -> tuple[int, list[str]]:
-        written, skipped = 0, []
+        written, skipped = 0, list[str]()
         for request in requests:
             item = request["PutRequest"]["Item"]
             try:

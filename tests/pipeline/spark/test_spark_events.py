@@ -21,7 +21,7 @@ from pipeline.spark.stage import local_copy, reads_s3
 from reccore.errors import DataSourceError
 from reccore.settings import PipelineSettings
 from reccore.userstate import Event
-from tests.pipeline.test_eventlog_source import BATCH, write_log
+from tests.pipeline.test_eventlog_source import BATCH, SHARED_IDS, write_log
 
 
 def _spark_load(
@@ -67,6 +67,24 @@ def test_the_log_alone_replayed_batches_count_once(spark: SparkSession, tmp_path
     log = _spark_load(spark, uri)
     _same_log(log, load_source(uri))
     assert log.extra["events"] == {"uri": uri, "objects": 2, "records": 5, "duplicates": 3}
+
+
+def test_event_ids_are_unique_per_user_in_both_engines(spark: SparkSession, tmp_path: Path) -> None:
+    two_users = write_log(tmp_path / "two", [("alice", Event("i1", "purchase", 100, event_id="order-1")),
+                                             ("bob", Event("i2", "purchase", 101, event_id="order-1"))])  # fmt: skip
+    log = _spark_load(spark, two_users)
+    _same_log(log, load_source(two_users))
+    assert log.extra["events"] == {"uri": two_users, "objects": 1, "records": 2, "duplicates": 0}
+    assert _rows(log) == [("alice", "i1", 5.0, 100, "purchase"), ("bob", "i2", 5.0, 101, "purchase")]
+
+    # Cross-user repeats, a same-user retry in a later object (the first, in key order, is kept) and
+    # id-less repeats, with more objects than Spark's default partitions so the window spans them.
+    uri = write_log(tmp_path / "mixed", *SHARED_IDS, *SHARED_IDS, SHARED_IDS[1])
+    log = _spark_load(spark, uri)
+    single = load_source(uri)
+    _same_log(log, single)
+    assert log.extra["events"] == {"uri": uri, "objects": 5, "records": 8, "duplicates": 7}
+    assert ("alice", "i9", 5.0, 103, "purchase") not in _rows(log)  # alice's retry, under another item
 
 
 def test_the_log_added_to_a_partitioned_table_with_its_catalogue(
