@@ -1,6 +1,8 @@
 """The SAM template: it lints clean, and it says what the rest of the repo assumes.
 
-The structural tests parse ``template.yaml`` directly (see conftest.py), so they run without AWS access.
+The structural tests parse ``template.yaml`` directly (see conftest.py), so they run without AWS access. The IAM
+tests (issue 20) also evaluate the roles' statements with a small evaluator (Allow statements, ``*`` wildcards,
+``StringLike``/``StringEquals`` conditions), against keys and calls taken from the code that makes them.
 """
 
 from __future__ import annotations
@@ -9,30 +11,114 @@ import json
 import os
 import re
 import subprocess
+import uuid
+from collections.abc import Callable
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
 
+from tests.conftest import BUCKET, PublishedModel
 from tests.infra.conftest import ROOT, SAM_INSTALL, SAM_VENV, TEMPLATE, require_venv_tool
 
 EVENTS = ROOT / "events"
+FUNCTIONS = ("RecommendFunction", "PipelineFunction")
+BASIC_EXECUTION = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+XRAY_WRITE = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"}
 
 
 def _resources_of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
     return {name: res for name, res in template["Resources"].items() if res["Type"] == type_}
 
 
-def _statements(function: dict[str, Any]) -> list[dict[str, Any]]:
+def _role(template: dict[str, Any], function: str) -> dict[str, Any]:
+    """The role a function names (each declares its own: a role SAM generates carries the X-Ray policy always)."""
+    props = template["Resources"][function]["Properties"]
+    assert "Policies" not in props, f"{function}: SAM ignores Policies beside Role; put them on the role"
+    name, attribute = props["Role"]["Fn::GetAtt"]
+    role: dict[str, Any] = template["Resources"][name]
+    assert attribute == "Arn" and role["Type"] == "AWS::IAM::Role"
+    return role
+
+
+def _statements(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """Every inline statement of the function's role."""
     statements: list[dict[str, Any]] = []
-    for policy in function["Properties"].get("Policies", []):
-        assert isinstance(policy, dict) and "Statement" in policy, f"only inline statements are expected: {policy!r}"
-        statements.extend(policy["Statement"])
+    for policy in _role(template, function)["Properties"].get("Policies", []):
+        statements.extend(policy["PolicyDocument"]["Statement"])
     return statements
 
 
 def _actions(statement: dict[str, Any]) -> list[str]:
     actions = statement["Action"]
     return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _render(value: Any, names: dict[str, str]) -> str:
+    """A policy value as IAM sees it: ``Ref``/``Fn::Sub`` from ``names``, ``Fn::GetAtt`` as ``Resource.Attribute``.
+
+    ``Fn::If`` must render the same on both branches (the bucket: created or named, both map to one name here).
+    """
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return names[value["Ref"]]
+    if "Fn::GetAtt" in value:
+        return ".".join(value["Fn::GetAtt"])
+    if "Fn::If" in value:
+        _, when_true, when_false = value["Fn::If"]
+        rendered = {_render(when_true, names), _render(when_false, names)}
+        assert len(rendered) == 1, value
+        return rendered.pop()
+    sub = value["Fn::Sub"]
+    text, local = (sub, {}) if isinstance(sub, str) else sub
+    scope = {**names, **{key: _render(item, names) for key, item in local.items()}}
+    return re.sub(r"\$\{([^}]+)\}", lambda m: scope[m.group(1)], text)
+
+
+def _names(prefix: str) -> dict[str, str]:
+    return {"AWS::Partition": "aws", "ModelPrefix": prefix, "ArtifactsBucket": BUCKET, "ArtifactsBucketName": BUCKET}
+
+
+def _allows(
+    statements: list[dict[str, Any]], action: str, resource: str, prefix: str, context: dict[str, str] | None = None
+) -> bool:
+    """Whether an Allow statement grants ``action`` on ``resource`` with request ``context`` (no Deny is used)."""
+    for statement in statements:
+        assert statement["Effect"] == "Allow", statement
+        if not any(fnmatchcase(action, pattern) for pattern in _actions(statement)):
+            continue
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if not any(fnmatchcase(resource, _render(r, _names(prefix))) for r in resources):
+            continue
+        holds = []
+        for operator, block in statement.get("Condition", {}).items():
+            assert operator in ("StringLike", "StringEquals"), f"teach the evaluator {operator}"
+            for key, values in block.items():
+                patterns = [_render(v, _names(prefix)) for v in (values if isinstance(values, list) else [values])]
+                value = (context or {}).get(key)
+                match = fnmatchcase if operator == "StringLike" else str.__eq__
+                holds.append(value is not None and any(match(value, p) for p in patterns))
+        if all(holds):
+            return True
+    return False
+
+
+def _object(key: str) -> str:
+    return f"arn:aws:s3:::{BUCKET}/{key}"
+
+
+def _resolve(value: Any, conditions: dict[str, bool]) -> Any:
+    """``value`` with the ``Fn::If`` of ``conditions`` decided and ``AWS::NoValue`` dropped, as CloudFormation would."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"} and value["Fn::If"][0] in conditions:
+        name, when_true, when_false = value["Fn::If"]
+        return _resolve(when_true if conditions[name] else when_false, conditions)
+    if isinstance(value, dict):
+        return {k: _resolve(v, conditions) for k, v in value.items() if v != {"Ref": "AWS::NoValue"}}
+    if isinstance(value, list):
+        resolved = [_resolve(item, conditions) for item in value]
+        return [item for item in resolved if item != {"Ref": "AWS::NoValue"}]
+    return value
 
 
 def _route_pattern(path: str) -> re.Pattern[str]:
@@ -130,25 +216,114 @@ def test_bucket_is_encrypted_versioned_private_and_tls_only(template: dict[str, 
     assert len(denies[0]["Resource"]) == 2, "the TLS deny must cover the bucket and its objects"
 
 
-def test_recommend_function_can_only_read_under_the_model_prefix(template: dict[str, Any]) -> None:
-    statements = [
-        s
-        for s in _statements(template["Resources"]["RecommendFunction"])
-        if any(a.startswith("s3:") for a in _actions(s))
-    ]
-    assert statements
-    for statement in statements:
-        assert statement["Effect"] == "Allow"
-        assert set(_actions(statement)) <= {"s3:GetObject", "s3:ListBucket"}, statement
-        resource = json.dumps(statement["Resource"])
-        if "s3:GetObject" in _actions(statement):
-            assert "${ModelPrefix}/*" in resource, "GetObject must be scoped to the prefix"
-        if "s3:ListBucket" in _actions(statement):
-            assert statement["Condition"]["StringLike"]["s3:prefix"], "ListBucket must be scoped to the prefix"
+def test_recommend_function_reads_only_the_published_models(template: dict[str, Any]) -> None:
+    from reccore.artifacts import LATEST_KEY, MANIFEST_NAME, MODELS_DIR, Files, version_key
+    from reccore.eventlog import EVENTS_DIR
+
+    statements = _statements(template, "RecommendFunction")
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    assert {a for s in s3 for a in _actions(s)} == {"s3:GetObject", "s3:ListBucket"}, "read-only: no S3 write"
+    (read,) = [s for s in s3 if "s3:GetObject" in _actions(s)]
+    assert read["Resource"]["Fn::Sub"][0] == f"arn:${{AWS::Partition}}:s3:::${{Bucket}}/${{ModelPrefix}}/{MODELS_DIR}/*"
+    (listing,) = [s for s in s3 if "s3:ListBucket" in _actions(s)]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": f"${{ModelPrefix}}/{MODELS_DIR}/*"}}}
+
+    prefix, version = "recsys", "20260101T000000.000000Z-abcdef"
+    reads = [LATEST_KEY, version_key(version, MANIFEST_NAME), *(version_key(version, n) for n in Files.ALL)]
+    for key in (f"{prefix}/{k}" for k in reads):
+        assert _allows(statements, "s3:GetObject", _object(key), prefix), key
+        # A missing key is a 404 (nothing published yet) only if ListBucket holds with the key as s3:prefix.
+        assert _allows(statements, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", prefix, {"s3:prefix": key}), key
+    for key in [
+        f"{prefix}/{EVENTS_DIR}/2026/01/01/00/events-1.json",  # users' raw events
+        f"{prefix}/emr/pipeline.py",  # the Spark job's code and logs
+        f"{prefix}/source/interactions.parquet",
+        f"{prefix}x/{LATEST_KEY}",  # a sibling prefix
+        LATEST_KEY,
+    ]:
+        assert not _allows(statements, "s3:GetObject", _object(key), prefix), key
+        assert not _allows(statements, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", prefix, {"s3:prefix": key}), key
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not _allows(statements, action, _object(f"{prefix}/{EVENTS_DIR}/x.json"), prefix)
+        assert not _allows(statements, action, _object(f"{prefix}/{LATEST_KEY}"), prefix)
+
+
+# S3 operations the code may call -> the IAM action that authorizes each.
+S3_ACTIONS = {
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "ListObjectsV2": "s3:ListBucket",
+    "DeleteObjects": "s3:DeleteObject",
+}
+
+
+def test_every_call_the_api_makes_is_granted_to_its_role(
+    template: dict[str, Any],
+    configure_service: Callable[..., None],
+    published_model: PublishedModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deployed wiring (a DynamoDB table, a Firehose stream), every route, each AWS call recorded by botocore."""
+    import boto3
+    from fastapi.testclient import TestClient
+
+    from app.main import app
+    from reccore.eventlog import create_stream
+    from reccore.userstate import create_table
+
+    name = f"iam-{uuid.uuid4().hex[:8]}"
+    prefix = published_model.uri.removeprefix(f"s3://{BUCKET}/")
+    create_table(boto3.client("dynamodb"), name)
+    create_stream(boto3.client("firehose"), name, BUCKET, prefix)
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    session = boto3.session.Session()  # the clients the service creates from here on report each call
+    session.events.register(
+        "provide-client-params",
+        lambda params, model, **_: calls.append((model.service_model.signing_name, model.name, dict(params))),
+    )
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    configure_service(published_model.uri, REC_USER_TABLE=name, REC_EVENTS_STREAM=name)
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        item = client.get("/items").json()["items"][0]["item_id"]
+        user = client.get("/users").json()["users"][0]["user_id"]
+        for method, path, body in [
+            ("GET", "/", None),
+            ("GET", "/items/map", None),
+            ("GET", f"/items/{item}", None),
+            ("GET", f"/items/{item}/similar", None),
+            ("GET", "/categories", None),
+            ("GET", f"/users/{user}", None),
+            ("POST", "/recommend", {"user_id": user, "k": 5}),
+            ("POST", "/recommend", {"recent_items": [item], "k": 5}),
+            ("POST", "/events", {"events": [{"user_id": "new-user", "item_id": item, "event": "click"}]}),
+            ("POST", "/recommend", {"user_id": "new-user", "k": 5}),
+        ]:
+            response = client.request(method, path, json=body)
+            assert response.status_code == 200, (path, response.text)
+
+    statements = _statements(template, "RecommendFunction")
+    granted = {a for s in statements for a in _actions(s)}
+    services = {service for service, _, _ in calls}
+    assert {"s3", "dynamodb", "firehose"} <= services, calls  # the deployed paths were taken
+    for service, operation, params in calls:
+        if service != "s3":  # resources are checked structurally (test_recommend_function_gets_only_...)
+            assert f"{service}:{operation}" in granted, f"{service}:{operation} is called but not granted"
+            continue
+        assert operation in S3_ACTIONS, f"map S3 {operation} to its IAM action"
+        assert params["Bucket"] == BUCKET
+        action = S3_ACTIONS[operation]
+        if action == "s3:ListBucket":
+            context = {"s3:prefix": params.get("Prefix", "")}
+            assert _allows(statements, action, f"arn:aws:s3:::{BUCKET}", prefix, context), (operation, params)
+        else:
+            assert _allows(statements, action, _object(params["Key"]), prefix), (operation, params["Key"])
+    assert {S3_ACTIONS[op] for service, op, _ in calls if service == "s3"} == {"s3:GetObject"}
 
 
 def test_pipeline_function_writes_only_under_the_model_prefix(template: dict[str, Any]) -> None:
-    statements = _statements(template["Resources"]["PipelineFunction"])
+    statements = _statements(template, "PipelineFunction")
     actions = {a for s in statements for a in _actions(s)}
     assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"} <= actions
     for statement in statements:
@@ -185,10 +360,10 @@ def test_api_is_cors_restricted_throttled_and_stage_aware(template: dict[str, An
 # --- real-time loop (issue 10): user-state table, event stream, schedule ---------------------
 
 
-def _non_s3_grants(function: dict[str, Any]) -> dict[str, Any]:
+def _non_s3_grants(template: dict[str, Any], function: str) -> dict[str, Any]:
     """Every non-S3 action a function may take, mapped to the resource it is granted on."""
     grants: dict[str, Any] = {}
-    for statement in _statements(function):
+    for statement in _statements(template, function):
         assert statement["Effect"] == "Allow"
         for action in _actions(statement):
             if not action.startswith("s3:"):
@@ -236,7 +411,7 @@ def test_event_stream_delivers_to_the_events_prefix_with_a_role_limited_to_it(te
 def test_recommend_function_gets_only_the_table_and_stream_calls_it_makes(template: dict[str, Any]) -> None:
     function = template["Resources"]["RecommendFunction"]
     table, stream = {"Fn::GetAtt": ["UserStateTable", "Arn"]}, {"Fn::GetAtt": ["EventsDeliveryStream", "Arn"]}
-    assert _non_s3_grants(function) == {
+    assert _non_s3_grants(template, "RecommendFunction") == {
         "dynamodb:Query": table,
         "dynamodb:GetItem": table,
         "dynamodb:PutItem": table,
@@ -251,7 +426,7 @@ def test_pipeline_function_batch_writes_the_table_and_runs_on_a_schedule(templat
     from reccore.settings import PipelineSettings, ServiceSettings
 
     function = template["Resources"]["PipelineFunction"]
-    assert _non_s3_grants(function) == {
+    assert _non_s3_grants(template, "PipelineFunction") == {
         "dynamodb:BatchWriteItem": {"Fn::GetAtt": ["UserStateTable", "Arn"]},
         # large inputs: start a Spark job run on the stack's application, as the stack's job role (pipeline/emr.py)
         "emr-serverless:StartJobRun": {"Fn::GetAtt": ["SparkApplication", "Arn"]},
@@ -279,3 +454,88 @@ def test_pipeline_function_batch_writes_the_table_and_runs_on_a_schedule(templat
         "events": "s3://b/p/events/"
     }
     assert PipelineSettings(events="s3://b/p/events/").events == "s3://b/p/events/"
+
+
+# --- issue 20: X-Ray only with tracing on, PassRole only to EMR Serverless -------------------
+
+
+@pytest.mark.parametrize("tracing", [False, True], ids=["EnableTracing=false", "EnableTracing=true"])
+def test_xray_policy_is_attached_only_with_tracing_on(template: dict[str, Any], tracing: bool) -> None:
+    assert template["Conditions"]["TracingOn"] == {"Fn::Equals": [{"Ref": "EnableTracing"}, "true"]}
+    assert template["Globals"]["Function"]["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
+    for function in FUNCTIONS:
+        role = _role(template, function)["Properties"]
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+        arns = _resolve(role["ManagedPolicyArns"], {"TracingOn": tracing})
+        assert arns == ([BASIC_EXECUTION, XRAY_WRITE] if tracing else [BASIC_EXECUTION]), function
+        # No X-Ray grant anywhere else in the role (an inline xray:* statement would bypass the condition).
+        assert not [a for s in _statements(template, function) for a in _actions(s) if a.lower().startswith("xray:")]
+
+
+def test_pass_role_is_only_for_emr_serverless(template: dict[str, Any]) -> None:
+    statements = _statements(template, "PipelineFunction")
+    (passing,) = [s for s in statements if "iam:PassRole" in _actions(s)]
+    assert _actions(passing) == ["iam:PassRole"]
+    assert passing["Resource"] == {"Fn::GetAtt": ["SparkJobRole", "Arn"]}
+    # The service the condition names is the one the job role trusts, and the one pipeline/emr.py starts runs on.
+    (trust,) = template["Resources"]["SparkJobRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "emr-serverless.amazonaws.com"}
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": trust["Principal"]["Service"]}}
+
+    def passes(service: str | None) -> bool:
+        context = {} if service is None else {"iam:PassedToService": service}
+        return _allows(statements, "iam:PassRole", "SparkJobRole.Arn", "recsys", context)
+
+    assert passes("emr-serverless.amazonaws.com")
+    assert not passes("lambda.amazonaws.com") and not passes("ec2.amazonaws.com") and not passes(None)
+    # No other role of the stack may pass a role at all.
+    for name, role in _resources_of_type(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                if any(fnmatchcase("iam:PassRole", a) for a in _actions(statement)):
+                    assert statement is passing, f"{name} may pass roles: {statement}"
+
+
+# Runs in .venv-sam: what SAM's translator makes of the template (what CloudFormation deploys).
+_TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+template = yaml_parse(sys.stdin.read())
+for name in ("RecommendFunction", "PipelineFunction"):  # what `sam build` writes in place of the Dockerfile
+    template["Resources"][name]["Properties"]["ImageUri"] = name.lower() + ":latest"
+class NoManagedPolicies:
+    def load(self):
+        return {}
+print(json.dumps(transform(template, {}, NoManagedPolicies())))
+"""
+
+
+@pytest.mark.slow  # runs SAM's translator in .venv-sam, which `make test` creates
+@pytest.mark.parametrize("tracing", [False, True], ids=["EnableTracing=false", "EnableTracing=true"])
+def test_sam_generates_no_role_and_xray_follows_tracing(template: dict[str, Any], tracing: bool) -> None:
+    """A function without its own role would get one from SAM with the X-Ray policy attached unconditionally."""
+    python = require_venv_tool(SAM_VENV, "python", SAM_INSTALL)
+    result = subprocess.run(
+        [str(python), "-c", _TRANSLATE],
+        input=TEMPLATE.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    resources = _resolve(json.loads(result.stdout)["Resources"], {"TracingOn": tracing})
+    declared = set(_resources_of_type(template, "AWS::IAM::Role"))
+    assert set(_resources_of_type({"Resources": resources}, "AWS::IAM::Role")) == declared, "SAM added a role"
+    functions = _resources_of_type({"Resources": resources}, "AWS::Lambda::Function")
+    assert set(functions) == set(FUNCTIONS)
+    for name, function in functions.items():
+        props = function["Properties"]
+        assert props["TracingConfig"] == {"Mode": "Active" if tracing else "PassThrough"}
+        role_name = props["Role"]["Fn::GetAtt"][0]
+        arns = json.dumps(resources[role_name]["Properties"].get("ManagedPolicyArns", [])).lower()
+        assert ("xray" in arns) is tracing, f"{name}: {arns}"

@@ -43,6 +43,15 @@ def test_every_operation_documents_400_413_422_and_503_with_the_error_shape(buil
     assert {"stale", "stale_reason"} <= set(health)
 
 
+@pytest.mark.parametrize("path", ["/recommend", "/events"])
+def test_the_400_description_lists_the_unparseable_bodies(build_app: Callable[..., FastAPI], path: str) -> None:
+    """The body routes document what a 400 means for them: a body that cannot be parsed, and why (issue 20)."""
+    spec = TestClient(build_app()).get("/openapi.json").json()
+    description = spec["paths"][path]["post"]["responses"]["400"]["description"]
+    for cause in ("not valid UTF-8", "nested too deeply", "4,300 digits", "CORS preflight"):
+        assert cause in description, cause
+
+
 def test_docs_are_served_by_default(build_app: Callable[..., FastAPI]) -> None:
     api = TestClient(build_app())
     for path in ("/docs", "/redoc", "/openapi.json"):

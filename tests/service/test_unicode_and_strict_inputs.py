@@ -1,7 +1,11 @@
-"""Ids that are not valid Unicode get a 422 everywhere, every response encodes, and JSON types are strict."""
+"""Ids that are not valid Unicode get a 422 everywhere, every response encodes, and JSON types are strict.
+
+A body that is not JSON text at all (not UTF-8, nested too deeply) is a 400 that says which.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
@@ -120,3 +124,64 @@ def test_a_response_with_unencodable_text_still_encodes() -> None:
     response = json_response({"ignored_items": ["\udfff"]})
     assert response.body == b'{"ignored_items":["?"]}'
     assert error_body("x", "no route GET /\udfff")["message"] == "no route GET /?"
+
+
+# Bodies FastAPI cannot parse into JSON at all (issue 20): a 400 in the error shape that says what was wrong.
+# Each is valid JSON syntax around the one fault, so nothing else could be blamed.
+EVENT = b'{"user_id":"u0000001","item_id":"i000001","event":"view"}'
+UNPARSEABLE_BODIES = {
+    "/recommend": {
+        "invalid_utf8": (b'{"recent_items":["i\xff\xfe"]}', "not valid UTF-8 text: byte 0xff at offset 19"),
+        "latin1": (b'{"user_id":"caf\xe9"}', "not valid UTF-8 text: byte 0xe9 at offset 15"),
+        "deep_nesting": (b'{"recent_items":' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested too deeply"),
+        "huge_integer": (b'{"k":' + b"9" * 5_000 + b"}", "JSON number with more than 4300 digits"),
+    },
+    "/events": {
+        "invalid_utf8": (b'{"events":[' + EVENT.replace(b"i000001", b"i\xc3(") + b"]}", "byte 0xc3 at offset"),
+        "deep_nesting": (b'{"events":' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nested too deeply"),
+        "huge_integer": (b'{"events":[' + EVENT[:-1] + b',"timestamp":' + b"1" * 5_000 + b"}]}", "4300 digits"),
+    },
+}
+UNPARSEABLE = [(path, name, *case) for path, cases in UNPARSEABLE_BODIES.items() for name, case in cases.items()]
+
+
+@pytest.mark.parametrize(("path", "name", "raw", "reason"), UNPARSEABLE, ids=[f"{p}-{n}" for p, n, *_ in UNPARSEABLE])
+def test_a_body_that_is_not_json_text_is_a_400_that_says_why(
+    client: Any, log_lines: Any, path: str, name: str, raw: bytes, reason: str
+) -> None:
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    _assert_error_shape(body, "bad_request")
+    assert reason in body["message"], body
+    assert body["message"].startswith("the request body")
+    assert "unhandled error" not in log_lines.getvalue()  # answered, not a 500 in disguise
+    assert client.post("/recommend", json={"k": 2}).status_code == 200  # and the app still serves
+
+
+def test_nesting_within_the_limit_is_parsed_and_validated(client: Any) -> None:
+    """The depth limit is the parser's (a little under 1,000): 500 levels parse, then fail validation as a 422."""
+    raw = b'{"recent_items":[' + b"[" * 500 + b"]" * 500 + b"]}"
+    response = client.post("/recommend", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["loc"][:3] == ["body", "recent_items", "0"]
+
+
+def test_a_json_syntax_error_is_still_a_422(client: Any) -> None:
+    response = client.post("/events", content=b'{"events":[', headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["details"][0]["type"] == "json_invalid"
+
+
+def test_the_mangum_handler_answers_an_invalid_utf8_body_with_a_400(
+    invoke: Callable[[dict[str, Any]], tuple[int, Any, dict[str, Any]]], event: Callable[..., dict[str, Any]]
+) -> None:
+    """API Gateway delivers bytes that are not UTF-8 base64-encoded; they reach the app's parser unchanged."""
+    request = event("POST", "/recommend", raw_body="")
+    request["body"] = base64.b64encode(b'{"user_id":"\xff"}').decode()
+    request["isBase64Encoded"] = True
+    status, body, _ = invoke(request)
+    assert status == 400
+    _assert_error_shape(body, "bad_request")
+    assert "not valid UTF-8" in body["message"]

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetJsonSchemaHandler,
+    Tag,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from reccore.events import EventType, event_strength
 from reccore.recommend import MAX_FOLD_IN
@@ -45,8 +58,25 @@ def json_integer(value: Any) -> Any:
 
 Text = Annotated[str, AfterValidator(valid_unicode)]
 """A request string: any Unicode text, but never one a response could fail to encode."""
-JsonInt = Annotated[int, BeforeValidator(json_integer)]
+# JSON integers in bounds. The bounds sit on the int itself, inside the BeforeValidator. Put on the field instead
+# (``k: Annotated[int, BeforeValidator(...)] = Field(ge=1)``) they still validate, but pydantic hangs them on the
+# wrapping validator and, for a nullable field, the spec shows ``"ge"``/``"le"``, which JSON Schema ignores
+# (issue 20). strict=False: 4.0 is an integer in a strict model (json_integer still refuses strings and booleans).
+TopK = Annotated[int, Field(ge=1, le=MAX_K, strict=False), BeforeValidator(json_integer)]
+UnixSeconds = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP, strict=False), BeforeValidator(json_integer)]
 ItemId = str
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: Annotated metadata in a union must hash
+class JsonSchemaExtra:
+    """``Annotated`` metadata adding keywords to a type's own JSON Schema (not the field's, which a union wraps)."""
+
+    keywords: dict[str, Any]
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
 
 
 class _Strict(BaseModel):
@@ -63,8 +93,11 @@ class ErrorResponse(BaseModel):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request: a CORS preflight from an origin that is not allowed (JSON), or, from uvicorn itself before "
-    "the app runs, an HTTP request it cannot parse, such as a request line over its size limit (text/plain)",
+    400: "Bad request (`bad_request`; the message says which). A JSON body that cannot be parsed: bytes that are not "
+    "valid UTF-8, arrays or objects nested too deeply (a little under 1,000 levels is the limit), or a number with "
+    "more than 4,300 digits (a JSON syntax error is a 422 instead). A CORS preflight from an origin that is not "
+    "allowed. Or, from uvicorn itself before the app runs, an HTTP request it cannot parse, such as a request line "
+    "over its size limit (text/plain).",
     404: "Unknown id or route",
     413: "Request body larger than REC_MAX_BODY_BYTES",
     422: "Invalid parameters or body",
@@ -151,18 +184,35 @@ def _entry_kind(value: Any) -> str:
 RecentEntry = Annotated[Annotated[Text, Tag("id")] | Annotated[RecentItem, Tag("object")], Discriminator(_entry_kind)]
 BARE_ID_STRENGTH = event_strength()
 
+TIMESTAMPS_ALL_OR_NONE = "give a timestamp on every entry or on none (then list order is time order)"
+# An entry "has a timestamp" when it is an object whose timestamp is a number (null counts as none).
+_STAMPED: dict[str, Any] = {
+    "type": "object",
+    "required": ["timestamp"],
+    "properties": {"timestamp": {"type": "number"}},
+}
+# RecommendRequest's runtime rule (_timestamps_on_all_or_none) as JSON Schema: no entry stamped, or every one.
+TIMESTAMPS_RULE: dict[str, Any] = {
+    "anyOf": [
+        {"title": "No timestamps", "items": {"not": _STAMPED}},
+        {"title": "A timestamp on every entry", "items": _STAMPED},
+    ],
+    "x-timestamps": "all-or-none",
+}
+History = Annotated[list[RecentEntry], Field(max_length=MAX_HISTORY), JsonSchemaExtra(TIMESTAMPS_RULE)]
+
 
 class RecommendRequest(_Strict):
     user_id: Text | None = Field(None, min_length=1, max_length=256)
-    k: JsonInt = Field(10, ge=1, le=MAX_K, strict=False)
+    k: TopK = 10
     exclude_seen: bool = True
-    recent_items: list[RecentEntry] | None = Field(
+    recent_items: History | None = Field(
         None,
-        max_length=MAX_HISTORY,
         description=(
             "The session's or user's interactions, oldest first (or each with a timestamp), as ids or objects. "
             f"All are excluded from the answer; with the user's stored events, the newest {MAX_FOLD_IN:,} are "
-            "folded in."
+            "folded in. Timestamps on all entries or on none: give a timestamp on every entry (then bare ids "
+            "are not allowed) or on none (then list order is time order); a list that mixes them is a 422."
         ),
     )
     include_categories: list[Text] | None = Field(None, max_length=MAX_IDS)
@@ -177,7 +227,7 @@ class RecommendRequest(_Strict):
     def _timestamps_on_all_or_none(cls, entries: list[str | RecentItem] | None) -> list[str | RecentItem] | None:
         stamped = sum(isinstance(entry, RecentItem) and entry.timestamp is not None for entry in entries or ())
         if 0 < stamped < len(entries or ()):
-            raise ValueError("give a timestamp on every entry or on none (then list order is time order)")
+            raise ValueError(TIMESTAMPS_ALL_OR_NONE)
         return entries
 
     def history(self) -> tuple[list[str], list[float], list[float] | None]:
@@ -229,12 +279,8 @@ class EventIn(_Strict):
     value: float | None = Field(
         None, gt=0, le=1e6, allow_inf_nan=False, description="A rating or explicit weight; default: the event's."
     )
-    timestamp: JsonInt | None = Field(
-        None,
-        ge=0,
-        le=MAX_TIMESTAMP,
-        strict=False,
-        description="Unix seconds; default: when received. At most a few minutes ahead.",
+    timestamp: UnixSeconds | None = Field(
+        None, description="Unix seconds; default: when received. At most a few minutes ahead."
     )
     event_id: Text | None = Field(
         None, min_length=1, max_length=128, description="Makes a retried batch count once in the user-state store."
