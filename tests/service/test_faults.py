@@ -99,9 +99,9 @@ def test_stalled_store_loaded_model_keeps_serving_fresh_process_503s_then_recove
             REC_LOAD_WAIT_SECONDS="1",
         )  # fmt: skip
         status, body, elapsed = _health(api)
-        assert status == 503 and body == {
+        assert status == 503 and body == {  # the store is not answering: a quick 503 that says so
             "error": "model_unavailable",
-            "message": "the model is still loading; retry in a few seconds",
+            "message": "the model store is not answering; retry later",
         }
         assert 0.9 < elapsed < 2.0
     finally:
@@ -233,13 +233,13 @@ def test_a_refused_version_is_retried_with_exponential_backoff(published_model: 
         validate_model(model)
 
     reg = ModelRegistry(settings=lambda: settings, clock=clock, validate=validate)
-    assert reg.acquire().model.version == v1.version
+    assert reg.acquire().version == v1.version
     bad = _publish_inconsistent(store, published_model)
     retries: list[float] = []
     for _ in range(60):  # ten simulated minutes, a request every 10 s
         clock.now += 10
         before = attempts.count(bad)
-        assert reg.acquire().model.version == v1.version
+        assert reg.acquire().version == v1.version
         if attempts.count(bad) > before:
             retries.append(clock.now)
         assert reg.stale_reason == "version_refused"

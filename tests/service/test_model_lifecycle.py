@@ -30,9 +30,9 @@ def load_calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     calls: list[str | None] = []
     real = registry_module.load_model
 
-    def counting(store: Any, version: str | None = None, cache_dir: str | None = None) -> Any:
+    def counting(store: Any, version: str | None = None, **options: Any) -> Any:
         calls.append(version)
-        return real(store, version=version, cache_dir=cache_dir)
+        return real(store, version=version, **options)
 
     monkeypatch.setattr(registry_module, "load_model", counting)
     return calls

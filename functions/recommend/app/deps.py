@@ -14,13 +14,12 @@ from reccore.model import Model
 async def get_model(request: Request) -> Model:
     """The model this request works with from start to finish (loads or refreshes it when due)."""
     model = registry.fresh()
-    cold_start = False
     if model is None:
         # Loading and the LATEST check block on S3: off the event loop, so uvicorn keeps serving.
-        acquired = await run_in_threadpool(registry.acquire)
-        model, cold_start = acquired.model, acquired.cold_start
+        model = await run_in_threadpool(registry.acquire)
     request.state.model_version = model.version
-    request.state.cold_start = cold_start
+    # The first request answered with this environment's first model, whichever request started the load.
+    request.state.cold_start = registry.claim_cold_start()
     return model
 
 

@@ -22,6 +22,7 @@ from reccore.errors import (
     ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
+    ModelStoreStalledError,
     NotFoundError,
     RecError,
     UnknownItemError,
@@ -34,6 +35,7 @@ from reccore.errors import (
 # the exception's own text: that names the bucket, prefix and endpoint, which a caller cannot act on.
 REC_ERRORS: list[tuple[type[RecError], int, str, str | None]] = [
     (ModelNotFoundError, 503, "model_unavailable", "no model has been published yet; retry later"),
+    (ModelStoreStalledError, 503, "model_unavailable", "the model store is not answering; retry later"),
     (ModelNotReadyError, 503, "model_unavailable", "the model is still loading; retry in a few seconds"),
     (ArtifactIntegrityError, 503, "model_unavailable", "the published model failed its integrity checks; retry later"),
     (ModelLoadError, 503, "model_unavailable", "the model could not be loaded; retry later"),

@@ -6,15 +6,24 @@ one request reads ``LATEST`` (one small GET) and, if it names another version, l
 (:func:`reccore.validation.validate_model`) and swaps it in. A request keeps the :class:`Model`
 object it started with, so a swap never changes a response mid-flight.
 
-Loads and checks run in a background thread, and a request waits for them at most
-``REC_LOAD_WAIT_SECONDS``: with no model yet it then answers 503 (the load goes on), and with a model
-it serves the current one. So a stalled S3 costs a request seconds, never the Lambda timeout
-(15 s in template.yaml). A version that fails to load or validate is remembered and retried only
-with exponential backoff; meanwhile the old model keeps serving and ``/health`` reports it as stale.
+Loads and checks run in a background thread. **The wait follows the load**: with no model yet, a request
+waits while the load makes progress (each file fetched, the decoding, the validation), up to
+``REC_LOAD_MAX_WAIT_SECONDS`` (25 s, under API Gateway's 29 s); only a store that stops answering for
+``REC_LOAD_WAIT_SECONDS`` gets a quick 503 that says so (the load goes on). With a model, a request waits
+for the LATEST check no longer than its deadline and serves the current one.
+
+Lambda freezes the execution environment between invocations, so a background thread makes progress only
+while some invocation runs. On Lambda (``AWS_LAMBDA_RUNTIME_API`` is set, by Lambda and by its emulator)
+the request that finds a new version in LATEST therefore waits for that version's load, like a first load:
+the swap finishes within the invocation that needs it. Under uvicorn the swap stays in the background.
+
+A version that fails to load or validate is remembered and retried only with exponential backoff;
+meanwhile the old model keeps serving and ``/health`` reports it as stale.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +36,13 @@ from app.logging import logger
 from app.views import views
 from reccore.artifacts import read_latest_version
 from reccore.deadline import bounded
-from reccore.errors import ModelLoadError, ModelNotFoundError, ModelNotReadyError, RecError
+from reccore.errors import (
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    ModelStoreStalledError,
+    RecError,
+)
 from reccore.model import Model, load_model
 from reccore.settings import ServiceSettings, get_service_settings
 from reccore.storage import ArtifactStore, S3Timeouts, open_store
@@ -37,16 +52,14 @@ from reccore.validation import validate_model
 MIN_RETRY_SECONDS = 1.0
 # A refused version is retried after max(refresh, 1 s) · 2^(failures-1), capped here.
 MAX_BACKOFF_SECONDS = 3600.0
+_POLL_SECONDS = 0.1  # how often a waiting request looks at the load's progress
+
+
+def on_lambda() -> bool:
+    """True in a Lambda execution environment (and its runtime interface emulator)."""
+    return "AWS_LAMBDA_RUNTIME_API" in os.environ
 
 StaleReason = Literal["store_unreachable", "version_refused", "nothing_published"]
-
-
-@dataclass(frozen=True)
-class Acquired:
-    """The model a request works with, and whether this request loaded the environment's first model."""
-
-    model: Model
-    cold_start: bool
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,8 @@ class ModelRegistry:
             self._last_error: RecError | None = None
             self._bad_versions: dict[str, _Refused] = {}
             self._stale: StaleReason | None = None
+            self._progress_at = time.monotonic()  # when the job in progress last finished a step
+            self._cold_claimed = False  # whether a request has been told it met this environment's first model
             self.loads = 0  # successful loads, for tests and logs
 
     @property
@@ -105,47 +120,73 @@ class ModelRegistry:
             return model
         return None
 
-    def acquire(self) -> Acquired:
-        """The model to serve with, loading or refreshing it first if due (waits at most the load wait).
+    def acquire(self) -> Model:
+        """The model to serve with, loading or refreshing it first if due.
 
         Raises
         ------
         RecError
-            No model is loaded and loading one failed (or failed less than a second ago), or did
-            not finish within ``REC_LOAD_WAIT_SECONDS`` (:class:`ModelNotReadyError`).
+            No model is loaded and loading one failed (or failed less than a second ago); or the store
+            stopped answering (:class:`ModelStoreStalledError`); or the load, though progressing, outlasted
+            ``REC_LOAD_MAX_WAIT_SECONDS`` (:class:`ModelNotReadyError`).
         """
-        wait = self._settings().load_wait_seconds
+        settings = self._settings()
         current = self._model
         if current is not None:
             with self._lock:
                 now = self._clock()
                 # Never queue behind a check another request started: serve the current model.
                 if now < self._next_check or self._pending is not None:
-                    return Acquired(self._model or current, cold_start=False)
-                self._next_check = now + self._settings().refresh_seconds
+                    return self._model or current
+                self._next_check = now + settings.refresh_seconds
                 job = self._start(self._refresh, current)
-            check_wait = bounded(wait)  # a model is at hand: the check gets no more than the request's deadline
             try:
-                job.result(timeout=check_wait)
-            except FutureTimeout:
-                logger.warning("LATEST check still running; serving the current model", extra={"wait_s": check_wait})
-            return Acquired(self._model or current, cold_start=False)
+                if on_lambda():  # the swap must finish in this invocation: wait as for a first load
+                    self._await(job, bounded(settings.load_wait_seconds), settings.load_max_wait_seconds)
+                else:  # a model is at hand: the check gets no more than the request's deadline
+                    job.result(timeout=bounded(settings.load_wait_seconds))
+            except (FutureTimeout, ModelNotReadyError):
+                logger.warning("LATEST check or swap still running; serving the current model")
+            return self._model or current
         with self._lock:
             if self._model is not None:  # loaded while we waited for the lock
-                return Acquired(self._model, cold_start=False)
-            pending, started = self._pending, False
+                return self._model
+            pending = self._pending
             if pending is None:
                 if self._last_error is not None and self._clock() < self._retry_at:
                     raise self._last_error
-                pending, started = self._start(self._first_load, None), True
+                pending = self._start(self._first_load, None)
             job = pending
-        try:
-            model = job.result(timeout=wait)
-        except FutureTimeout:
-            raise ModelNotReadyError(f"the model store did not answer within {wait:g} s") from None
+        model = self._await(job, settings.load_wait_seconds, settings.load_max_wait_seconds)
         if model is None:  # cannot happen for a first load; kept for the type checker
             raise ModelNotReadyError("no model loaded yet")
-        return Acquired(model, cold_start=started)
+        return model
+
+    def claim_cold_start(self) -> bool:
+        """True exactly once per first model: for the first request that is answered with it."""
+        if self._model is None or self._cold_claimed:
+            return False
+        with self._lock:
+            claimed, self._cold_claimed = self._cold_claimed, True
+        return not claimed
+
+    def _await(self, job: Future[Model | None], stall: float, limit: float) -> Model | None:
+        """The job's result, waiting while it makes progress: at most ``stall`` s without a finished step, and
+        ``limit`` s in all. Real time, not the registry's clock: this bounds how long a caller blocks."""
+        start = time.monotonic()
+        while True:
+            try:
+                return job.result(timeout=_POLL_SECONDS)
+            except FutureTimeout:
+                pass
+            now = time.monotonic()
+            if now - self._progress_at >= stall:
+                raise ModelStoreStalledError(f"the model store has not answered for {stall:g} s; the load goes on")
+            if now - start >= limit:
+                raise ModelNotReadyError(f"the model is still loading after {limit:g} s (making progress)")
+
+    def _progress(self, step: str) -> None:
+        self._progress_at = time.monotonic()
 
     # --- background jobs ------------------------------------------------------------
 
@@ -165,6 +206,7 @@ class ModelRegistry:
                         self._pending = None
 
         self._pending = future
+        self._progress_at = time.monotonic()
         threading.Thread(target=run, name="model-loader", daemon=True).start()
         return future
 
@@ -185,6 +227,7 @@ class ModelRegistry:
         assert current is not None
         try:
             latest = read_latest_version(self._get_store())
+            self._progress("LATEST")
         except ModelNotFoundError as exc:
             self._mark_stale(generation, "nothing_published", "LATEST missing or empty; serving the current model", exc)
             return None
@@ -256,8 +299,10 @@ class ModelRegistry:
     def _load(self, version: str | None) -> Model:
         settings = self._settings()
         try:
-            model = load_model(self._get_store(), version=version, cache_dir=settings.cache_dir)
+            store = self._get_store()
+            model = load_model(store, version=version, cache_dir=settings.cache_dir, progress=self._progress)
             self._validate(model)
+            self._progress("validate")
             if self._prepare is not None:
                 self._prepare(model)
             return model

@@ -36,7 +36,11 @@ class ModelValidationError(ModelLoadError):
 
 
 class ModelNotReadyError(ModelLoadError):
-    """The model store did not answer within the wait a request allows; loading goes on in the background."""
+    """The model is still loading (making progress) after the longest wait a request allows; it goes on."""
+
+
+class ModelStoreStalledError(ModelNotReadyError):
+    """The model store stopped answering during a load (no progress for the wait); the load goes on."""
 
 
 class QualityGateError(RecError):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -108,13 +111,18 @@ class Model:
 
 
 def load_model(
-    store: ArtifactStore, version: str | None = None, cache_dir: str | None = None, mmap: bool = True
+    store: ArtifactStore,
+    version: str | None = None,
+    cache_dir: str | None = None,
+    mmap: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> Model:
     """Read, verify and assemble a published model (the one LATEST names by default).
 
     With ``mmap`` (the default) each verified file is written to a private directory under ``cache_dir``
     and mapped from there (:func:`~reccore.artifacts.decode_dir`); the directory is removed once mapped.
-    Without it, every file is decoded from memory. Both give identical answers.
+    Without it, every file is decoded from memory. Both give identical answers. ``progress`` is called
+    with a step's name as each one finishes (LATEST, the manifest, each file, the decoding).
 
     Raises
     ------
@@ -125,8 +133,11 @@ def load_model(
     ModelLoadError
         The files are intact but do not form a usable model.
     """
+    step = progress or (lambda name: None)
     version = version or read_latest_version(store)
+    step("LATEST")
     manifest = read_manifest(store, version)
+    step("manifest")
     names = Files.required(manifest.user_arrays)  # an item-side-only version: the per-user files are not fetched
     if not mmap:
         # Independent, I/O-bound GETs: against S3 (tens of ms each) in parallel rather than one after another.
@@ -137,11 +148,13 @@ def load_model(
         return build_model(manifest, files, cache_dir=cache_dir)
     root = Path(cache_dir or tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix=f"{version}-", dir=root))
+    remove_abandoned(root)
+    directory = Path(tempfile.mkdtemp(prefix=f"{version}{_PID_MARK}{os.getpid()}.{_INSTANCE}-", dir=root))
     try:
 
         def fetch(name: str) -> None:
             (directory / name).write_bytes(read_verified(store, manifest, name))
+            step(name)
 
         with ThreadPoolExecutor(max_workers=_DOWNLOAD_THREADS) as pool:
             list(pool.map(fetch, names))
@@ -149,9 +162,46 @@ def load_model(
             decoded = decode_dir(directory, manifest.index.type)
         except ModelLoadError as exc:
             raise ModelLoadError(f"model {manifest.version} cannot be loaded: {exc}") from exc
+        step("decode")
         return assemble(manifest, decoded)
     finally:
         shutil.rmtree(directory, ignore_errors=True)  # the mappings outlive the files
+
+
+# Load directories are named <version>-pid<pid>.<instance>-<random>: the instance tells this process from a dead
+# one that had the same pid (a restarted Lambda runtime often gets the same small pid).
+_PID_MARK = "-pid"
+_INSTANCE = uuid.uuid4().hex[:8]
+
+
+def remove_abandoned(root: Path) -> list[Path]:
+    """Remove the load directories under ``root`` whose process is gone (killed mid-load: OOM, a restart).
+
+    A live process's directory is left alone (several workers may share ``root``). Returns what was removed.
+    """
+    removed = []
+    for path in root.iterdir():
+        mark = path.name.rfind(_PID_MARK)
+        owner = path.name[mark + len(_PID_MARK) :].split("-", 1)[0] if mark >= 0 else ""
+        pid, _, instance = owner.partition(".")
+        if not path.is_dir() or not pid.isdigit():
+            continue
+        mine = int(pid) == os.getpid()
+        if (mine and instance == _INSTANCE) or (not mine and _alive(int(pid))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def build_model(manifest: Manifest, files: dict[str, bytes], cache_dir: str | None = None) -> Model:

@@ -69,7 +69,14 @@ class ServiceSettings(_Base):
         5.0,
         gt=0,
         le=60,
-        description="Longest a request waits for a model load or a LATEST check; the load goes on in the background.",
+        description="Longest a request waits on a model store that has stopped answering (no progress): then 503, "
+        "or the current model; the load goes on in the background.",
+    )
+    load_max_wait_seconds: float = Field(
+        25.0,
+        gt=0,
+        le=28,
+        description="Longest a request waits for a model load that is making progress (under API Gateway's 29 s).",
     )
 
 
