@@ -97,3 +97,29 @@ def test_a_new_users_past_events_count_whatever_their_timestamps(any_client: Any
     assert not {i["item_id"] for i in body["items"]} & set(items)
     history = any_client.get(f"/users/{user}").json()
     assert [h["item_id"] for h in history["history"]] == items[::-1]
+
+
+def test_a_known_users_past_dated_events_are_stored_and_the_answer_says_they_wait_for_training(
+    any_client: Any,
+) -> None:
+    assert any_client.get("/health").status_code == 200
+    model = registry.model
+    assert model is not None and model.trained_through is not None
+    user = model.user_ids[11]
+    before = any_client.post("/recommend", json={"user_id": user, "k": 5}).json()
+    old, new = model.trained_through - 10, model.trained_through + 10
+    items = [item["item_id"] for item in before["items"][:2]]
+    events = [{"user_id": user, "item_id": i, "event": "purchase", "timestamp": t} for i, t in zip(items, (old, new))]
+    answer = any_client.post("/events", json={"events": events}).json()
+    assert answer["accepted"] == 2 and answer["before_training_cutoff"] == 1, answer
+    after = any_client.post("/recommend", json={"user_id": user, "k": 5}).json()
+    assert after["realtime_events"] == 1  # only the event newer than the model is folded in
+
+
+@pytest.mark.parametrize("field", ["user_id", "item_id", "event_id"])
+def test_ids_the_training_log_would_read_differently_are_refused(client: Any, field: str) -> None:
+    event = {"user_id": "u1", "item_id": "i000001", "event": "view", "event_id": "e1", field: " padded "}
+    response = client.post("/events", json={"events": [event]})
+    assert response.status_code == 422 and "whitespace" in response.text, response.text
+    blank = client.post("/events", json={"events": [{**event, field: "   "}]})
+    assert blank.status_code == 422

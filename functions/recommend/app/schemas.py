@@ -58,6 +58,17 @@ def json_integer(value: Any) -> Any:
 
 Text = Annotated[str, AfterValidator(valid_unicode)]
 """A request string: any Unicode text, but never one a response could fail to encode."""
+
+
+def trimmed(value: str) -> str:
+    """``value`` if it has no leading or trailing whitespace: the training log trims ids, so " a" would be "a"."""
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace (training reads ids trimmed)")
+    return value
+
+
+LoggedId = Annotated[Text, AfterValidator(trimmed)]
+"""An id that goes into the training log: the pipeline must read it back as the same id."""
 # JSON integers in bounds. The bounds sit on the int itself, inside the BeforeValidator. Put on the field instead
 # (``k: Annotated[int, BeforeValidator(...)] = Field(ge=1)``) they still validate, but pydantic hangs them on the
 # wrapping validator and, for a nullable field, the spec shows ``"ge"``/``"le"``, which JSON Schema ignores
@@ -140,7 +151,9 @@ class Health(BaseModel):
     index_filtered_recall_at_10: float | None = Field(None, description="The same under heavy category filters.")
     dims: int
     loaded_at: datetime
-    cold_start: bool = Field(description="True if this execution environment loaded its first model for this request.")
+    cold_start: bool = Field(
+        description="True for the first request answered with this execution environment's first model."
+    )
     faiss_simd: str
     model_params: dict[str, Any] = Field(
         default_factory=dict, description="The model's hyperparameters (k, weighting, scaling, shrinkage, ...)."
@@ -273,8 +286,8 @@ class RecommendResponse(BaseModel):
 
 
 class EventIn(_Strict):
-    user_id: Text = Field(min_length=1, max_length=MAX_ID)
-    item_id: Text = Field(min_length=1, max_length=MAX_ID)
+    user_id: LoggedId = Field(min_length=1, max_length=MAX_ID)
+    item_id: LoggedId = Field(min_length=1, max_length=MAX_ID)
     event: EventType
     value: float | None = Field(
         None, gt=0, le=1e6, allow_inf_nan=False, description="A rating or explicit weight; default: the event's."
@@ -282,8 +295,11 @@ class EventIn(_Strict):
     timestamp: UnixSeconds | None = Field(
         None, description="Unix seconds; default: when received. At most a few minutes ahead."
     )
-    event_id: Text | None = Field(
-        None, min_length=1, max_length=128, description="Makes a retried batch count once in the user-state store."
+    event_id: LoggedId | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Unique per user: a retried batch counts once, in the user-state store and in training.",
     )
 
 
@@ -294,9 +310,15 @@ class EventsRequest(_Strict):
 class EventsResponse(BaseModel):
     model_version: str
     accepted: int = Field(description="Events stored and logged for training.")
-    duplicates: int = Field(description="Events whose event_id had been stored already (not counted twice).")
+    duplicates: int = Field(description="Events whose event_id the same user had stored already (not counted twice).")
     unknown_items: list[ItemId] = Field(
         default_factory=list, description="Accepted item ids the current model does not know (a newer catalogue)."
+    )
+    before_training_cutoff: int = Field(
+        0,
+        description="Accepted events of users the model knows, dated at or before its newest training event: "
+        "stored and logged for the next training run, but they do not change those users' answers until then "
+        "(the model may hold them already). A new user's events always count.",
     )
 
 

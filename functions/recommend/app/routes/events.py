@@ -43,6 +43,12 @@ async def post_events(body: EventsRequest, model: ModelDep, store: UserStoreDep,
     await within_deadline(log.write, events)
     result = await within_deadline(store.append, events)
     unknown = dict.fromkeys(e.item_id for e in body.events if e.item_id not in model.item_index)
+    cutoff = model.trained_through
+    past = 0 if cutoff is None else sum(1 for u, e in events if e.timestamp <= cutoff and u in model.user_index)
     return EventsResponse(
-        model_version=model.version, accepted=result.accepted, duplicates=result.duplicates, unknown_items=list(unknown)
+        model_version=model.version,
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        unknown_items=list(unknown),
+        before_training_cutoff=min(past, result.accepted),
     )
