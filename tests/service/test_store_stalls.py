@@ -109,7 +109,8 @@ def test_a_known_users_past_dated_events_are_stored_and_the_answer_says_they_wai
     before = any_client.post("/recommend", json={"user_id": user, "k": 5}).json()
     old, new = model.trained_through - 10, model.trained_through + 10
     items = [item["item_id"] for item in before["items"][:2]]
-    events = [{"user_id": user, "item_id": i, "event": "purchase", "timestamp": t} for i, t in zip(items, (old, new))]
+    stamped = zip(items, (old, new), strict=True)
+    events = [{"user_id": user, "item_id": i, "event": "purchase", "timestamp": t} for i, t in stamped]
     answer = any_client.post("/events", json={"events": events}).json()
     assert answer["accepted"] == 2 and answer["before_training_cutoff"] == 1, answer
     after = any_client.post("/recommend", json={"user_id": user, "k": 5}).json()
