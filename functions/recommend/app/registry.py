@@ -8,7 +8,7 @@ object it started with, so a swap never changes a response mid-flight.
 
 Loads and checks run in a background thread. **The wait follows the load**: with no model yet, a request
 waits while the load makes progress (each file fetched, the decoding, the validation), up to
-``REC_LOAD_MAX_WAIT_SECONDS`` (25 s, under API Gateway's 29 s); only a store that stops answering for
+``REC_LOAD_MAX_WAIT_SECONDS`` (12 s, under the function's 15 s timeout); only a store that stops answering for
 ``REC_LOAD_WAIT_SECONDS`` gets a quick 503 that says so (the load goes on). With a model, a request waits
 for the LATEST check no longer than its deadline and serves the current one.
 

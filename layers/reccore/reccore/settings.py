@@ -73,10 +73,11 @@ class ServiceSettings(_Base):
         "or the current model; the load goes on in the background.",
     )
     load_max_wait_seconds: float = Field(
-        25.0,
+        12.0,
         gt=0,
         le=28,
-        description="Longest a request waits for a model load that is making progress (under API Gateway's 29 s).",
+        description="Longest a request waits for a model load that is making progress: under the function's "
+        "timeout (15 s in template.yaml) and API Gateway's 29 s.",
     )
 
 
@@ -92,6 +93,12 @@ class PipelineSettings(_Base):
     )
     output: str = Field(DEFAULT_MODEL_URI, description="Where to publish: s3://bucket/prefix or a directory.")
     interactions: int = Field(100_000, ge=1_000, description="Synthetic source: number of interactions.")
+    n_items: int | None = Field(
+        None,
+        ge=60,
+        description="Synthetic source: catalogue size; default: grows with the interactions (10,000 at 100k, "
+        "100k at 10M). Items beyond what the interactions can cover stay cold (content-based).",
+    )
     seed: int = Field(42, description="Seed of the synthetic data, the SVD and the evaluation sampling.")
     factors: int = Field(50, ge=2, le=1000, description="Latent factors k of the truncated SVD.")
     # Weighting and scaling chosen by the MovieLens-100K evaluation (docs/evaluation.md).
