@@ -212,7 +212,9 @@ class ModelRegistry:
 
     def _first_load(self, generation: int, _current: Model | None) -> Model | None:
         try:
-            model = self._load(version=None)
+            # The first answer needs no derived tables: they are built after it (or by the first route
+            # that needs them), not in the cold start (0.7-1.0 s of it at 1M items).
+            model = self._load(version=None, prepare=False)
         except RecError as exc:
             with self._lock:
                 if generation == self._generation:
@@ -221,6 +223,8 @@ class ModelRegistry:
             logger.warning("model load failed", extra={"reason": str(exc), "uri": self._settings().model_uri})
             raise
         self._install(model, generation)
+        if self._prepare is not None:
+            threading.Thread(target=self._prepare, args=(model,), name="model-tables", daemon=True).start()
         return model
 
     def _refresh(self, generation: int, current: Model | None) -> Model | None:
@@ -296,14 +300,14 @@ class ModelRegistry:
                 self._store, self._store_uri = open_store(uri, timeouts=S3Timeouts.of(settings)), uri
             return self._store
 
-    def _load(self, version: str | None) -> Model:
+    def _load(self, version: str | None, prepare: bool = True) -> Model:
         settings = self._settings()
         try:
             store = self._get_store()
             model = load_model(store, version=version, cache_dir=settings.cache_dir, progress=self._progress)
             self._validate(model)
             self._progress("validate")
-            if self._prepare is not None:
+            if prepare and self._prepare is not None:  # a swap: built before it, so no request pays for them
                 self._prepare(model)
             return model
         except RecError:
