@@ -119,6 +119,9 @@ class FailingStore:
     def get(self, key: str) -> bytes:
         return self.inner.get(key)
 
+    def fetch(self, key: str, target: Path) -> Path:
+        return self.inner.fetch(key, target)
+
     def put(self, key: str, data: bytes) -> None:
         self.remaining -= 1
         if self.remaining == 0:
@@ -219,6 +222,10 @@ class CountingStore:
     def get(self, key: str) -> bytes:
         self.read.append(key)
         return self.inner.get(key)
+
+    def fetch(self, key: str, target: Path) -> Path:
+        self.read.append(key)
+        return self.inner.fetch(key, target)
 
     def put(self, key: str, data: bytes) -> None:
         self.inner.put(key, data)

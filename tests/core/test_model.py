@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from reccore.artifacts import encode, publish
+from reccore.errors import ArtifactIntegrityError
 from reccore.model import category_codes, load_model
 from reccore.recommend import recommend
 from reccore.scoring import Filters, similar_items
@@ -41,3 +42,32 @@ def test_category_codes_are_np_uniques(categories: list[str]) -> None:
     expected_names, expected_codes = np.unique(np.asarray(categories, dtype=str), return_inverse=True)
     assert names == [str(n) for n in expected_names] and codes.dtype == np.int32
     np.testing.assert_array_equal(codes, expected_codes.astype(np.int32))
+
+
+def test_a_directory_store_is_mapped_in_place_and_still_verified(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "models")
+    version = publish(store, catalogue_manifest("flat"), encode(catalogue_contents("flat"))).version
+    model = load_model(store, cache_dir=str(tmp_path / "cache"))
+    mapped = Path(model.item_factors.base.filename)  # type: ignore[union-attr]
+    assert mapped == (tmp_path / "models" / "models" / version / "item_factors.npy").resolve()  # not a copy
+    # A tampered file in place is refused as a download would be.
+    path = tmp_path / "models" / "models" / version / "popularity.npy"
+    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ArtifactIntegrityError, match="checksum mismatch"):
+        load_model(store, cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_large_file_from_s3_arrives_by_ranged_gets_and_verified(s3_server: str, tmp_path: Path) -> None:
+    import boto3
+
+    from reccore.storage import S3Store
+
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="ranged")
+    store = S3Store("ranged", "p", client=client)
+    payload = np.random.default_rng(0).bytes(40 * 1024 * 1024 + 17)  # over two 16 MiB parts
+    store.put("blob", payload)
+    got = store.fetch("blob", tmp_path / "blob")
+    assert got.read_bytes() == payload
+    with pytest.raises(FileNotFoundError):
+        store.fetch("missing", tmp_path / "missing")

@@ -31,11 +31,18 @@ class SlowStore(LocalStore):
         self.silent = threading.Event()
         self.released = threading.Event()
 
-    def get(self, key: str) -> bytes:
+    def _answer(self) -> None:
         if self.silent.is_set():
             self.released.wait(30)
         time.sleep(self.delay)
+
+    def get(self, key: str) -> bytes:
+        self._answer()
         return super().get(key)
+
+    def fetch(self, key: str, target: Path) -> Path:
+        self._answer()
+        return super().fetch(key, target)
 
 
 def registry_on(store: LocalStore, tmp_path: Path, **settings: Any) -> ModelRegistry:

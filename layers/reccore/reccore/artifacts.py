@@ -354,6 +354,30 @@ def read_verified(store: ArtifactStore, manifest: Manifest, name: str) -> bytes:
     return data
 
 
+def fetch_verified(store: ArtifactStore, manifest: Manifest, name: str, directory: Path) -> Path:
+    """A local file of one file of ``manifest`` (see ``ArtifactStore.fetch``), after checking size and sha256.
+
+    Nothing is held in memory: the file is hashed from disk (the page cache, just written or in place).
+    """
+    key = version_key(manifest.version, name)
+    entry = manifest.files.get(name)
+    if entry is None:
+        raise ArtifactIntegrityError(f"{name} is not listed in the manifest of {manifest.version}")
+    try:
+        path = store.fetch(key, directory / name)
+    except FileNotFoundError as exc:
+        raise ArtifactIntegrityError(f"missing file {store.uri}/{key}") from exc
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    if size != entry.size or digest != entry.sha256:
+        raise ArtifactIntegrityError(
+            f"checksum mismatch for {store.uri}/{key}: expected {entry.size} bytes sha256 {entry.sha256[:12]}…, "
+            f"got {size} bytes sha256 {digest[:12]}…"
+        )
+    return path
+
+
 def list_versions(store: ArtifactStore) -> list[str]:
     """Version ids that have a manifest, oldest first."""
     suffix = "/" + MANIFEST_NAME

@@ -21,6 +21,7 @@ from reccore.artifacts import (
     ModelContents,
     decode,
     decode_dir,
+    fetch_verified,
     read_latest_version,
     read_manifest,
     read_verified,
@@ -119,8 +120,10 @@ def load_model(
 ) -> Model:
     """Read, verify and assemble a published model (the one LATEST names by default).
 
-    With ``mmap`` (the default) each verified file is written to a private directory under ``cache_dir``
-    and mapped from there (:func:`~reccore.artifacts.decode_dir`); the directory is removed once mapped.
+    With ``mmap`` (the default) each file of an S3 store is downloaded to a private directory under
+    ``cache_dir`` (ranged GETs in parallel), hashed from disk and mapped from there
+    (:func:`~reccore.artifacts.decode_dir`); the directory is removed once mapped. A directory store's files
+    are hashed and mapped in place, not copied.
     Without it, every file is decoded from memory. Both give identical answers. ``progress`` is called
     with a step's name as each one finishes (LATEST, the manifest, each file, the decoding).
 
@@ -152,14 +155,18 @@ def load_model(
     directory = Path(tempfile.mkdtemp(prefix=f"{version}{_PID_MARK}{os.getpid()}.{_INSTANCE}-", dir=root))
     try:
 
-        def fetch(name: str) -> None:
-            (directory / name).write_bytes(read_verified(store, manifest, name))
+        def fetch(name: str) -> Path:
+            path = fetch_verified(store, manifest, name, directory)
             step(name)
+            return path
 
         with ThreadPoolExecutor(max_workers=_DOWNLOAD_THREADS) as pool:
-            list(pool.map(fetch, names))
+            paths = list(pool.map(fetch, names))
+        # A directory store's files are verified and mapped in place; downloads sit together in ``directory``.
+        folders = {path.parent for path in paths}
+        source = folders.pop() if len(folders) == 1 else directory
         try:
-            decoded = decode_dir(directory, manifest.index.type)
+            decoded = decode_dir(source, manifest.index.type)
         except ModelLoadError as exc:
             raise ModelLoadError(f"model {manifest.version} cannot be loaded: {exc}") from exc
         step("decode")

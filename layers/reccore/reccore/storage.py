@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 
 from reccore.errors import ConfigError
 
+_PART_BYTES = 16 * 1024 * 1024  # objects above this download as parallel ranged GETs of this size
+
 
 class ArtifactStore(Protocol):
     """Key/value blob storage under one prefix."""
@@ -33,6 +35,10 @@ class ArtifactStore(Protocol):
 
     def delete(self, keys: list[str]) -> None:
         """Delete ``keys``; missing keys are ignored."""
+
+    def fetch(self, key: str, target: Path) -> Path:
+        """A local file holding ``key``'s bytes: the file itself in a directory store, else a download to
+        ``target``. Raise ``FileNotFoundError`` if there are none."""
 
 
 class LocalStore:
@@ -64,6 +70,12 @@ class LocalStore:
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+
+    def fetch(self, key: str, target: Path) -> Path:
+        path = self._path(key)  # in place: no copy (versions are immutable; a mapping outlives an unlink)
+        if not path.is_file():
+            raise FileNotFoundError(str(path))
+        return path
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,20 @@ class S3Store:
         except self.client.exceptions.NoSuchBucket:
             return []
         return sorted(keys)
+
+    def fetch(self, key: str, target: Path) -> Path:
+        """Download with s3transfer: ranged GETs in parallel for large objects, written straight to the file."""
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import ClientError
+
+        config = TransferConfig(multipart_threshold=_PART_BYTES, multipart_chunksize=_PART_BYTES, max_concurrency=8)
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(target), Config=config)
+        except ClientError as exc:
+            if str((exc.response.get("Error") or {}).get("Code")) in ("404", "NoSuchKey", "NoSuchBucket"):
+                raise FileNotFoundError(f"{self.uri}/{key}") from exc
+            raise
+        return target
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # S3's batch limit
