@@ -24,8 +24,8 @@ from reccore.settings import BatchSettings, PipelineSettings
 from reccore.weighting import SCHEMES
 
 # The settings `python -m pipeline run` takes as --name VALUE, and as --name / --no-name.
-RUN_OPTIONS = ("source", "items", "events", "output", "interactions", "seed", "factors", "weighting", "scaling",
-               "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "exact_below", "retention",
+RUN_OPTIONS = ("source", "items", "events", "output", "interactions", "n_items", "seed", "factors", "weighting",
+               "scaling", "shrinkage", "pop_alpha", "min_rating", "index", "min_recall", "exact_below", "retention",
                "user_table", "user_events", "split", "tune_max_interactions", "engine", "master",
                "driver_memory")  # fmt: skip
 RUN_SWITCHES = ("user_arrays", "centre", "tune", "reuse")
@@ -65,6 +65,11 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     generate_cmd.add_argument(
         "--interactions", type=int, default=defaults.interactions, help="rows (default: %(default)s)"
     )
+    generate_cmd.add_argument(
+        "--n-items", default=defaults.n_items,
+        help=f"{_escaped(PipelineSettings.model_fields['n_items'].description)} (env REC_N_ITEMS; default: "
+        "%(default)s)",
+    )  # fmt: skip
     generate_cmd.add_argument("--seed", type=int, default=defaults.seed, help="seed (default: %(default)s)")
     generate_cmd.add_argument("--output", type=Path, required=True,
                               help="directory: writes interactions/part-*.parquet and items.parquet")  # fmt: skip
@@ -159,10 +164,12 @@ def generate_command(args: argparse.Namespace) -> str:
 
     if args.interactions < 20:
         raise ConfigError(f"synthetic source: n_interactions must be >= 20, got {args.interactions}")
+    n_items = PipelineSettings(n_items=args.n_items).n_items  # run's validation and one-line message
     start = time.perf_counter()
-    interactions, items = write_parquet(args.interactions, args.seed, args.output)
+    interactions, items = write_parquet(args.interactions, args.seed, args.output, n_items=n_items)
+    catalogue = "the catalogue" if n_items is None else f"the catalogue ({n_items:,} items)"
     return (
-        f"wrote {args.interactions:,} interactions to {interactions} and the catalogue to {items} "
+        f"wrote {args.interactions:,} interactions to {interactions} and {catalogue} to {items} "
         f"in {time.perf_counter() - start:.0f} s\n"
         f"train on it: python -m pipeline run --engine spark --source {interactions} --items {items}"
     )

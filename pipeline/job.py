@@ -100,7 +100,9 @@ class SingleProcessEngine:
 
     def load(self) -> InteractionLog:
         s = self.settings
-        return load_source(s.source, s.items, interactions=s.interactions, seed=s.seed, events=s.events)
+        return load_source(
+            s.source, s.items, interactions=s.interactions, seed=s.seed, events=s.events, n_items=s.n_items
+        )
 
     def split(self, log: InteractionLog, objective: Objective) -> np.ndarray:
         return holdout_split(log, objective, self.settings.seed)

@@ -16,6 +16,7 @@ def load_source(
     interactions: int = 100_000,
     seed: int = 42,
     events: str | None = None,
+    n_items: int | None = None,
 ) -> InteractionLog:
     """Load an interaction log from a named source or a table.
 
@@ -33,6 +34,8 @@ def load_source(
         Seed for ``"synthetic"``; ignored otherwise.
     events : str, optional
         An event log whose records are added to ``source``'s (new users and items included).
+    n_items : int, optional
+        Catalogue size for ``"synthetic"`` (>= 60; default: grows with ``interactions``); ignored otherwise.
 
     Returns
     -------
@@ -45,7 +48,7 @@ def load_source(
         The input is missing, unreadable or malformed (the message names the file), or
         ``items`` was given for a source that has its own catalogue.
     ConfigError
-        ``interactions`` is too small for the synthetic generator.
+        ``interactions`` or ``n_items`` is too small for the synthetic generator.
     """
     from pipeline.sources.eventlog import is_event_log, load_event_log
 
@@ -53,18 +56,18 @@ def load_source(
         if events is not None:
             raise DataSourceError(f"{events}: --events adds a log to a base source; {source} is a log already")
         return load_event_log(source, None, items)
-    base = _load_base(source, items, interactions, seed)
+    base = _load_base(source, items, interactions, seed, n_items)
     return base if events is None else load_event_log(events, base, items)
 
 
-def _load_base(source: str, items: str | None, interactions: int, seed: int) -> InteractionLog:
+def _load_base(source: str, items: str | None, interactions: int, seed: int, n_items: int | None) -> InteractionLog:
     if source in (SYNTHETIC, MOVIELENS_100K) and items is not None:
         raise DataSourceError(f"{items}: an items table applies only to file sources, not to {source!r}")
     if source == SYNTHETIC:
         from pipeline.sources.synthetic import generate
 
         try:
-            return generate(interactions, seed)
+            return generate(interactions, seed, n_items=n_items)
         except ValueError as exc:
             raise ConfigError(f"synthetic source: {exc}") from exc
     if source == MOVIELENS_100K:

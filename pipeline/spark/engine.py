@@ -68,7 +68,9 @@ class SparkEngine:
                 raise DataSourceError(f"{s.items}: an items table applies only to file sources, not to 'synthetic'")
             from pipeline.sources.synthetic import write_parquet
 
-            interactions, items = write_parquet(s.interactions, s.seed, self._scratch_dir() / "synthetic")
+            interactions, items = write_parquet(
+                s.interactions, s.seed, self._scratch_dir() / "synthetic", n_items=s.n_items
+            )
             return str(interactions), str(items), s.events, False  # as load_source: the log may add items
         if is_log(s.source):
             if s.events is not None:

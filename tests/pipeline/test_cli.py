@@ -186,3 +186,57 @@ def test_run_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--split {time,random}" in out and "newest 20%" in out and "--reuse" in out
+
+
+def test_n_items_flag_and_env_reach_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["run", "--output", str(tmp_path / "flag"), *SMALL, "--n-items", "3000", "--force"]) == 0
+    manifest = load_model(open_store(str(tmp_path / "flag"))).manifest
+    assert manifest.data["n_items"] == 3000 and manifest.data["n_interactions"] == 20_000
+    monkeypatch.setenv("REC_N_ITEMS", "2500")
+    assert main(["run", "--output", str(tmp_path / "env"), *SMALL, "--force"]) == 0
+    assert load_model(open_store(str(tmp_path / "env"))).manifest.data["n_items"] == 2500
+
+
+def test_n_items_changes_the_reuse_fingerprint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["run", "--output", str(tmp_path), *SMALL, "--reuse", "--force"]
+    assert main([*args, "--n-items", "3000"]) == 0
+    first = read_latest_version(open_store(str(tmp_path)))
+    assert main([*args, "--n-items", "3001"]) == 0  # another catalogue: trains again
+    assert read_latest_version(open_store(str(tmp_path))) != first
+
+
+@pytest.mark.parametrize("value", ["59", "0", "-5", "abc", "1.5"])
+@pytest.mark.parametrize("command", ["run", "generate"])
+def test_invalid_n_items_is_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, value: str
+) -> None:
+    out = tmp_path / "out"
+    assert main([command, "--n-items", value, "--interactions", "2000", "--output", str(out)]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("error: invalid settings: n_items: ") and len(message.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_generate_takes_n_items_and_writes_what_the_run_trains_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    from pipeline.sources.synthetic import generate
+
+    args = ["generate", "--interactions", "3000", "--seed", "5", "--n-items", "1234", "--output", str(tmp_path)]
+    assert main(args) == 0
+    assert "the catalogue (1,234 items)" in capsys.readouterr().out
+    items = pd.read_parquet(tmp_path / "items.parquet")
+    frame = pd.concat([pd.read_parquet(p) for p in sorted((tmp_path / "interactions").glob("*.parquet"))])
+    log = generate(3000, seed=5, n_items=1234)
+    assert items["item_id"].tolist() == log.item_ids.tolist() and len(items) == 1234
+    assert sorted(frame["item_id"]) == sorted(log.item_ids[log.items].tolist())
+
+
+def test_help_lists_n_items(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("run", "generate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "--n-items" in out and "REC_N_ITEMS" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,8 @@ import pytest
 
 from pipeline.data import InteractionLog
 from pipeline.sources import load_source
-from pipeline.sources.synthetic import COLD_USER_WINDOW, generate
+from pipeline.sources import synthetic as synthetic_module
+from pipeline.sources.synthetic import COLD_USER_WINDOW, generate, write_parquet
 from reccore.errors import ConfigError, DataSourceError
 
 
@@ -109,6 +112,120 @@ def test_load_source_synthetic_and_bad_size() -> None:
     assert log.n_interactions == 5_000 and log.source == "synthetic"
     with pytest.raises(ConfigError):
         load_source("synthetic", interactions=5)
+
+
+def _digest(log: InteractionLog) -> str:
+    digest = hashlib.sha256()
+    for array in (log.users, log.items, log.weights, log.timestamps, log.events, log.user_ids, log.item_ids,
+                  log.prices):  # fmt: skip
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(json.dumps([log.titles, log.categories]).encode())
+    return digest.hexdigest()
+
+
+# Recorded (numpy 2.4.6) with the generator as it was before n_items existed: the rule-sized logs must not change.
+PINNED = {
+    (5_000, 3, 1_500): "010927d7bceea7ff05e7d8abf91707f6dbbdb8dddd1716e458e05568e50ba902",
+    (20_000, 3, synthetic_module.CHUNK_ROWS): "7813ab0d6f14de60f10eb828a2939452bb151168f0aec5731fb15ed040a3902d",
+}
+
+
+@pytest.mark.parametrize(("n", "seed", "chunk_rows"), list(PINNED))
+def test_default_catalogue_size_leaves_the_log_unchanged(n: int, seed: int, chunk_rows: int) -> None:
+    log = generate(n, seed, chunk_rows=chunk_rows)
+    assert _digest(log) == PINNED[(n, seed, chunk_rows)]
+    assert _digest(generate(n, seed, chunk_rows=chunk_rows, n_items=None)) == PINNED[(n, seed, chunk_rows)]
+
+
+def test_n_items_sets_the_catalogue_whatever_the_interactions(synthetic: InteractionLog) -> None:
+    log = generate(5_000, seed=3, n_items=12_345)
+    assert log.n_items == 12_345 and log.n_interactions == 5_000
+    assert log.n_users == generate(5_000, seed=3).n_users  # users still follow the interactions
+    assert log.item_ids[0] == "i000001" and log.item_ids[-1] == "i012345" and len(set(log.item_ids)) == 12_345
+    assert len(log.titles) == len(log.categories) == len(log.prices) == 12_345
+    assert set(log.categories) == set(synthetic.categories) and log.items.max() < 12_345
+    small = generate(1_000, seed=1, n_items=60)
+    assert small.n_items == 60 and len(set(small.categories)) == 20
+    # The explicit size equal to the rule's gives the rule-sized log when the rule-sized draw left every donor >= 2.
+    assert _digest(generate(100_000, seed=42, n_items=10_000)) == _digest(synthetic)
+
+
+def test_large_catalogue_many_single_interaction_items_and_about_5_percent_cold() -> None:
+    log = generate(200_000, seed=1, n_items=100_000)
+    counts = np.bincount(log.items, minlength=log.n_items)
+    assert 0.045 <= np.mean(counts == 0) <= 0.055  # enough donors: every warm item covered
+    assert np.mean(counts == 1) > 0.5 and np.median(counts) == 1
+    assert counts.max() > 500  # the Zipf head is still there
+    categories = np.array(log.categories)
+    assert len(set(categories[log.items])) == 20
+
+
+def test_catalogue_far_larger_than_the_log_leaves_the_tail_cold() -> None:
+    log = generate(2_000, seed=4, n_items=50_000)
+    counts = np.bincount(log.items, minlength=log.n_items)
+    assert log.n_items == 50_000 and log.n_interactions == 2_000
+    assert np.mean(counts == 0) > 0.9  # not enough donors: the uncovered warm items stay without interactions
+    assert counts.max() == 2  # every item with >= 3 draws gave rows, down to the two a donor keeps
+
+
+def _cover(strict: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    # One category of 10 items: item 0 has 3 rows, item 1 has 4, items 2-9 none (popularity falls with the id).
+    items = np.array([0, 0, 0, 1, 1, 1, 1], dtype=np.int32)
+    catalogue = {"category": np.zeros(10, dtype=np.int64), "cold": np.zeros(10, dtype=bool),
+                 "popularity": 1.0 / np.arange(1, 11)}  # fmt: skip
+    inter_cat = np.zeros(len(items), dtype=np.int16)
+    synthetic_module._cover_warm_items(
+        np.random.default_rng(seed), items, inter_cat, catalogue, np.zeros(10, np.int64), strict
+    )
+    return items, np.bincount(items, minlength=10)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_covering_never_drains_a_donor_and_covers_the_most_popular_first(seed: int) -> None:
+    _, counts = _cover(strict=True, seed=seed)
+    assert counts[0] == 2 and counts[1] == 2  # each donor keeps two; only 3 rows could be given
+    np.testing.assert_array_equal(counts[2:], [1, 1, 1, 0, 0, 0, 0, 0])  # the three most popular missed items
+    _, legacy = _cover(strict=False, seed=seed)
+    assert legacy[0] == 0 and legacy[1] == 0  # the rule-sized path's known flaw, kept for byte-identical logs
+
+
+def test_generate_and_write_parquet_give_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refills: list[bool] = []
+    within = synthetic_module._within_spare
+
+    def spy(rng: np.random.Generator, rows: np.ndarray, *args: np.ndarray) -> np.ndarray:
+        kept = within(rng, rows, *args)
+        refills.append(not np.array_equal(kept, rows))
+        return kept
+
+    monkeypatch.setattr(synthetic_module, "_within_spare", spy)
+    for n_items in (None, 3_000):
+        log = generate(5_000, seed=3, chunk_rows=1_500, n_items=n_items)
+        directory = tmp_path / str(n_items)
+        interactions, items = write_parquet(5_000, 3, directory, chunk_rows=1_500, n_items=n_items)
+        parts = sorted(interactions.glob("part-*.parquet"))
+        assert len(parts) >= 3  # several chunks, the covering in the last one
+        frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        frame = frame.iloc[np.argsort(frame["timestamp"].to_numpy(), kind="stable")]
+        np.testing.assert_array_equal(frame["user_id"].to_numpy(str), log.user_ids[log.users])
+        np.testing.assert_array_equal(frame["item_id"].to_numpy(str), log.item_ids[log.items])
+        np.testing.assert_array_equal(frame["timestamp"].to_numpy(), log.timestamps)
+        np.testing.assert_array_equal(frame["event"].to_numpy(str), np.array(log.event_types)[log.events])
+        np.testing.assert_array_equal(frame["weight"].to_numpy(), log.weights)
+        catalogue = pd.read_parquet(items)
+        assert catalogue["item_id"].tolist() == log.item_ids.tolist() and catalogue["title"].tolist() == log.titles
+        assert catalogue["category"].tolist() == log.categories
+        np.testing.assert_array_equal(catalogue["price"].to_numpy(), log.prices)
+        assert len(catalogue) == (3_000 if n_items else generate(5_000, seed=3).n_items)
+    assert any(refills)  # the explicit size's capped covering ran and was exercised
+
+
+def test_n_items_through_load_source_and_bad_sizes() -> None:
+    log = load_source("synthetic", interactions=5_000, seed=3, n_items=777)
+    assert log.n_items == 777 and log.source == "synthetic"
+    with pytest.raises(ConfigError, match="n_items must be >= 60"):
+        load_source("synthetic", interactions=5_000, n_items=59)
+    assert load_source("movielens-100k", n_items=777).n_items == 1682  # ignored by other sources
 
 
 # --- files -----------------------------------------------------------------------------------
