@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,6 +40,8 @@ from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_en
 from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
 from reccore.artifacts import (
     MANIFEST_NAME,
+    Manifest,
+    decode_dir,
     publish,
     read_latest_version,
     read_manifest,
@@ -45,9 +49,11 @@ from reccore.artifacts import (
     version_key,
 )
 from reccore.errors import ArtifactIntegrityError, ModelNotFoundError, QualityGateError, UserStateError
+from reccore.model import assemble
 from reccore.settings import PipelineSettings
 from reccore.storage import ArtifactStore, open_store
 from reccore.userstate import DynamoStore
+from reccore.validation import validate_model
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +209,8 @@ def _run(settings: PipelineSettings, progress: bool, on_stage: StageHook | None,
             f"{settings.index} index recall@10 is {recall:.3f} against exact search, below --min-recall "
             f"{settings.min_recall}; nothing published (use --index flat or lower --min-recall)"
         )
+    with stage("validate"):
+        _validate_thoroughly(manifest, files)
     with stage("publish"):
         store = open_store(settings.output)
         published = publish(store, manifest, files, retention=settings.retention)
@@ -288,6 +296,18 @@ def _sync_users(
         record = {"status": "failed", "table": table, "error": str(exc), "changed_since": since}
     record_in_manifest(store, version, SYNC_KEY, record)
     return record
+
+
+def _validate_thoroughly(manifest: Manifest, files: dict[str, bytes]) -> None:
+    """Every value of the files about to be published, as the service will map them (``validate_model(thorough)``).
+
+    The service checks only what is cheap when it loads (the checksums prove the bytes are these), so the value
+    scans happen once, here: a version that fails them is never published.
+    """
+    with tempfile.TemporaryDirectory(prefix="recsys-publish-") as scratch:
+        for name, data in files.items():
+            (Path(scratch) / name).write_bytes(data)
+        validate_model(assemble(manifest, decode_dir(scratch, manifest.index.type)), thorough=True)
 
 
 def _tuning_record(tuning: TuningResult | None) -> dict[str, Any] | None:

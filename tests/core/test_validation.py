@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -90,8 +91,29 @@ def test_an_inconsistent_model_is_refused_naming_the_problem(
     except ModelLoadError as exc:  # row counts are already checked while assembling the model
         pytest.fail(f"expected assembly to pass and validation to refuse, got {exc}")
     with pytest.raises(ModelValidationError, match="is refused") as raised:
-        validate_model(model)
+        validate_model(model, thorough=True)  # what the pipeline runs before publishing
     assert expected in str(raised.value)
+
+
+STRUCTURAL = [case for case in CASES if case not in ("history pointing past the catalogue", "a lone surrogate in an "
+                                                     "item title")]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", STRUCTURAL)
+def test_the_services_light_validation_still_refuses_a_structural_problem(
+    packaged: tuple[Manifest, dict[str, bytes]], case: str
+) -> None:
+    change, expected = CASES[case]
+    with pytest.raises(ModelValidationError, match=re.escape(expected)):
+        validate_model(_model(packaged, **change(packaged)))
+
+
+def test_the_light_validation_reads_no_factor_values(packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    factors = _array(packaged, Files.ITEM_FACTORS).copy()
+    factors[3, 1] = np.nan  # a value only a full scan finds (the pipeline's thorough check, before publishing)
+    model = _model(packaged, **{Files.ITEM_FACTORS: npy_bytes(factors)})
+    assert structural_problems(model, thorough=False) == []
+    assert "item_factors.npy holds non-finite values" in structural_problems(model, thorough=True)
 
 
 def test_a_failing_query_path_refuses_the_model(

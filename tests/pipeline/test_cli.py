@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pipeline.job
 from pipeline.cli import baseline_line, main
 from pipeline.handler import handler
 from pipeline.tune import SearchSpace
-from reccore.artifacts import list_versions, read_latest_version
+from reccore.artifacts import FileEntry, list_versions, npy_bytes, read_latest_version, sha256
 from reccore.model import load_model
 from reccore.storage import open_store
 
@@ -240,3 +241,22 @@ def test_help_lists_n_items(capsys: pytest.CaptureFixture[str]) -> None:
             main([command, "--help"])
         out = capsys.readouterr().out
         assert "--n-items" in out and "REC_N_ITEMS" in out
+
+
+def test_a_model_with_a_bad_value_is_never_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    real = pipeline.job.package
+
+    def poisoned(*args: object, **kwargs: object) -> object:
+        manifest, files = real(*args, **kwargs)  # type: ignore[arg-type]
+        factors = np.load(io.BytesIO(files["item_factors.npy"]))
+        factors[5, 0] = np.nan  # passes every shape check; only the thorough value scan finds it
+        files["item_factors.npy"] = npy_bytes(factors)
+        manifest.files["item_factors.npy"] = FileEntry(size=len(files["item_factors.npy"]),
+                                                       sha256=sha256(files["item_factors.npy"]))  # fmt: skip
+        return manifest, files
+
+    monkeypatch.setattr(pipeline.job, "package", poisoned)
+    assert main(["run", "--output", str(tmp_path), *SMALL]) == 2
+    assert not (tmp_path / "models" / "LATEST").exists()
