@@ -7,6 +7,9 @@ access. aws-sam-cli and checkov each pin dependencies the app cannot share, so `
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +59,35 @@ def require_venv_tool(venv: Path, tool: str, install: str) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: create it with `make test`, or {install}")
     return path
+
+
+# Runs in .venv-sam: SAM's translator turns the template into plain CloudFormation (what gets deployed).
+_TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+template = yaml_parse(sys.stdin.read())
+for name in ("RecommendFunction", "PipelineFunction"):  # what `sam build` writes in place of the Dockerfile
+    template["Resources"][name]["Properties"]["ImageUri"] = name.lower() + ":latest"
+class NoManagedPolicies:
+    def load(self):
+        return {}
+print(json.dumps(transform(template, {}, NoManagedPolicies())))
+"""
+
+
+def translated_template() -> dict[str, Any]:
+    """template.yaml as SAM's translator expands it, run in .venv-sam."""
+    python = require_venv_tool(SAM_VENV, "python", SAM_INSTALL)
+    result = subprocess.run(
+        [str(python), "-c", _TRANSLATE],
+        input=TEMPLATE.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    translated: dict[str, Any] = json.loads(result.stdout)
+    return translated

@@ -8,13 +8,18 @@ of it (the OpenAPI body API Gateway imports), for both values of ``ReadRoutesAut
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from typing import Any
 
 import pytest
 
-from tests.infra.conftest import CHECKOV_VENV, ROOT, SAM_INSTALL, SAM_VENV, TEMPLATE, require_venv_tool
+from tests.infra.conftest import (
+    CHECKOV_VENV,
+    ROOT,
+    TEMPLATE,
+    require_venv_tool,
+    translated_template,
+)
 
 IAM = [{"AWS_IAM": []}]
 # Histories and writes: never switchable. POST /events is a plain HttpApi event, so it also shows that a new
@@ -91,21 +96,6 @@ def test_tracing_follows_its_parameter(template: dict[str, Any]) -> None:
     assert template["Globals"]["Function"]["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
 
 
-# Runs in .venv-sam: SAM's translator turns the template into plain CloudFormation.
-_TRANSLATE = """
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-template = yaml_parse(sys.stdin.read())
-for name in ("RecommendFunction", "PipelineFunction"):  # what `sam build` writes in place of the Dockerfile
-    template["Resources"][name]["Properties"]["ImageUri"] = name.lower() + ":latest"
-class NoManagedPolicies:
-    def load(self):
-        return {}
-print(json.dumps(transform(template, {}, NoManagedPolicies())))
-"""
-
-
 def _resolve(value: Any, conditions: dict[str, bool]) -> Any:
     if isinstance(value, dict) and set(value) == {"Fn::If"}:
         name, when_true, when_false = value["Fn::If"]
@@ -120,18 +110,7 @@ def _resolve(value: Any, conditions: dict[str, bool]) -> Any:
 @pytest.fixture(scope="module")
 def translated_body() -> dict[str, Any]:
     """The OpenAPI body SAM's translator gives the HTTP API."""
-    python = require_venv_tool(SAM_VENV, "python", SAM_INSTALL)
-    result = subprocess.run(
-        [str(python), "-c", _TRANSLATE],
-        input=TEMPLATE.read_text(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    body: dict[str, Any] = json.loads(result.stdout)["Resources"]["HttpApi"]["Properties"]["Body"]
+    body: dict[str, Any] = translated_template()["Resources"]["HttpApi"]["Properties"]["Body"]
     return body
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, PublishedModel
-from tests.infra.conftest import ROOT, SAM_INSTALL, SAM_VENV, TEMPLATE, require_venv_tool
+from tests.infra.conftest import ROOT, SAM_INSTALL, SAM_VENV, TEMPLATE, require_venv_tool, translated_template
 
 EVENTS = ROOT / "events"
 FUNCTIONS = ("RecommendFunction", "PipelineFunction")
@@ -498,37 +498,11 @@ def test_pass_role_is_only_for_emr_serverless(template: dict[str, Any]) -> None:
                     assert statement is passing, f"{name} may pass roles: {statement}"
 
 
-# Runs in .venv-sam: what SAM's translator makes of the template (what CloudFormation deploys).
-_TRANSLATE = """
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-template = yaml_parse(sys.stdin.read())
-for name in ("RecommendFunction", "PipelineFunction"):  # what `sam build` writes in place of the Dockerfile
-    template["Resources"][name]["Properties"]["ImageUri"] = name.lower() + ":latest"
-class NoManagedPolicies:
-    def load(self):
-        return {}
-print(json.dumps(transform(template, {}, NoManagedPolicies())))
-"""
-
-
 @pytest.mark.slow  # runs SAM's translator in .venv-sam, which `make test` creates
 @pytest.mark.parametrize("tracing", [False, True], ids=["EnableTracing=false", "EnableTracing=true"])
 def test_sam_generates_no_role_and_xray_follows_tracing(template: dict[str, Any], tracing: bool) -> None:
     """A function without its own role would get one from SAM with the X-Ray policy attached unconditionally."""
-    python = require_venv_tool(SAM_VENV, "python", SAM_INSTALL)
-    result = subprocess.run(
-        [str(python), "-c", _TRANSLATE],
-        input=TEMPLATE.read_text(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    resources = _resolve(json.loads(result.stdout)["Resources"], {"TracingOn": tracing})
+    resources = _resolve(translated_template()["Resources"], {"TracingOn": tracing})
     declared = set(_resources_of_type(template, "AWS::IAM::Role"))
     assert set(_resources_of_type({"Resources": resources}, "AWS::IAM::Role")) == declared, "SAM added a role"
     functions = _resources_of_type({"Resources": resources}, "AWS::Lambda::Function")
