@@ -4,7 +4,10 @@
 2. hot swap under load: 32 keep-alive connections while a new version is published;
 3. faults of the store over HTTP (moto's server): refused, stalled (SIGSTOP), emptied, a corrupt file,
    a shape-inconsistent version, LATEST pointing nowhere. For each: a loaded API keeps serving, a fresh
-   process answers 503 within the wait bound, and both recover without a restart once the fault heals.
+   process answers 503 within the wait bound, and both recover without a restart once the fault heals;
+4. user state and the events path (scripts/reliability_state.py): DynamoDB stalled, refused and throttled,
+   contention on one user, a heavy user, a million new users on the embedded store, a 500-user batch, and one
+   event id for two users through to a training run.
 Everything runs on 127.0.0.1 (moto, uvicorn) and is stopped at the end.
 """
 
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import reliability_state
 from loadgen import Request, Sample, percentile, run_load
 from reliability_stack import BUCKET, PREFIX, ROOT, Api, Moto, republish
 
@@ -259,6 +263,10 @@ def main() -> None:
             api.stop()
             figures["faults"] = faults(moto, model, log)
             print(report(figures, args.report))
+            state = reliability_state.run(moto, model, log, KNOWN)  # part 4: user state and the events path
+            with args.report.open("a") as out:
+                out.write(reliability_state.report(state))
+            print(reliability_state.report(state))
             if "Traceback" in log.read_text(errors="replace"):
                 print(log.read_text(errors="replace")[-3000:])
                 raise SystemExit("a server logged a traceback")
