@@ -59,6 +59,7 @@ def on_lambda() -> bool:
     """True in a Lambda execution environment (and its runtime interface emulator)."""
     return "AWS_LAMBDA_RUNTIME_API" in os.environ
 
+
 StaleReason = Literal["store_unreachable", "version_refused", "nothing_published"]
 
 
