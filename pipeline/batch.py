@@ -63,7 +63,7 @@ def write_output(uri: str, data: bytes) -> None:
 
 def recommendations_table(model: Model, user_ids: list[str], k: int, threads: int) -> pa.Table:
     """The Parquet table of top-``k`` rows for ``user_ids``."""
-    rows = [model.user_index.get(user_id) for user_id in user_ids]
+    rows = model.user_index.rows_of(user_ids)
     out_users: list[str] = []
     ranks: list[int] = []
     items: list[str] = []

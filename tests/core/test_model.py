@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from reccore.artifacts import encode, publish
+from reccore.columns import CategoryColumn
 from reccore.errors import ArtifactIntegrityError
-from reccore.model import category_codes, load_model
+from reccore.model import load_model
 from reccore.recommend import recommend
 from reccore.scoring import Filters, similar_items
 from reccore.storage import LocalStore
@@ -38,7 +39,8 @@ def test_mapped_load_answers_exactly_as_the_in_memory_load(kind: str, tmp_path: 
 
 @pytest.mark.parametrize("categories", [[], ["b"], ["b", "a", "b", "c", "a"], ["x", "X", "", "é", "x"]])
 def test_category_codes_are_np_uniques(categories: list[str]) -> None:
-    names, codes = category_codes(categories)
+    column = CategoryColumn.of(categories)
+    names, codes = column.names, column.codes
     expected_names, expected_codes = np.unique(np.asarray(categories, dtype=str), return_inverse=True)
     assert names == [str(n) for n in expected_names] and codes.dtype == np.int32
     np.testing.assert_array_equal(codes, expected_codes.astype(np.int32))

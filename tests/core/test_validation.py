@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 
@@ -11,7 +10,8 @@ import pytest
 
 from pipeline.package import package
 from pipeline.train import train
-from reccore.artifacts import Files, Manifest, json_bytes, npy_bytes, npy_load
+from reccore.artifacts import Files, Manifest, npy_bytes, npy_load
+from reccore.columns import IdLookup, StringColumn
 from reccore.errors import ModelLoadError, ModelValidationError
 from reccore.model import Model, build_model
 from reccore.validation import probe_queries, structural_problems, validate_model
@@ -27,6 +27,14 @@ def packaged() -> tuple[Manifest, dict[str, bytes]]:
 def _model(packaged: tuple[Manifest, dict[str, bytes]], **replace: bytes) -> Model:
     manifest, files = packaged
     return build_model(manifest, {**files, **replace})
+
+
+def _user_ids(ids: list[str]) -> dict[str, bytes]:
+    """The four user-id files for ``ids`` (a consistent column and lookup)."""
+    column = StringColumn.of(ids)
+    lookup = IdLookup.of(column)
+    return {Files.USER_IDS: npy_bytes(column.data), Files.USER_ID_OFFSETS: npy_bytes(column.offsets),
+            Files.USER_ID_HASHES: npy_bytes(lookup.hashes), Files.USER_ID_ROWS: npy_bytes(lookup.rows)}  # fmt: skip
 
 
 def _array(packaged: tuple[Manifest, dict[str, bytes]], name: str) -> np.ndarray:
@@ -70,13 +78,14 @@ CASES: dict[str, tuple[Change, str]] = {
         lambda p: {Files.ITEM_MAP: npy_bytes(np.hstack([_array(p, Files.ITEM_MAP), _array(p, Files.ITEM_MAP)[:, :1]]))},
         "item_map.npy has shape",
     ),
-    "a lone surrogate in an item title": (
-        lambda p: {Files.ITEMS: p[1][Files.ITEMS].replace(b'"title":["', b'"title":["\\udfff', 1)},
-        "not valid Unicode",
+    "invalid UTF-8 in an item title": (
+        lambda p: {Files.TITLES: npy_bytes(np.concatenate([[0xFF], _array(p, Files.TITLES)[1:]]).astype(np.uint8))},
+        "not valid UTF-8",
     ),
-    "repeated user ids": (
-        lambda p: {Files.USERS: json_bytes(["same"] * len(json.loads(p[1][Files.USERS])))},
-        "users.json repeats ids",
+    "repeated user ids": (lambda p: _user_ids(["same"] * len(_array(p, Files.USER_ID_HASHES))), "ids repeat"),
+    "id hashes that do not match the ids": (
+        lambda p: {Files.ITEM_ID_HASHES: npy_bytes(np.sort(_array(p, Files.ITEM_ID_HASHES) + np.uint64(1)))},
+        "does not match the ids",
     ),
 }
 
@@ -95,8 +104,10 @@ def test_an_inconsistent_model_is_refused_naming_the_problem(
     assert expected in str(raised.value)
 
 
-STRUCTURAL = [case for case in CASES if case not in ("history pointing past the catalogue", "a lone surrogate in an "
-                                                     "item title")]  # fmt: skip
+# What only a thorough check sees (the service's light check does not read every value).
+THOROUGH_ONLY = ("history pointing past the catalogue", "invalid UTF-8 in an item title", "repeated user ids",
+                 "id hashes that do not match the ids")  # fmt: skip
+STRUCTURAL = [case for case in CASES if case not in THOROUGH_ONLY]
 
 
 @pytest.mark.parametrize("case", STRUCTURAL)

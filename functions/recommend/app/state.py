@@ -125,14 +125,15 @@ def state_input(model: Model, state: UserState | None, known: bool) -> StateInpu
         return StateInput([], [], [], np.empty(0, dtype=np.int64), 0)
     fresh = state.fresh(model.trained_through if known else None)
     events: list[Event] = fresh if known else [*state.base, *fresh]
-    lookup = model.item_index
-    usable = [e for e in events if e.item_id in lookup]
+    rows = model.item_index.rows_of([e.item_id for e in events])
+    usable = [(e, row) for e, row in zip(events, rows, strict=True) if row is not None]
+    first_fresh = len(events) - len(fresh)  # the fresh events come last
     return StateInput(
-        items=[lookup[e.item_id] for e in usable],
-        strengths=[event_strength(e.event, e.value) for e in usable],
-        timestamps=[e.timestamp for e in usable],
-        seen=np.fromiter((lookup[i] for i in state.seen if i in lookup), dtype=np.int64),
-        realtime_events=sum(1 for e in fresh if e.item_id in lookup),
+        items=[row for _, row in usable],
+        strengths=[event_strength(e.event, e.value) for e, _ in usable],
+        timestamps=[e.timestamp for e, _ in usable],
+        seen=np.array([row for row in model.item_index.rows_of(state.seen) if row is not None], dtype=np.int64),
+        realtime_events=sum(1 for row in rows[first_fresh:] if row is not None),
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -23,7 +25,7 @@ class SubstringIndex:
     starts: np.ndarray  # offset of each string in the haystack
 
     @classmethod
-    def build(cls, *columns: list[str]) -> SubstringIndex:
+    def build(cls, *columns: Sequence[str]) -> SubstringIndex:
         """Index record ``i`` = the ``i``-th string of every column (a query matches any one of them)."""
         records = [_FIELD.join(_clean(text) for text in fields) for fields in zip(*columns, strict=True)]
         lengths = np.fromiter((len(r) + 1 for r in records), dtype=np.int64, count=len(records))
@@ -52,28 +54,45 @@ class ModelViews:
     popularity_rank: np.ndarray  # 1-based rank of each item by popularity
     category_items: dict[str, np.ndarray]  # category -> item positions in popularity order
     category_counts: dict[str, int]
-    item_search: SubstringIndex  # over "item_id title"
-    user_search: SubstringIndex
     user_counts: np.ndarray  # interactions per user
     item_counts: np.ndarray  # interactions per item
     map_order: np.ndarray  # a seeded permutation of the items: the first n are the map's sample
 
 
-_views: weakref.WeakKeyDictionary[Model, ModelViews] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
+_views: weakref.WeakKeyDictionary[Model, ModelViews] = weakref.WeakKeyDictionary()
+# The substring indexes hold every id and title as text (about 100 MB at 1M items): built on the first search.
+_item_searches: weakref.WeakKeyDictionary[Model, SubstringIndex] = weakref.WeakKeyDictionary()
+_user_searches: weakref.WeakKeyDictionary[Model, SubstringIndex] = weakref.WeakKeyDictionary()
 MAP_SEED = 0
 
+T = TypeVar("T")
 
-def views(model: Model) -> ModelViews:
-    """The tables of ``model``, built on first use and dropped with the model (a weak reference)."""
-    found = _views.get(model)
+
+def _cached(cache: weakref.WeakKeyDictionary[Model, T], model: Model, build: Callable[[Model], T]) -> T:
+    """``cache[model]``, built once on first use and dropped with the model (a weak reference)."""
+    found = cache.get(model)
     if found is not None:
         return found
     with _lock:
-        found = _views.get(model)
+        found = cache.get(model)
         if found is None:
-            found = _views[model] = _build(model)
+            found = cache[model] = build(model)
         return found
+
+
+def views(model: Model) -> ModelViews:
+    """The tables of ``model``."""
+    return _cached(_views, model, _build)
+
+
+def item_search(model: Model) -> SubstringIndex:
+    """Search over each item's "id title"."""
+    return _cached(_item_searches, model, lambda m: SubstringIndex.build(m.item_ids, m.titles))
+
+
+def user_search(model: Model) -> SubstringIndex:
+    return _cached(_user_searches, model, lambda m: SubstringIndex.build(m.user_ids))
 
 
 def _build(model: Model) -> ModelViews:
@@ -85,8 +104,6 @@ def _build(model: Model) -> ModelViews:
         popularity_rank=rank,
         category_items=category_items,
         category_counts={name: len(items) for name, items in category_items.items()},
-        item_search=SubstringIndex.build(model.item_ids, model.titles),
-        user_search=SubstringIndex.build(model.user_ids),
         user_counts=np.diff(model.history_indptr),
         item_counts=np.bincount(model.history_items, minlength=model.n_items),
         map_order=np.random.default_rng(MAP_SEED).permutation(model.n_items),

@@ -19,7 +19,7 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +29,13 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, Field
 
+from reccore.columns import CategoryColumn, IdLookup, StringColumn
 from reccore.errors import ArtifactIntegrityError, ModelLoadError, ModelNotFoundError
 from reccore.storage import ArtifactStore
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: text in columns (.npy) instead of users.json and items.json
 MODELS_DIR = "models"
 LATEST_KEY = f"{MODELS_DIR}/LATEST"
 MANIFEST_NAME = "manifest.json"
@@ -55,17 +56,35 @@ class Files:
     HISTORY_ITEMS = "history_items.npy"  # int32: item index per interaction
     HISTORY_TIMES = "history_times.npy"  # int64: unix seconds
     HISTORY_EVENTS = "history_events.npy"  # int8: position in manifest.event_types
-    USERS = "users.json"  # [user_id, ...] in row order
-    ITEMS = "items.json"  # {"item_id": [...], "title": [...], "category": [...], "price": [...]}
+    # Text in columns (reccore.columns): a StringColumn is a UTF-8 buffer and its offsets; an IdLookup adds the
+    # ids' 64-bit hashes in ascending order and the row of each. Nothing is parsed at load: all are mapped.
+    USER_IDS = "user_ids.npy"  # uint8: the user ids' UTF-8, concatenated in row order
+    USER_ID_OFFSETS = "user_id_offsets.npy"  # int64 (n_users + 1,): row i is bytes offsets[i]:offsets[i + 1]
+    USER_ID_HASHES = "user_id_hashes.npy"  # uint64 (n_users,): blake2b-64 of each id, ascending
+    USER_ID_ROWS = "user_id_rows.npy"  # int64 (n_users,): the row of each hash
+    ITEM_IDS = "item_ids.npy"  # as the user files, for the item ids
+    ITEM_ID_OFFSETS = "item_id_offsets.npy"
+    ITEM_ID_HASHES = "item_id_hashes.npy"
+    ITEM_ID_ROWS = "item_id_rows.npy"
+    TITLES = "titles.npy"  # uint8 and int64: the item titles as a StringColumn
+    TITLE_OFFSETS = "title_offsets.npy"
+    CATEGORIES = "categories.json"  # ["name", ...]: the distinct categories, sorted
+    CATEGORY_CODES = "category_codes.npy"  # int32 (n_items,): each item's position in categories.json
+    PRICES = "prices.npy"  # float32 (n_items,)
     INDEX_IP = "index_ip.faiss"  # item vectors, inner product: recommendation
     INDEX_COS = "index_cos.faiss"  # normalised item vectors, inner product = cosine: similar items
 
-    ALL = (
+    # The numeric model arrays (ModelContents.arrays); the text files are encoded from the ids and ItemTable.
+    ARRAYS = (
         USER_FACTORS, ITEM_FACTORS, SINGULAR_VALUES, ITEM_WEIGHTS, POPULARITY, CONTENT_BASED, ITEM_MAP,
-        HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS, USERS, ITEMS, INDEX_IP, INDEX_COS,
+        HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS,
     )  # fmt: skip
+    USER_TEXT = (USER_IDS, USER_ID_OFFSETS, USER_ID_HASHES, USER_ID_ROWS)
+    ITEM_TEXT = (ITEM_IDS, ITEM_ID_OFFSETS, ITEM_ID_HASHES, ITEM_ID_ROWS, TITLES, TITLE_OFFSETS, CATEGORIES,
+                 CATEGORY_CODES, PRICES)  # fmt: skip
+    ALL = (*ARRAYS, *USER_TEXT, *ITEM_TEXT, INDEX_IP, INDEX_COS)
     # Per-user files: optional (manifest.data["user_arrays"] false) when a user-state table holds the users instead.
-    USER_SIDE = (USER_FACTORS, USERS, HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS)
+    USER_SIDE = (USER_FACTORS, *USER_TEXT, HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS)
 
     @classmethod
     def required(cls, user_arrays: bool = True) -> tuple[str, ...]:
@@ -142,49 +161,75 @@ def json_bytes(obj: Any) -> bytes:
 
 @dataclass(frozen=True)
 class ItemTable:
-    """Item metadata in row order (the contents of ``items.json``)."""
+    """Item metadata in row order: lists from the pipeline, columns (:mod:`reccore.columns`) once decoded."""
 
-    item_id: list[str]
-    title: list[str]
-    category: list[str]
+    item_id: Sequence[str]
+    title: Sequence[str]
+    category: Sequence[str]
     price: np.ndarray  # float32 (n_items,)
 
 
 @dataclass(frozen=True)
 class ModelContents:
-    """Every file of one model version, decoded: what the pipeline computes and the service assembles."""
+    """Every file of one model version, decoded: what the pipeline computes and the service assembles.
 
-    arrays: dict[str, np.ndarray]  # each ``.npy`` file of :class:`Files`, by name
-    user_ids: list[str]
+    ``user_index`` and ``item_index`` find an id's row; decoding reads them from the files, and
+    :meth:`lookups` builds them for contents made in memory.
+    """
+
+    arrays: dict[str, np.ndarray]  # each array of :attr:`Files.ARRAYS`, by name
+    user_ids: Sequence[str]
     items: ItemTable
     index_ip: faiss.Index
     index_cos: faiss.Index
+    user_index: IdLookup | None = None
+    item_index: IdLookup | None = None
+
+    def lookups(self) -> tuple[IdLookup, IdLookup]:
+        """The user and item id lookups (built from the ids when the contents were not decoded)."""
+        return (
+            self.user_index or IdLookup.of(_column(self.user_ids)),
+            self.item_index or IdLookup.of(_column(self.items.item_id)),
+        )
 
 
-NPY_FILES = tuple(name for name in Files.ALL if name.endswith(".npy"))
+def _column(strings: Sequence[str]) -> StringColumn:
+    return strings if isinstance(strings, StringColumn) else StringColumn.of(strings)
 
 
 def encode(contents: ModelContents, user_arrays: bool = True) -> dict[str, bytes]:
     """The bytes of every file in :class:`Files` (the inverse of :func:`decode`).
 
-    With ``user_arrays`` false, the per-user files (:attr:`Files.USER_SIDE`) are left out.
+    With ``user_arrays`` false, the per-user files (:attr:`Files.USER_SIDE`) are left out. Raises
+    ``ValueError`` for a missing array or text that is not valid Unicode (a response could not encode it).
     """
     names = Files.required(user_arrays)
-    missing = [name for name in NPY_FILES if name in names and name not in contents.arrays]
+    missing = [name for name in Files.ARRAYS if name in names and name not in contents.arrays]
     if missing:
         raise ValueError(f"encode: arrays missing from the model: {', '.join(missing)}")
-    files = {name: npy_bytes(contents.arrays[name]) for name in NPY_FILES if name in names}
-    if user_arrays:
-        files[Files.USERS] = json_bytes([str(u) for u in contents.user_ids])
+    files = {name: npy_bytes(contents.arrays[name]) for name in Files.ARRAYS if name in names}
     items = contents.items
-    files[Files.ITEMS] = json_bytes(
-        {
-            "item_id": [str(i) for i in items.item_id],
-            "title": [str(t) for t in items.title],
-            "category": [str(c) for c in items.category],
-            "price": [round(float(p), 2) for p in items.price],
-        }
-    )
+    text = [(Files.ITEM_IDS, Files.ITEM_ID_OFFSETS, Files.ITEM_ID_HASHES, Files.ITEM_ID_ROWS, items.item_id)]
+    if user_arrays:
+        users = contents.user_ids
+        text.append((Files.USER_IDS, Files.USER_ID_OFFSETS, Files.USER_ID_HASHES, Files.USER_ID_ROWS, users))
+    for data_name, offsets_name, hashes_name, rows_name, ids in text:
+        try:
+            column = _column(ids)
+        except ValueError as exc:
+            raise ValueError(f"encode: {data_name}: {exc}") from exc
+        lookup = IdLookup.of(column)
+        files.update({data_name: npy_bytes(column.data), offsets_name: npy_bytes(column.offsets),
+                      hashes_name: npy_bytes(lookup.hashes), rows_name: npy_bytes(lookup.rows)})  # fmt: skip
+    try:
+        titles = _column(items.title)
+    except ValueError as exc:
+        raise ValueError(f"encode: {Files.TITLES}: {exc}") from exc
+    categories = items.category if isinstance(items.category, CategoryColumn) else CategoryColumn.of(items.category)
+    files[Files.TITLES], files[Files.TITLE_OFFSETS] = npy_bytes(titles.data), npy_bytes(titles.offsets)
+    files[Files.CATEGORIES] = json_bytes(categories.names)
+    files[Files.CATEGORY_CODES] = npy_bytes(categories.codes.astype(np.int32))
+    files[Files.PRICES] = npy_bytes(np.asarray(items.price, dtype=np.float32))
     files[Files.INDEX_IP] = faiss.serialize_index(contents.index_ip).tobytes()
     files[Files.INDEX_COS] = faiss.serialize_index(contents.index_cos).tobytes()
     return files
@@ -251,19 +296,28 @@ def _decode(
     if present and len(present) != len(Files.USER_SIDE):
         absent = [name for name in Files.USER_SIDE if name not in names]
         raise ModelLoadError(f"model files cannot be decoded: per-user files incomplete, missing {', '.join(absent)}")
+
+    def text(data_name: str, offsets_name: str) -> StringColumn:
+        return StringColumn(load_array(data_name), load_array(offsets_name))
+
     try:
-        items = json.loads(read(Files.ITEMS))
+        item_ids = text(Files.ITEM_IDS, Files.ITEM_ID_OFFSETS)
         table = ItemTable(
-            item_id=[str(i) for i in items["item_id"]],
-            title=[str(t) for t in items["title"]],
-            category=[str(c) for c in items["category"]],
-            price=np.asarray(items["price"], dtype=np.float32),
+            item_id=item_ids,
+            title=text(Files.TITLES, Files.TITLE_OFFSETS),
+            category=CategoryColumn(
+                [str(c) for c in json.loads(read(Files.CATEGORIES))], load_array(Files.CATEGORY_CODES)
+            ),
+            price=load_array(Files.PRICES),
         )
-        arrays = {name: load_array(name) for name in NPY_FILES if name not in Files.USER_SIDE or present}
+        item_index = IdLookup(item_ids, load_array(Files.ITEM_ID_HASHES), load_array(Files.ITEM_ID_ROWS))
+        arrays = {name: load_array(name) for name in Files.ARRAYS if name not in Files.USER_SIDE or present}
         if present:
-            user_ids = [str(u) for u in json.loads(read(Files.USERS))]
+            user_ids = text(Files.USER_IDS, Files.USER_ID_OFFSETS)
+            user_index = IdLookup(user_ids, load_array(Files.USER_ID_HASHES), load_array(Files.USER_ID_ROWS))
         else:
-            user_ids = []
+            user_ids = StringColumn.of([])
+            user_index = IdLookup.of(user_ids)
             arrays.update(_no_users(arrays[Files.ITEM_FACTORS].shape[1]))
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelLoadError(f"model files cannot be decoded: {type(exc).__name__}: {exc}") from exc
@@ -273,6 +327,8 @@ def _decode(
         items=table,
         index_ip=read_index(Files.INDEX_IP),
         index_cos=read_index(Files.INDEX_COS),
+        user_index=user_index,
+        item_index=item_index,
     )
 
 
@@ -328,7 +384,8 @@ def read_manifest(store: ArtifactStore, version: str) -> Manifest:
         raise ArtifactIntegrityError(f"manifest unreadable: {store.uri}/{key}: {exc}") from exc
     if manifest.format_version != FORMAT_VERSION:
         raise ArtifactIntegrityError(
-            f"{store.uri}/{key}: format_version {manifest.format_version}, this reader needs {FORMAT_VERSION}"
+            f"{store.uri}/{key}: format_version {manifest.format_version}, this reader needs {FORMAT_VERSION}: "
+            "publish the model again with this version of the pipeline (python -m pipeline run)"
         )
     missing = [name for name in Files.required(manifest.user_arrays) if name not in manifest.files]
     if missing:

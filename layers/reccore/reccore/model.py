@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +26,7 @@ from reccore.artifacts import (
     read_manifest,
     read_verified,
 )
+from reccore.columns import CategoryColumn, IdLookup
 from reccore.errors import ModelLoadError
 from reccore.filtering import CategorySets
 from reccore.storage import ArtifactStore
@@ -38,10 +39,10 @@ class Model:
     """One immutable model version. Requests hold a reference for their whole lifetime."""
 
     manifest: Manifest
-    user_ids: list[str]
-    item_ids: list[str]
-    titles: list[str]
-    categories: list[str]
+    user_ids: Sequence[str]  # a StringColumn: strings decoded on access
+    item_ids: Sequence[str]
+    titles: Sequence[str]
+    categories: CategoryColumn
     prices: np.ndarray
     user_factors: np.ndarray
     item_factors: np.ndarray
@@ -56,11 +57,9 @@ class Model:
     history_events: np.ndarray
     index_ip: faiss.Index
     index_cos: faiss.Index
+    user_index: IdLookup  # id -> row, without a dict of every id
+    item_index: IdLookup
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    user_index: dict[str, int] = field(init=False)
-    item_index: dict[str, int] = field(init=False)
-    category_names: list[str] = field(init=False)
-    category_codes: np.ndarray = field(init=False)
     popular_order: np.ndarray = field(init=False)
     category_sets: CategorySets = field(init=False)  # per-category id sets for filtered search
 
@@ -80,13 +79,16 @@ class Model:
         if bad:
             raise ModelLoadError(f"model {self.manifest.version} is inconsistent: " + "; ".join(bad))
         set_ = object.__setattr__  # frozen dataclass: derived fields are set once here
-        set_(self, "user_index", {u: i for i, u in enumerate(self.user_ids)})
-        set_(self, "item_index", {it: i for i, it in enumerate(self.item_ids)})
-        names, codes = category_codes(self.categories)
-        set_(self, "category_names", names)
-        set_(self, "category_codes", codes)
         set_(self, "popular_order", np.argsort(-self.popularity, kind="stable").astype(np.int32))
         set_(self, "category_sets", CategorySets(self.category_codes, len(self.category_names)))
+
+    @property
+    def category_names(self) -> list[str]:
+        return self.categories.names
+
+    @property
+    def category_codes(self) -> np.ndarray:
+        return self.categories.codes
 
     @property
     def version(self) -> str:
@@ -175,20 +177,6 @@ def load_model(
         shutil.rmtree(directory, ignore_errors=True)  # the mappings outlive the files
 
 
-def category_codes(categories: list[str]) -> tuple[list[str], np.ndarray]:
-    """The sorted distinct categories and each item's code into them (``np.unique(..., return_inverse=True)``).
-
-    A dict pass instead: np.unique over a million strings sorts them all (about 1 s at 1M items, in the cold
-    start); this hashes them once and sorts only the few distinct names.
-    """
-    first: dict[str, int] = {}
-    raw = np.fromiter((first.setdefault(c, len(first)) for c in categories), dtype=np.int32, count=len(categories))
-    names = sorted(first)
-    remap = np.empty(len(names), dtype=np.int32)
-    remap[[first[name] for name in names]] = np.arange(len(names), dtype=np.int32)
-    return names, remap[raw]
-
-
 # Load directories are named <version>-pid<pid>.<instance>-<random>: the instance tells this process from a dead
 # one that had the same pid (a restarted Lambda runtime often gets the same small pid).
 _PID_MARK = "-pid"
@@ -244,12 +232,14 @@ def assemble(manifest: Manifest, contents: ModelContents) -> Model:
     """A :class:`Model` from decoded contents (in memory or mapped)."""
     arrays = contents.arrays
     try:
+        user_index, item_index = contents.lookups()
+        categories = contents.items.category
         return Model(
             manifest=manifest,
             user_ids=contents.user_ids,
             item_ids=contents.items.item_id,
             titles=contents.items.title,
-            categories=contents.items.category,
+            categories=categories if isinstance(categories, CategoryColumn) else CategoryColumn.of(categories),
             prices=contents.items.price,
             user_factors=arrays[Files.USER_FACTORS],
             item_factors=arrays[Files.ITEM_FACTORS],
@@ -264,6 +254,8 @@ def assemble(manifest: Manifest, contents: ModelContents) -> Model:
             history_events=arrays[Files.HISTORY_EVENTS],
             index_ip=contents.index_ip,
             index_cos=contents.index_cos,
+            user_index=user_index,
+            item_index=item_index,
         )
     except (ValueError, TypeError, RuntimeError) as exc:
         raise ModelLoadError(f"model {manifest.version} cannot be loaded: {type(exc).__name__}: {exc}") from exc

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from reccore.artifacts import Files
+from reccore.columns import IdLookup, StringColumn, id_hashes
 from reccore.errors import ModelValidationError
 from reccore.model import Model
 from reccore.recommend import Interactions, recommend
@@ -59,7 +60,7 @@ def structural_problems(model: Model, thorough: bool = True) -> list[str]:
     """Every disagreement between the arrays, the id lists, the indexes and the manifest (empty if none).
 
     Without ``thorough``, only what needs no pass over the data: dtypes, shapes, counts, the ends of the
-    history pointers, and repeated ids (the id lookups are built anyway).
+    history pointers and the text columns' offsets. Repeated ids are a ``thorough`` check (the pipeline's).
     """
     n_users, n_items, dims = model.n_users, model.n_items, model.manifest.index.dims
     n_history = len(model.history_items)
@@ -85,21 +86,7 @@ def structural_problems(model: Model, thorough: bool = True) -> list[str]:
     for name, index in ((Files.INDEX_IP, model.index_ip), (Files.INDEX_COS, model.index_cos)):
         if index.d != dims or index.ntotal != n_items:
             problems.append(f"{name} holds {index.ntotal} vectors of {index.d} dims, expected {n_items} of {dims}")
-    for column, values in (("title", model.titles), ("category", model.categories), ("price", model.prices)):
-        if len(values) != n_items:
-            problems.append(f"{Files.ITEMS} has {len(values)} {column} values for {n_items} items")
-    for name, ids, lookup in ((Files.USERS, model.user_ids, model.user_index), (Files.ITEMS, model.item_ids,
-                                                                                   model.item_index)):  # fmt: skip
-        if len(lookup) != len(ids):
-            problems.append(f"{name} repeats ids")
-    for name, texts in (
-        (Files.USERS, model.user_ids if thorough else []),
-        (Files.ITEMS, [*model.item_ids, *model.titles, *model.categories] if thorough else []),
-    ):
-        try:
-            "\n".join(texts).encode("utf-8")
-        except UnicodeEncodeError:
-            problems.append(f"{name} holds text that is not valid Unicode (a response could not encode it)")
+    problems += _text_problems(model, thorough)
     data = model.manifest.data
     # n_items only: an item-side-only version publishes no per-user arrays, yet its manifest counts the trained users.
     if "n_items" in data and data["n_items"] != n_items:
@@ -121,6 +108,61 @@ def structural_problems(model: Model, thorough: bool = True) -> list[str]:
     if n_history and (model.history_items.min() < 0 or model.history_items.max() >= n_items):
         problems.append(f"{Files.HISTORY_ITEMS} points outside the {n_items} items")
     return problems
+
+
+def _text_problems(model: Model, thorough: bool) -> list[str]:
+    """The text columns: offsets that fit their buffers, one hash per id, codes and prices per item.
+
+    ``thorough`` also decodes every buffer (valid UTF-8), checks the hashes against the ids and looks for
+    repeated ids; otherwise only the ends of each array are read (a mapped column is not paged in).
+    """
+    problems: list[str] = []
+    n_items = model.n_items
+    columns = {Files.ITEM_IDS: model.item_ids, Files.TITLES: model.titles, Files.USER_IDS: model.user_ids}
+    for name, column in columns.items():
+        if not isinstance(column, StringColumn):
+            continue
+        offsets, data = column.offsets, column.data
+        if data.dtype != np.uint8 or offsets.dtype.kind not in "iu" or offsets.ndim != 1 or not len(offsets):
+            problems.append(f"{name} is not a text column (uint8 buffer and integer offsets)")
+        elif offsets[0] != 0 or offsets[-1] != len(data) or (thorough and np.any(np.diff(offsets) < 0)):
+            problems.append(f"{name}: offsets do not cover its {len(data)} bytes")
+    if len(model.titles) != n_items:
+        problems.append(f"{Files.TITLES} has {len(model.titles)} titles for {n_items} items")
+    if len(model.prices) != n_items:
+        problems.append(f"{Files.PRICES} has {len(model.prices)} prices for {n_items} items")
+    codes = model.category_codes
+    if len(codes) != n_items or codes.dtype.kind not in "iu":
+        problems.append(f"{Files.CATEGORY_CODES} has {len(codes)} codes of dtype {codes.dtype} for {n_items} items")
+    elif thorough and n_items and (codes.min() < 0 or codes.max() >= len(model.category_names)):
+        problems.append(f"{Files.CATEGORY_CODES} points outside the {len(model.category_names)} categories")
+    for name, lookup in ((Files.USER_ID_HASHES, model.user_index), (Files.ITEM_ID_HASHES, model.item_index)):
+        if not isinstance(lookup, IdLookup):
+            continue
+        if len(lookup.hashes) != len(lookup.ids) or len(lookup.rows) != len(lookup.ids):
+            problems.append(f"{name} has {len(lookup.hashes)} hashes for {len(lookup.ids)} ids")
+        elif thorough:
+            problems += _lookup_problems(name, lookup)
+    if problems or not thorough:
+        return problems
+    for name, column in columns.items():
+        try:
+            bytes(column.data).decode("utf-8") if isinstance(column, StringColumn) else None
+        except UnicodeDecodeError:
+            problems.append(f"{name} holds text that is not valid UTF-8 (a response could not encode it)")
+    return problems
+
+
+def _lookup_problems(name: str, lookup: IdLookup) -> list[str]:
+    if not np.array_equal(np.sort(lookup.rows), np.arange(len(lookup.ids))):
+        return [f"{name}: the rows are not a permutation of the ids"]
+    try:
+        if not np.array_equal(id_hashes(lookup.ids)[lookup.rows], lookup.hashes):
+            return [f"{name} does not match the ids (a lookup would miss them)"]
+    except UnicodeDecodeError:
+        return []  # reported as invalid UTF-8
+    repeated = lookup.repeated()
+    return [f"{name}: ids repeat ({', '.join(repeated[:3])})"] if repeated else []
 
 
 def probe_queries(model: Model) -> list[str]:

@@ -27,7 +27,7 @@ from app.schemas import (
     SimilarResponse,
     error_responses,
 )
-from app.views import views
+from app.views import item_search, views
 from reccore.errors import UnknownItemError
 from reccore.model import Model
 from reccore.scoring import similar_items
@@ -76,7 +76,7 @@ async def list_items(
         matches = model.popular_order
     if q:
         found = np.zeros(model.n_items, dtype=bool)
-        found[tables.item_search.search(q)] = True
+        found[item_search(model).search(q)] = True
         matches = matches[found[matches]]
     page = matches[offset : offset + limit].tolist()
     return ItemPage(

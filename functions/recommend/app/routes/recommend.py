@@ -48,9 +48,7 @@ def _lookup(model: Model, ids: list[str]) -> tuple[list[int], list[str], list[in
     known: list[int] = []
     kept: list[int] = []
     unknown: dict[str, None] = {}
-    lookup = model.item_index
-    for n, item_id in enumerate(ids):
-        position = lookup.get(item_id)
+    for n, (item_id, position) in enumerate(zip(ids, model.item_index.rows_of(ids), strict=True)):
         if position is None:
             unknown[item_id] = None
         else:

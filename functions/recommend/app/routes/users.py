@@ -20,7 +20,7 @@ from app.schemas import (
     error_responses,
 )
 from app.state import UserStoreDep, read_state
-from app.views import views
+from app.views import user_search, views
 from reccore.errors import UnknownUserError
 
 router = APIRouter(tags=["users"], responses=COMMON_ERRORS)
@@ -38,7 +38,7 @@ async def list_users(
     """A page of user ids (model order) with their interaction counts, optionally filtered by q."""
     tables = views(model)
     if q:
-        matches = tables.user_search.search(q)
+        matches = user_search(model).search(q)
         total, page = len(matches), matches[offset : offset + limit].tolist()
     else:
         total, page = model.n_users, list(range(min(offset, model.n_users), min(offset + limit, model.n_users)))
