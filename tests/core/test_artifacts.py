@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,15 @@ from reccore.artifacts import (
     encode,
     list_versions,
     new_version,
+    npy_bytes,
+    npy_load,
     publish,
     read_latest_version,
     read_manifest,
     record_in_manifest,
     version_key,
 )
-from reccore.errors import ArtifactIntegrityError, ConfigError, ModelLoadError, ModelNotFoundError
+from reccore.errors import ArtifactIntegrityError, ConfigError, ModelLoadError, ModelNotFoundError, ModelPartError
 from reccore.model import build_model, load_model
 from reccore.storage import ArtifactStore, LocalStore, S3Store, open_store
 from tests.core.conftest import tiny_contents
@@ -85,19 +88,47 @@ def test_nothing_published_is_a_clear_error(store: ArtifactStore) -> None:
         load_model(store)
 
 
-def test_corrupted_file_is_detected(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
-    published = publish(store, fresh(packaged[0]), packaged[1])
-    key = version_key(published.version, Files.ITEM_FACTORS)
+def _corrupt(store: ArtifactStore, version: str, name: str) -> None:
+    key = version_key(version, name)
     data = bytearray(store.get(key))
     data[-1] ^= 0xFF
     store.put(key, bytes(data))
-    with pytest.raises(ArtifactIntegrityError, match=r"checksum mismatch .*item_factors\.npy"):
+
+
+def test_corrupted_file_is_detected(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
+    published = publish(store, fresh(packaged[0]), packaged[1])
+    _corrupt(store, published.version, Files.POPULARITY)
+    with pytest.raises(ArtifactIntegrityError, match=r"checksum mismatch .*popularity\.npy"):
+        load_model(store)
+
+
+@pytest.mark.parametrize("name", Files.DEFERRED)
+def test_a_corrupted_deferred_part_is_refused_on_first_use(
+    store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]], name: str
+) -> None:
+    published = publish(store, fresh(packaged[0]), packaged[1])
+    _corrupt(store, published.version, name)
+    model = load_model(store)  # the deferred parts are not fetched by the load
+    assert name in model.parts.pending()
+    for _ in range(2):  # refused each time it is needed, not cached as a failure nor as a value
+        with pytest.raises(ModelPartError, match=rf"checksum mismatch .*{re.escape(name)}"):
+            model.parts.get(name)
+    assert model.parts.prefetch().keys() == {name}
+
+
+def test_a_deferred_part_of_the_wrong_width_is_refused_at_load(
+    store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]
+) -> None:
+    # Checksums intact, the item factors 2 columns wide (the model has 3): refused by the load, not by a fold-in.
+    files = {**packaged[1], Files.ITEM_FACTORS: npy_bytes(npy_load(packaged[1][Files.ITEM_FACTORS])[:, :2].copy())}
+    publish(store, fresh(packaged[0]), files)
+    with pytest.raises(ModelLoadError, match=r"item_factors\.npy holds \d+ bytes, not \d+ rows of \d+ values"):
         load_model(store)
 
 
 def test_missing_file_is_detected(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
     published = publish(store, fresh(packaged[0]), packaged[1])
-    store.delete([version_key(published.version, Files.INDEX_COS)])
+    store.delete([version_key(published.version, Files.INDEX_COS)])  # a deferred part: its absence is seen at load
     with pytest.raises(ArtifactIntegrityError, match=r"missing file .*index_cos\.faiss"):
         load_model(store)
 

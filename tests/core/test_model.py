@@ -23,8 +23,10 @@ def test_mapped_load_answers_exactly_as_the_in_memory_load(kind: str, tmp_path: 
     publish(store, catalogue_manifest(kind), encode(catalogue_contents(kind)))
     mapped = load_model(store, cache_dir=str(tmp_path / "cache"), mmap=True)
     in_memory = load_model(store, cache_dir=str(tmp_path / "cache"), mmap=False)
+    assert mapped.parts.pending() and not in_memory.parts.pending()  # the deferred parts come on first use
     assert isinstance(mapped.item_factors.base, np.memmap)  # a plain ndarray over the mapped file
     assert not isinstance(in_memory.item_factors.base, np.memmap)
+    assert mapped.parts.prefetch() == {} and not mapped.parts.pending()
     assert list((tmp_path / "cache").iterdir()) == []  # the mapped copy's files are gone; the mappings stay valid
     filters = [Filters(), Filters(exclude_categories=frozenset({"c0", "c1", "c2"}), exclude_items=frozenset({3, 4}))]
     for user in range(0, mapped.n_users, 7):

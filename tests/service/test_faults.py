@@ -67,9 +67,9 @@ def _wait_for(check: Callable[[], bool], timeout: float) -> float:
 
 
 def _publish_inconsistent(store: ArtifactStore, source: Any) -> str:
-    """Files that pass their checksums but disagree: item factors with 3 columns, the index with 50 dims."""
+    """Files that pass their checksums but disagree: user factors with 3 columns, the index with 50 dims."""
     files = dict(source.files)
-    files[Files.ITEM_FACTORS] = npy_bytes(npy_load(files[Files.ITEM_FACTORS])[:, :3].copy())
+    files[Files.USER_FACTORS] = npy_bytes(npy_load(files[Files.USER_FACTORS])[:, :3].copy())
     manifest = source.manifest.model_copy(update={"version": new_version()})
     return publish(store, manifest, files, retention=50).version
 
@@ -85,6 +85,7 @@ def test_stalled_store_loaded_model_keeps_serving_fresh_process_503s_then_recove
     uri = f"s3://{BUCKET}/stall"
     configure_service(uri, refresh_seconds=0, AWS_ENDPOINT_URL_S3=moto.endpoint, **FAST_S3)
     assert _health(api)[1]["model_version"] == v1
+    _wait_for(lambda: registry.model is not None and not registry.model.parts.pending(), timeout=10)  # prepare()
     moto.pause()  # SIGSTOP: connections are accepted by the kernel, nothing answers
     try:
         for _ in range(3):  # refresh_seconds=0: every request checks LATEST against the stalled store
@@ -112,6 +113,37 @@ def test_stalled_store_loaded_model_keeps_serving_fresh_process_503s_then_recove
     assert body["model_version"] == v1 and body["stale"] is False
 
 
+def test_a_part_not_fetched_yet_when_the_store_stalls_is_a_503_for_its_paths_only(
+    configure_service: Callable[..., None],
+    published_model: Any,
+    publish_version: Callable[..., str],
+    moto: Moto,
+    api: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v1 = publish_version(moto.store("parts"), published_model)
+    configure_service(f"s3://{BUCKET}/parts", refresh_seconds=3600, AWS_ENDPOINT_URL_S3=moto.endpoint, **FAST_S3)
+    monkeypatch.setattr(registry, "_prepare", None)  # no background fetch: the parts wait for their first use
+    assert _health(api)[1]["model_version"] == v1
+    assert registry.model is not None and set(registry.model.parts.pending()) == set(Files.DEFERRED)
+    moto.pause()
+    try:
+        known = api.post("/recommend", json={"user_id": "u000001", "k": 3})
+        assert known.status_code == 200 and known.json()["model_version"] == v1  # needs no deferred part
+        for response in (
+            api.get("/items/i000001/similar?k=3"),
+            api.post("/recommend", json={"recent_items": ["i000001"]}),
+        ):
+            assert response.status_code == 503 and response.json() == {
+                "error": "model_unavailable",
+                "message": "part of the model could not be fetched from the store; retry later",
+            }
+    finally:
+        moto.resume()
+    _serves_every_path(api, v1)  # fetched by the first request that needs them, once the store answers
+    assert registry.model.parts.pending() == [Files.ITEM_MAP]  # only the map needs it
+
+
 def test_refused_store_loaded_model_keeps_serving_and_recovers_when_it_is_back(
     configure_service: Callable[..., None],
     published_model: Any,
@@ -123,6 +155,7 @@ def test_refused_store_loaded_model_keeps_serving_and_recovers_when_it_is_back(
     uri = f"s3://{BUCKET}/refused"
     configure_service(uri, refresh_seconds=0, AWS_ENDPOINT_URL_S3=moto.endpoint, **FAST_S3)
     assert _health(api)[1]["model_version"] == v1
+    _wait_for(lambda: registry.model is not None and not registry.model.parts.pending(), timeout=10)  # prepare()
     moto.stop()  # connection refused
     status, body, elapsed = _health(api)
     assert status == 200 and body["model_version"] == v1 and body["stale_reason"] == "store_unreachable"
@@ -182,7 +215,7 @@ def test_shape_inconsistent_version_is_refused_logged_and_remembered(
     _serves_every_path(api, v1)
     logs = log_lines.getvalue()
     assert logs.count('"new model version refused') == 1  # remembered: not downloaded again within its backoff
-    assert bad in logs and "item_factors.npy has shape" in logs
+    assert bad in logs and "user_factors.npy has shape" in logs
 
     configure_service(fresh_prefix, refresh_seconds=0)  # a fresh environment cannot serve it either
     status, body, _ = _health(api)

@@ -16,6 +16,8 @@ Lambda freezes the execution environment between invocations, so a background th
 while some invocation runs. On Lambda (``AWS_LAMBDA_RUNTIME_API`` is set, by Lambda and by its emulator)
 the request that finds a new version in LATEST therefore waits for that version's load, like a first load:
 the swap finishes within the invocation that needs it. Under uvicorn the swap stays in the background.
+A swap fetches the new version's deferred parts before it goes live; a first load leaves them to
+:func:`prepare`, after the first answer, or to the first request that needs one.
 
 A version that fails to load or validate is remembered and retried only with exponential backoff;
 meanwhile the old model keeps serving and ``/health`` reports it as stale.
@@ -213,8 +215,8 @@ class ModelRegistry:
 
     def _first_load(self, generation: int, _current: Model | None) -> Model | None:
         try:
-            # The first answer needs no derived tables: they are built after it (or by the first route
-            # that needs them), not in the cold start (0.7-1.0 s of it at 1M items).
+            # The first answer needs no derived tables nor the deferred parts: they come after it (or with the
+            # first request that needs them), not in the cold start (at 1M items, 60% of the bytes).
             model = self._load(version=None, prepare=False)
         except RecError as exc:
             with self._lock:
@@ -306,6 +308,10 @@ class ModelRegistry:
         try:
             store = self._get_store()
             model = load_model(store, version=version, cache_dir=settings.cache_dir, progress=self._progress)
+            if prepare:  # a swap: the whole version is fetched and checked before it goes live
+                failures = model.parts.prefetch()
+                if failures:
+                    raise ModelLoadError(f"model {model.version} is refused: " + "; ".join(failures.values()))
             self._validate(model)
             self._progress("validate")
             if prepare and self._prepare is not None:  # a swap: built before it, so no request pays for them
@@ -320,4 +326,13 @@ class ModelRegistry:
             ) from exc
 
 
-registry = ModelRegistry(prepare=views)
+def prepare(model: Model) -> None:
+    """What a model needs beyond its first answer: the routes' tables, then its deferred parts (item vectors,
+    similar-items index, map; see :class:`reccore.model.Parts`), so that no later request waits for them."""
+    views(model)
+    failures = model.parts.prefetch()
+    if failures:  # each is fetched again by the first request that needs it
+        logger.warning("model parts not fetched", extra={"reason": "; ".join(failures.values())})
+
+
+registry = ModelRegistry(prepare=prepare)

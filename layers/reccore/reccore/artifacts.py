@@ -19,7 +19,7 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +83,9 @@ class Files:
     ITEM_TEXT = (ITEM_IDS, ITEM_ID_OFFSETS, ITEM_ID_HASHES, ITEM_ID_ROWS, TITLES, TITLE_OFFSETS, CATEGORIES,
                  CATEGORY_CODES, PRICES)  # fmt: skip
     ALL = (*ARRAYS, *USER_TEXT, *ITEM_TEXT, INDEX_IP, INDEX_COS)
+    # Fetched on first use (or in the background once the model serves), not in the cold start: only fold-in,
+    # heavy filters, diversity, similar items and the map touch them, and they are most of the bytes.
+    DEFERRED = (ITEM_FACTORS, ITEM_MAP, INDEX_COS)
     # Per-user files: optional (manifest.data["user_arrays"] false) when a user-state table holds the users instead.
     USER_SIDE = (USER_FACTORS, *USER_TEXT, HISTORY_INDPTR, HISTORY_ITEMS, HISTORY_TIMES, HISTORY_EVENTS)
 
@@ -181,7 +184,7 @@ class ModelContents:
     user_ids: Sequence[str]
     items: ItemTable
     index_ip: faiss.Index
-    index_cos: faiss.Index
+    index_cos: faiss.Index | None  # None: not fetched yet (one of Files.DEFERRED)
     user_index: IdLookup | None = None
     item_index: IdLookup | None = None
 
@@ -231,6 +234,8 @@ def encode(contents: ModelContents, user_arrays: bool = True) -> dict[str, bytes
     files[Files.CATEGORY_CODES] = npy_bytes(categories.codes.astype(np.int32))
     files[Files.PRICES] = npy_bytes(np.asarray(items.price, dtype=np.float32))
     files[Files.INDEX_IP] = faiss.serialize_index(contents.index_ip).tobytes()
+    if contents.index_cos is None:
+        raise ValueError(f"encode: {Files.INDEX_COS} missing from the model")
     files[Files.INDEX_COS] = faiss.serialize_index(contents.index_cos).tobytes()
     return files
 
@@ -257,31 +262,39 @@ def decode(files: dict[str, bytes], cache_dir: str | None = None) -> ModelConten
     )
 
 
-def decode_dir(directory: str | Path, index_type: str = "flat") -> ModelContents:
+def decode_dir(directory: str | Path, index_type: str = "flat", names: Iterable[str] | None = None) -> ModelContents:
     """Decode verified files in ``directory``, mapping arrays and indexes instead of reading them.
 
     Arrays are ``np.load(mmap_mode="r")`` views and the FAISS indexes are read with FAISS's mmap flag
     (an IVF index maps its inverted lists, flat and HNSW their vector storage), so the pages come from
     the page cache on first touch. The mappings outlive the files: callers may delete them afterwards.
-    Same rules and errors as :func:`decode`.
+    Same rules and errors as :func:`decode`, except that files of :attr:`Files.DEFERRED` may be absent (not
+    fetched yet): their arrays are left out and ``index_cos`` is None. ``names`` limits the files read (default:
+    every file in ``directory``).
     """
     root = Path(directory)
-    flag = faiss.IO_FLAG_MMAP if index_type == "ivf" else faiss.IO_FLAG_MMAP_IFC
+    return _decode(
+        {path.name for path in root.iterdir()} if names is None else set(names),
+        lambda name: (root / name).read_bytes(),
+        lambda name: map_file(root / name, index_type),
+        lambda name: map_file(root / name, index_type),
+    )
 
-    def read_index(name: str) -> faiss.Index:
+
+def map_file(path: Path, index_type: str = "flat") -> Any:
+    """One verified ``.npy`` or FAISS file on disk, mapped (see :func:`decode_dir`)."""
+    if path.suffix == ".faiss":
+        flag = faiss.IO_FLAG_MMAP if index_type == "ivf" else faiss.IO_FLAG_MMAP_IFC
         try:
-            return faiss.read_index(str(root / name), flag)
+            return faiss.read_index(str(path), flag)
         except RuntimeError as exc:
             raise ArtifactIntegrityError(f"FAISS index unreadable: {exc}") from exc
-
-    return _decode(
-        {path.name for path in root.iterdir()},
-        lambda name: (root / name).read_bytes(),
-        # np.asarray: a plain ndarray over the same mapped pages; indexing a np.memmap subclass costs several µs
-        # per access on the request path (measured: 17 accesses per /recommend).
-        lambda name: np.asarray(np.load(root / name, mmap_mode="r", allow_pickle=False)),
-        read_index,
-    )
+    # np.asarray: a plain ndarray over the same mapped pages; indexing a np.memmap subclass costs several µs
+    # per access on the request path (measured: 17 accesses per /recommend).
+    try:
+        return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
+    except ValueError as exc:
+        raise ModelLoadError(f"{path.name} cannot be decoded: {exc}") from exc
 
 
 def _decode(
@@ -311,14 +324,15 @@ def _decode(
             price=load_array(Files.PRICES),
         )
         item_index = IdLookup(item_ids, load_array(Files.ITEM_ID_HASHES), load_array(Files.ITEM_ID_ROWS))
-        arrays = {name: load_array(name) for name in Files.ARRAYS if name not in Files.USER_SIDE or present}
+        wanted = [name for name in Files.ARRAYS if name not in Files.USER_SIDE or present]
+        arrays = {name: load_array(name) for name in wanted if name in names or name not in Files.DEFERRED}
         if present:
             user_ids = text(Files.USER_IDS, Files.USER_ID_OFFSETS)
             user_index = IdLookup(user_ids, load_array(Files.USER_ID_HASHES), load_array(Files.USER_ID_ROWS))
         else:
             user_ids = StringColumn.of([])
             user_index = IdLookup.of(user_ids)
-            arrays.update(_no_users(arrays[Files.ITEM_FACTORS].shape[1]))
+            arrays.update(_no_users(len(arrays[Files.SINGULAR_VALUES])))
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelLoadError(f"model files cannot be decoded: {type(exc).__name__}: {exc}") from exc
     return ModelContents(
@@ -326,7 +340,7 @@ def _decode(
         user_ids=user_ids,
         items=table,
         index_ip=read_index(Files.INDEX_IP),
-        index_cos=read_index(Files.INDEX_COS),
+        index_cos=read_index(Files.INDEX_COS) if Files.INDEX_COS in names else None,
         user_index=user_index,
         item_index=item_index,
     )

@@ -35,6 +35,10 @@ class ModelValidationError(ModelLoadError):
     """A model's files are intact but disagree with each other or cannot answer a query."""
 
 
+class ModelPartError(ModelLoadError):
+    """A part of the model fetched on first use (item vectors, similar-items index, map) could not be fetched."""
+
+
 class ModelNotReadyError(ModelLoadError):
     """The model is still loading (making progress) after the longest wait a request allows; it goes on."""
 

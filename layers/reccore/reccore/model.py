@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import shutil
 import tempfile
+import threading
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -22,16 +27,90 @@ from reccore.artifacts import (
     decode,
     decode_dir,
     fetch_verified,
+    map_file,
     read_latest_version,
     read_manifest,
     read_verified,
+    version_key,
 )
 from reccore.columns import CategoryColumn, IdLookup
-from reccore.errors import ModelLoadError
+from reccore.errors import ArtifactIntegrityError, ModelLoadError, ModelPartError
 from reccore.filtering import CategorySets
 from reccore.storage import ArtifactStore
 
 _DOWNLOAD_THREADS = 8
+
+
+class Parts:
+    """The parts of a model that may arrive after it starts serving: :attr:`Files.DEFERRED`.
+
+    A part not given at construction is fetched by ``fetch(name)`` on its first use, in the thread that needs
+    it (so on Lambda, within the invocation that needs it), or by :meth:`prefetch` in the background; each
+    part once. A failed fetch raises :class:`ModelPartError` (a 503 for that request) and is tried again by
+    the next use.
+    """
+
+    def __init__(
+        self,
+        given: dict[str, Any],
+        shape: tuple[int, int],
+        fetch: Callable[[str], Any] | None = None,
+        done: Callable[[], object] | None = None,
+    ) -> None:
+        self._values = {name: value for name, value in given.items() if name in Files.DEFERRED and value is not None}
+        self._shape = shape  # (n_items, dims): what every part must agree with
+        self._fetch = fetch
+        self._done = done  # called once every part is here (the load directory is removed)
+        self._locks = {name: threading.Lock() for name in Files.DEFERRED}
+
+    def get(self, name: str) -> Any:
+        value = self._values.get(name)
+        if value is not None:
+            return value
+        with self._locks[name]:
+            if name not in self._values:
+                if self._fetch is None:
+                    raise ModelPartError(f"{name} is missing from the model")
+                try:
+                    value = self._fetch(name)
+                except Exception as exc:
+                    raise ModelPartError(f"{name} could not be fetched: {type(exc).__name__}: {exc}") from exc
+                problem = _part_problem(name, value, self._shape)
+                if problem:
+                    raise ModelPartError(problem)
+                self._values[name] = value
+                if not self.pending() and self._done is not None:
+                    self._done()
+            return self._values[name]
+
+    def pending(self) -> list[str]:
+        return [name for name in Files.DEFERRED if name not in self._values]
+
+    def prefetch(self) -> dict[str, str]:
+        """Fetch every pending part; the failures by name (each is tried again on its first use)."""
+        failures = {}
+        for name in self.pending():
+            try:
+                self.get(name)
+            except ModelPartError as exc:
+                failures[name] = str(exc)
+        return failures
+
+    def problems(self) -> list[str]:
+        """Row counts of the parts given at construction that disagree (the rest is for validation)."""
+        shape = (self._shape[0], None)
+        return [p for name, value in self._values.items() if (p := _part_problem(name, value, shape))]
+
+
+def _part_problem(name: str, value: Any, shape: tuple[int, int | None]) -> str | None:
+    """A part whose rows (and, unless ``shape[1]`` is None, columns) disagree with ``(n_items, dims)``."""
+    n_items, dims = shape
+    if isinstance(value, faiss.Index):
+        got = (value.ntotal, value.d)
+    else:
+        got = (len(value), value.shape[1] if value.ndim == 2 else 0)
+    want = (n_items, got[1] if dims is None else 2 if name == Files.ITEM_MAP else dims)
+    return None if got == want else f"{name} has {got[0]} rows of {got[1]} values, expected {want[0]} of {want[1]}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,18 +124,16 @@ class Model:
     categories: CategoryColumn
     prices: np.ndarray
     user_factors: np.ndarray
-    item_factors: np.ndarray
     singular_values: np.ndarray
     item_weights: np.ndarray
     popularity: np.ndarray
     content_based: np.ndarray
-    item_map: np.ndarray
     history_indptr: np.ndarray
     history_items: np.ndarray
     history_times: np.ndarray
     history_events: np.ndarray
     index_ip: faiss.Index
-    index_cos: faiss.Index
+    parts: Parts  # item_factors, item_map and index_cos: maybe fetched on first use (Files.DEFERRED)
     user_index: IdLookup  # id -> row, without a dict of every id
     item_index: IdLookup
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -66,21 +143,31 @@ class Model:
     def __post_init__(self) -> None:
         n_items, n_users = len(self.item_ids), len(self.user_ids)
         shapes = {
-            Files.ITEM_FACTORS: (self.item_factors.shape[0], n_items),
             Files.USER_FACTORS: (self.user_factors.shape[0], n_users),
             Files.POPULARITY: (len(self.popularity), n_items),
             Files.CONTENT_BASED: (len(self.content_based), n_items),
-            Files.ITEM_MAP: (len(self.item_map), n_items),
             Files.HISTORY_INDPTR: (len(self.history_indptr), n_users + 1),
             Files.INDEX_IP: (self.index_ip.ntotal, n_items),
-            Files.INDEX_COS: (self.index_cos.ntotal, n_items),
         }
         bad = [f"{name} has {got} rows, expected {want}" for name, (got, want) in shapes.items() if got != want]
+        bad += self.parts.problems()
         if bad:
             raise ModelLoadError(f"model {self.manifest.version} is inconsistent: " + "; ".join(bad))
         set_ = object.__setattr__  # frozen dataclass: derived fields are set once here
         set_(self, "popular_order", np.argsort(-self.popularity, kind="stable").astype(np.int32))
         set_(self, "category_sets", CategorySets(self.category_codes, len(self.category_names)))
+
+    @property
+    def item_factors(self) -> np.ndarray:
+        return self.parts.get(Files.ITEM_FACTORS)
+
+    @property
+    def item_map(self) -> np.ndarray:
+        return self.parts.get(Files.ITEM_MAP)
+
+    @property
+    def index_cos(self) -> faiss.Index:
+        return self.parts.get(Files.INDEX_COS)
 
     @property
     def category_names(self) -> list[str]:
@@ -124,8 +211,9 @@ def load_model(
 
     With ``mmap`` (the default) each file of an S3 store is downloaded to a private directory under
     ``cache_dir`` (ranged GETs in parallel), hashed from disk and mapped from there
-    (:func:`~reccore.artifacts.decode_dir`); the directory is removed once mapped. A directory store's files
-    are hashed and mapped in place, not copied.
+    (:func:`~reccore.artifacts.decode_dir`), then deleted (the mappings outlive the files). A directory store's
+    files are hashed and mapped in place, not copied. The :attr:`Files.DEFERRED` parts are not fetched here but
+    on first use (:class:`Parts`): they are most of the bytes, and a known user's recommendation never needs them.
     Without it, every file is decoded from memory. Both give identical answers. ``progress`` is called
     with a step's name as each one finishes (LATEST, the manifest, each file, the decoding).
 
@@ -155,7 +243,9 @@ def load_model(
     root.mkdir(parents=True, exist_ok=True)
     remove_abandoned(root)
     directory = Path(tempfile.mkdtemp(prefix=f"{version}{_PID_MARK}{os.getpid()}.{_INSTANCE}-", dir=root))
+    eager = [name for name in names if name not in Files.DEFERRED]
     try:
+        _check_present(store, manifest)  # before the downloads: a version with parts gone is refused at once
 
         def fetch(name: str) -> Path:
             path = fetch_verified(store, manifest, name, directory)
@@ -163,18 +253,66 @@ def load_model(
             return path
 
         with ThreadPoolExecutor(max_workers=_DOWNLOAD_THREADS) as pool:
-            paths = list(pool.map(fetch, names))
+            paths = list(pool.map(fetch, eager))
         # A directory store's files are verified and mapped in place; downloads sit together in ``directory``.
         folders = {path.parent for path in paths}
         source = folders.pop() if len(folders) == 1 else directory
         try:
-            decoded = decode_dir(source, manifest.index.type)
+            decoded = decode_dir(source, manifest.index.type, eager)
         except ModelLoadError as exc:
             raise ModelLoadError(f"model {manifest.version} cannot be loaded: {exc}") from exc
         step("decode")
-        return assemble(manifest, decoded)
+        _check_sizes(manifest, len(decoded.items.item_id), len(decoded.arrays[Files.SINGULAR_VALUES]))
+        remove = functools.partial(shutil.rmtree, directory, ignore_errors=True)
+        model = assemble(manifest, decoded, lambda name: _fetch_part(store, manifest, name, directory), remove)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    for path in paths:
+        if path.parent == directory:
+            path.unlink(missing_ok=True)  # the mappings outlive the files
+    if model.parts.pending():
+        weakref.finalize(model, remove)  # the directory goes when every part is here or the model is dropped
+    else:
+        remove()
+    return model
+
+
+def _check_present(store: ArtifactStore, manifest: Manifest) -> None:
+    """Refuse a version whose deferred parts are gone (one LIST): better at load than on a later request."""
+    keys = set(store.list_keys(version_key(manifest.version, "")))
+    missing = [name for name in Files.DEFERRED if version_key(manifest.version, name) not in keys]
+    if missing:
+        raise ArtifactIntegrityError(f"missing file {store.uri}/{version_key(manifest.version, missing[0])}")
+
+
+def _check_sizes(manifest: Manifest, n_items: int, dims: int) -> None:
+    """Refuse deferred arrays whose published size is not that of ``n_items`` rows of their width (float32 or
+    float64): the shape check a deferred part would otherwise meet only on its first use, from the manifest."""
+    for name, width in ((Files.ITEM_FACTORS, dims), (Files.ITEM_MAP, 2)):
+        entry = manifest.files.get(name)
+        if entry is not None and entry.size not in (_npy_size((n_items, width), d) for d in ("<f4", "<f8")):
+            raise ModelLoadError(
+                f"model {manifest.version} cannot be loaded: {name} holds {entry.size} bytes, "
+                f"not {n_items} rows of {width} values"
+            )
+
+
+def _npy_size(shape: tuple[int, int], dtype: str) -> int:
+    """The size of an ``.npy`` file of ``shape`` and ``dtype`` (its header, then the values)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return len(header.getvalue()) + shape[0] * shape[1] * np.dtype(dtype).itemsize
+
+
+def _fetch_part(store: ArtifactStore, manifest: Manifest, name: str, directory: Path) -> Any:
+    """One deferred part (:attr:`Files.DEFERRED`), verified and mapped."""
+    path = fetch_verified(store, manifest, name, directory)
+    try:
+        return map_file(path, manifest.index.type)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)  # the mappings outlive the files
+        if path.parent == directory:
+            path.unlink(missing_ok=True)
 
 
 # Load directories are named <version>-pid<pid>.<instance>-<random>: the instance tells this process from a dead
@@ -228,8 +366,14 @@ def build_model(manifest: Manifest, files: dict[str, bytes], cache_dir: str | No
     return assemble(manifest, contents)
 
 
-def assemble(manifest: Manifest, contents: ModelContents) -> Model:
-    """A :class:`Model` from decoded contents (in memory or mapped)."""
+def assemble(
+    manifest: Manifest,
+    contents: ModelContents,
+    fetch: Callable[[str], Any] | None = None,
+    done: Callable[[], object] | None = None,
+) -> Model:
+    """A :class:`Model` from decoded contents (in memory or mapped); ``fetch`` gives the deferred parts the
+    contents lack and ``done`` is called once they are all here (see :class:`Parts`)."""
     arrays = contents.arrays
     try:
         user_index, item_index = contents.lookups()
@@ -242,18 +386,21 @@ def assemble(manifest: Manifest, contents: ModelContents) -> Model:
             categories=categories if isinstance(categories, CategoryColumn) else CategoryColumn.of(categories),
             prices=contents.items.price,
             user_factors=arrays[Files.USER_FACTORS],
-            item_factors=arrays[Files.ITEM_FACTORS],
             singular_values=arrays[Files.SINGULAR_VALUES],
             item_weights=arrays[Files.ITEM_WEIGHTS],
             popularity=arrays[Files.POPULARITY],
             content_based=arrays[Files.CONTENT_BASED].astype(bool),
-            item_map=arrays[Files.ITEM_MAP],
             history_indptr=arrays[Files.HISTORY_INDPTR],
             history_items=arrays[Files.HISTORY_ITEMS],
             history_times=arrays[Files.HISTORY_TIMES],
             history_events=arrays[Files.HISTORY_EVENTS],
             index_ip=contents.index_ip,
-            index_cos=contents.index_cos,
+            parts=Parts(
+                {**arrays, Files.INDEX_COS: contents.index_cos},
+                (len(contents.items.item_id), len(arrays[Files.SINGULAR_VALUES])),
+                fetch,
+                done,
+            ),
             user_index=user_index,
             item_index=item_index,
         )

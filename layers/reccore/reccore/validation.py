@@ -41,18 +41,24 @@ _KINDS: dict[str, str] = {
 
 
 def _arrays(model: Model) -> dict[str, np.ndarray]:
+    """Every array of ``model`` except the deferred parts not fetched yet (checking them would fetch them)."""
+    pending = model.parts.pending()
+    return {name: array() for name, array in _array_getters(model).items() if name not in pending}
+
+
+def _array_getters(model: Model) -> dict[str, Callable[[], np.ndarray]]:
     return {
-        Files.USER_FACTORS: model.user_factors,
-        Files.ITEM_FACTORS: model.item_factors,
-        Files.SINGULAR_VALUES: model.singular_values,
-        Files.ITEM_WEIGHTS: model.item_weights,
-        Files.POPULARITY: model.popularity,
-        Files.CONTENT_BASED: model.content_based,
-        Files.ITEM_MAP: model.item_map,
-        Files.HISTORY_INDPTR: model.history_indptr,
-        Files.HISTORY_ITEMS: model.history_items,
-        Files.HISTORY_TIMES: model.history_times,
-        Files.HISTORY_EVENTS: model.history_events,
+        Files.USER_FACTORS: lambda: model.user_factors,
+        Files.ITEM_FACTORS: lambda: model.item_factors,
+        Files.SINGULAR_VALUES: lambda: model.singular_values,
+        Files.ITEM_WEIGHTS: lambda: model.item_weights,
+        Files.POPULARITY: lambda: model.popularity,
+        Files.CONTENT_BASED: lambda: model.content_based,
+        Files.ITEM_MAP: lambda: model.item_map,
+        Files.HISTORY_INDPTR: lambda: model.history_indptr,
+        Files.HISTORY_ITEMS: lambda: model.history_items,
+        Files.HISTORY_TIMES: lambda: model.history_times,
+        Files.HISTORY_EVENTS: lambda: model.history_events,
     }
 
 
@@ -83,7 +89,8 @@ def structural_problems(model: Model, thorough: bool = True) -> list[str]:
             problems.append(f"{name} has dtype {array.dtype}")
         if array.shape != expected[name]:
             problems.append(f"{name} has shape {array.shape}, expected {expected[name]}")
-    for name, index in ((Files.INDEX_IP, model.index_ip), (Files.INDEX_COS, model.index_cos)):
+    indexes = {Files.INDEX_IP: lambda: model.index_ip, Files.INDEX_COS: lambda: model.index_cos}
+    for name, index in ((name, get()) for name, get in indexes.items() if name not in model.parts.pending()):
         if index.d != dims or index.ntotal != n_items:
             problems.append(f"{name} holds {index.ntotal} vectors of {index.d} dims, expected {n_items} of {dims}")
     problems += _text_problems(model, thorough)
@@ -166,7 +173,11 @@ def _lookup_problems(name: str, lookup: IdLookup) -> list[str]:
 
 
 def probe_queries(model: Model) -> list[str]:
-    """Run one query through each serving path (recommend, fold-in, filters, similar); the failures."""
+    """Run one query through each serving path (recommend, fold-in, filters, similar); the failures.
+
+    While deferred parts are still to be fetched, only the paths that need none of them (popular, a known
+    user): the parts are checked as they arrive, and the pipeline probed every path before publishing.
+    """
     if model.n_items == 0:
         return ["the model has no items"]
     k = min(10, model.n_items)
@@ -181,6 +192,8 @@ def probe_queries(model: Model) -> list[str]:
         "filters": lambda: recommend(model, k, user=user, interactions=session, filters=filters),
         "similar": lambda: similar_items(model, 0, k),
     }
+    if model.parts.pending():
+        probes = {path: probes[path] for path in ("popular", "personalized")}
     failures: list[str] = []
     for path, probe in probes.items():
         try:
