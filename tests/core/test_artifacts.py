@@ -128,9 +128,15 @@ def test_a_deferred_part_of_the_wrong_width_is_refused_at_load(
 
 def test_missing_file_is_detected(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:
     published = publish(store, fresh(packaged[0]), packaged[1])
-    store.delete([version_key(published.version, Files.INDEX_COS)])  # a deferred part: its absence is seen at load
-    with pytest.raises(ArtifactIntegrityError, match=r"missing file .*index_cos\.faiss"):
+    store.delete([version_key(published.version, Files.POPULARITY)])
+    with pytest.raises(ArtifactIntegrityError, match=r"missing file .*popularity\.npy"):
         load_model(store)
+    # A deferred part is missed on its first use (a 503 for its paths; a swap fetches every part before it).
+    store.put(version_key(published.version, Files.POPULARITY), packaged[1][Files.POPULARITY])
+    store.delete([version_key(published.version, Files.INDEX_COS)])
+    model = load_model(store)
+    with pytest.raises(ModelPartError, match=r"missing file .*index_cos\.faiss"):
+        model.parts.get(Files.INDEX_COS)
 
 
 def test_unreadable_manifest_is_detected(store: ArtifactStore, packaged: tuple[Manifest, dict[str, bytes]]) -> None:

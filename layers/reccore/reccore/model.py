@@ -31,10 +31,9 @@ from reccore.artifacts import (
     read_latest_version,
     read_manifest,
     read_verified,
-    version_key,
 )
 from reccore.columns import CategoryColumn, IdLookup
-from reccore.errors import ArtifactIntegrityError, ModelLoadError, ModelPartError
+from reccore.errors import ModelLoadError, ModelPartError
 from reccore.filtering import CategorySets
 from reccore.storage import ArtifactStore
 
@@ -245,7 +244,6 @@ def load_model(
     directory = Path(tempfile.mkdtemp(prefix=f"{version}{_PID_MARK}{os.getpid()}.{_INSTANCE}-", dir=root))
     eager = [name for name in names if name not in Files.DEFERRED]
     try:
-        _check_present(store, manifest)  # before the downloads: a version with parts gone is refused at once
 
         def fetch(name: str) -> Path:
             path = fetch_verified(store, manifest, name, directory)
@@ -276,14 +274,6 @@ def load_model(
     else:
         remove()
     return model
-
-
-def _check_present(store: ArtifactStore, manifest: Manifest) -> None:
-    """Refuse a version whose deferred parts are gone (one LIST): better at load than on a later request."""
-    keys = set(store.list_keys(version_key(manifest.version, "")))
-    missing = [name for name in Files.DEFERRED if version_key(manifest.version, name) not in keys]
-    if missing:
-        raise ArtifactIntegrityError(f"missing file {store.uri}/{version_key(manifest.version, missing[0])}")
 
 
 def _check_sizes(manifest: Manifest, n_items: int, dims: int) -> None:
