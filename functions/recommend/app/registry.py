@@ -45,6 +45,7 @@ from reccore.errors import (
     ModelStoreStalledError,
     RecError,
 )
+from reccore.experiment import Experiment, read_experiment
 from reccore.model import Model, load_model
 from reccore.settings import ServiceSettings, get_service_settings
 from reccore.storage import ArtifactStore, S3Timeouts, open_store
@@ -104,12 +105,17 @@ class ModelRegistry:
             self._stale: StaleReason | None = None
             self._progress_at = time.monotonic()  # when the job in progress last finished a step
             self._cold_claimed = False  # whether a request has been told it met this environment's first model
+            self._trial: tuple[Experiment, Model] | None = None  # a running experiment and its challenger
             self.loads = 0  # successful loads, for tests and logs
 
     @property
     def model(self) -> Model | None:
         """The current model without any I/O (``None`` before the first successful load)."""
         return self._model
+
+    def trial(self) -> tuple[Experiment, Model] | None:
+        """The running experiment and its challenger model, if one runs (no I/O)."""
+        return self._trial
 
     @property
     def stale_reason(self) -> StaleReason | None:
@@ -235,6 +241,7 @@ class ModelRegistry:
         try:
             latest = read_latest_version(self._get_store())
             self._progress("LATEST")
+            self._sync_trial(generation)
         except ModelNotFoundError as exc:
             self._mark_stale(generation, "nothing_published", "LATEST missing or empty; serving the current model", exc)
             return None
@@ -272,6 +279,26 @@ class ModelRegistry:
         self._install(model, generation)
         logger.info("model swapped", extra={"old_version": current.version, "new_version": model.version})
         return model
+
+    def _sync_trial(self, generation: int) -> None:
+        """Read the experiment object with LATEST; load its challenger once (checked and whole, as for a swap).
+
+        Any failure (unreadable object, a challenger that does not load) ends the trial in this process: every
+        request gets the champion, the safe side, and the next check tries again.
+        """
+        trial = None
+        try:
+            experiment = read_experiment(self._get_store())
+            if experiment is not None and experiment.running:
+                current = self._trial
+                same = current is not None and current[1].version == experiment.challenger
+                challenger = current[1] if same and current is not None else self._load(version=experiment.challenger)
+                trial = (experiment, challenger)
+        except Exception as exc:  # noqa: BLE001 - the champion serves everyone instead
+            logger.error("experiment not applied; the champion serves every request", extra={"reason": repr(exc)})
+        with self._lock:
+            if generation == self._generation:
+                self._trial = trial
 
     def _mark_stale(
         self, generation: int, reason: StaleReason | None, message: str = "", exc: Exception | None = None

@@ -76,6 +76,7 @@ LoggedId = Annotated[Text, AfterValidator(trimmed)]
 TopK = Annotated[int, Field(ge=1, le=MAX_K, strict=False), BeforeValidator(json_integer)]
 UnixSeconds = Annotated[int, Field(ge=0, le=MAX_TIMESTAMP, strict=False), BeforeValidator(json_integer)]
 ItemId = str
+RecommendationId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits.")]
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: Annotated metadata in a union must hash
@@ -217,6 +218,13 @@ History = Annotated[list[RecentEntry], Field(max_length=MAX_HISTORY), JsonSchema
 
 class RecommendRequest(_Strict):
     user_id: Text | None = Field(None, min_length=1, max_length=256)
+    session_id: LoggedId | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="An anonymous session's id: keeps its experiment variant stable and is logged with the "
+        "impression (user_id, if given, is used for both instead).",
+    )
     k: TopK = 10
     exclude_seen: bool = True
     recent_items: History | None = Field(
@@ -283,6 +291,12 @@ class RecommendResponse(BaseModel):
     degraded: bool = Field(
         False, description="The user-state store was unreachable: answered from what the model artifact knows."
     )
+    recommendation_id: RecommendationId = Field(
+        description="This answer's id: send it with the events that follow it (POST /events) for attribution."
+    )
+    variant: Literal["champion", "challenger"] = Field(
+        "champion", description="Which model of a running experiment served it (champion when none runs)."
+    )
 
 
 class EventIn(_Strict):
@@ -300,6 +314,11 @@ class EventIn(_Strict):
         min_length=1,
         max_length=128,
         description="Unique per user: a retried batch counts once, in the user-state store and in training.",
+    )
+    recommendation_id: RecommendationId | None = Field(
+        None,
+        description="The recommendation_id of the POST /recommend answer this event followed (a click on one of "
+        "its items, a purchase after it): online experiments attribute the event to that answer's variant.",
     )
 
 

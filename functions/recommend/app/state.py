@@ -22,6 +22,7 @@ from reccore.deadline import remaining
 from reccore.errors import DeadlineError, UserStateError
 from reccore.eventlog import EventLog, FirehoseLog, StoreLog
 from reccore.events import event_strength
+from reccore.impressions import IMPRESSIONS_DIR, ImpressionLog
 from reccore.model import Model
 from reccore.recommend import Interactions
 from reccore.settings import get_service_settings
@@ -55,10 +56,20 @@ def get_event_log() -> EventLog:
     return StoreLog(open_store(settings.model_uri, timeouts=S3Timeouts.of(settings)))
 
 
+@lru_cache(maxsize=1)
+def get_impression_log() -> ImpressionLog:
+    settings = get_service_settings()
+    if settings.impressions_stream:
+        return ImpressionLog(FirehoseLog(settings.impressions_stream, client_config=_client_config()).put_records)
+    store = open_store(settings.model_uri, timeouts=S3Timeouts.of(settings))
+    return ImpressionLog(StoreLog(store, IMPRESSIONS_DIR).put_records)
+
+
 def reset_state() -> None:
-    """Forget the store and the log (tests; changed settings)."""
+    """Forget the store and the logs (tests; changed settings)."""
     get_user_store.cache_clear()
     get_event_log.cache_clear()
+    get_impression_log.cache_clear()
 
 
 async def user_store() -> UserStateStore:

@@ -11,7 +11,10 @@ the log the same way whoever wrote it:
 One record per line::
 
     {"user_id": "u1", "item_id": "i9", "event": "purchase", "value": null, "timestamp": 1719705600,
-     "event_id": "…" | null, "received_at": 1719705601}
+     "event_id": "…" | null, "recommendation_id": "…" | null, "received_at": 1719705601}
+
+``recommendation_id`` is the id of the ``POST /recommend`` answer the event followed, if the client sent it:
+the online experiments join it to the impressions (:mod:`reccore.impressions`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from reccore.storage import ArtifactStore
 from reccore.userstate import Event
 
 EVENTS_DIR = "events"
-RECORD_FIELDS = ("user_id", "item_id", "event", "value", "timestamp", "event_id", "received_at")
+RECORD_FIELDS = ("user_id", "item_id", "event", "value", "timestamp", "event_id", "recommendation_id", "received_at")
 _FIREHOSE_BATCH = 500  # PutRecordBatch's limit
 
 
@@ -42,6 +45,7 @@ def record(user_id: str, event: Event, received_at: int) -> dict[str, Any]:
         "value": event.value,
         "timestamp": event.timestamp,
         "event_id": event.event_id,
+        "recommendation_id": event.recommendation_id,
         "received_at": received_at,
     }
 
@@ -63,19 +67,25 @@ class EventLog(Protocol):
 
 
 class StoreLog:
-    """One NDJSON object per batch under ``events/YYYY/MM/DD/HH/`` of an artifact store."""
+    """One NDJSON object per batch under ``<directory>/YYYY/MM/DD/HH/`` of an artifact store (``events/``)."""
 
-    def __init__(self, store: ArtifactStore) -> None:
+    def __init__(self, store: ArtifactStore, directory: str = EVENTS_DIR) -> None:
         self.store = store
+        self.directory = directory
 
     def write(self, events: Sequence[tuple[str, Event]]) -> None:
-        if not events:
+        received = int(time.time())
+        self.put_records([record(u, e, received) for u, e in events])
+
+    def put_records(self, records: Sequence[dict[str, Any]]) -> None:
+        """Append JSON records as one object; raise :class:`EventLogError` on failure."""
+        if not records:
             return
         now = datetime.now(UTC)
-        received = int(now.timestamp())
-        key = f"{EVENTS_DIR}/{partition(now)}/events-{now:%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex[:8]}.json"
+        name = self.directory.rsplit("/", 1)[-1]
+        key = f"{self.directory}/{partition(now)}/{name}-{now:%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex[:8]}.json"
         try:
-            self.store.put(key, ndjson([record(u, e, received) for u, e in events]))
+            self.store.put(key, ndjson(records))
         except Exception as exc:  # any storage failure: one error type for the caller
             raise EventLogError(f"event log unavailable ({type(exc).__name__})") from exc
 
@@ -101,7 +111,11 @@ class FirehoseLog:
 
     def write(self, events: Sequence[tuple[str, Event]]) -> None:
         received = int(time.time())
-        records = [{"Data": ndjson([record(u, e, received)])} for u, e in events]
+        self.put_records([record(u, e, received) for u, e in events])
+
+    def put_records(self, log_records: Sequence[dict[str, Any]]) -> None:
+        """Put JSON records on the stream (500 a call, failed ones resent); raise :class:`EventLogError`."""
+        records = [{"Data": ndjson([r])} for r in log_records]
         for start in range(0, len(records), _FIREHOSE_BATCH):
             pending = records[start : start + _FIREHOSE_BATCH]
             for _ in range(3):

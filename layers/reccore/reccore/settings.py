@@ -49,6 +49,11 @@ class ServiceSettings(_Base):
     events_stream: str = Field(
         "", description="Firehose delivery stream of the training event log; empty: written under <model URI>/events/."
     )
+    impressions_stream: str = Field(
+        "",
+        description="Firehose delivery stream of the impressions (one record per /recommend answer); empty: "
+        "written under <model URI>/impressions/.",
+    )
     event_max_skew_seconds: int = Field(300, ge=0, description="How far in the future an event timestamp may lie.")
     docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json (false: they answer 404).")
     # A stalled S3 (connection accepted, no answer) must cost a request seconds, not botocore's 60 s defaults.

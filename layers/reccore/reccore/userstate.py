@@ -101,6 +101,7 @@ class Event:
     timestamp: int
     value: float | None = None
     event_id: str | None = None
+    recommendation_id: str | None = None  # the answer it followed (logged for attribution, not stored)
 
     def encode(self) -> list[Any]:
         return [self.item_id, self.event, self.timestamp, self.value]

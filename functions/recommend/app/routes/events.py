@@ -33,7 +33,17 @@ async def post_events(body: EventsRequest, model: ModelDep, store: UserStoreDep,
     if future:
         raise RequestValidationError(future)
     events = [
-        (e.user_id, Event(e.item_id, e.event, e.timestamp if e.timestamp is not None else now, e.value, e.event_id))
+        (
+            e.user_id,
+            Event(
+                e.item_id,
+                e.event,
+                e.timestamp if e.timestamp is not None else now,
+                e.value,
+                e.event_id,
+                e.recommendation_id,
+            ),
+        )
         for e in body.events
     ]
     # The log first: if the store then fails, a retry logs again (the pipeline drops repeated event ids) rather

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Response
 
 from app.deps import ModelDep
+from app.registry import registry
 from app.responses import json_response
 from app.schemas import COMMON_ERRORS, RecommendRequest, RecommendResponse
-from app.state import StateInput, UserStoreDep, read_state, state_input, with_request
+from app.state import StateInput, UserStoreDep, get_impression_log, read_state, state_input, with_request
+from reccore.experiment import CHALLENGER, CHAMPION, Variant
+from reccore.impressions import impression
 from reccore.model import Model
 from reccore.recommend import Interactions
 from reccore.recommend import recommend as core_recommend
@@ -68,6 +72,7 @@ def _interactions(model: Model, body: RecommendRequest, stored: StateInput) -> t
 @router.post("/recommend", response_model=RecommendResponse)
 async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep) -> Response:
     """Top-k items for a user (their stored state and events included), an anonymous session, or nobody."""
+    experiment, variant, model = _variant(model, body.user_id or body.session_id)
     excluded, _unknown = _positions(model, body.exclude_items)  # unknown ids cannot be recommended anyway
     filters = Filters(
         exclude_items=frozenset(excluded),
@@ -89,6 +94,20 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
         seen=stored.seen,
         diversity=body.diversity,
     )
+    items = scored_items(model, ranking)
+    recommendation_id = uuid.uuid4().hex
+    get_impression_log().log(
+        impression(
+            recommendation_id,
+            body.user_id,
+            body.session_id,
+            [item["item_id"] for item in items],
+            ranking.strategy,
+            model.version,
+            variant,
+            experiment,
+        )
+    )
     # Built as RecommendResponse's JSON directly: validating our own output costs more than the scoring
     # (the p50 budget is 0.5 ms); the tests validate responses against the schema instead.
     return json_response(
@@ -96,10 +115,22 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
             "user_id": body.user_id,
             "model_version": model.version,
             "strategy": ranking.strategy,
-            "items": scored_items(model, ranking),
+            "items": items,
             "ignored_items": ignored,
             "truncated_items": ranking.truncated,
             "realtime_events": stored.realtime_events,
             "degraded": degraded,
+            "recommendation_id": recommendation_id,
+            "variant": variant,
         }
     )
+
+
+def _variant(champion: Model, key: str | None) -> tuple[str | None, Variant, Model]:
+    """The running experiment's id (or None), this user's or session's variant, and the model that serves it."""
+    trial = registry.trial()
+    if trial is None:
+        return None, CHAMPION, champion
+    experiment, challenger = trial
+    variant = experiment.variant(key)
+    return experiment.id, variant, challenger if variant == CHALLENGER else champion
