@@ -60,6 +60,8 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
     run_cmd.add_argument("--stages", action="store_true",
                          help="print each stage's start and end (seconds) on stderr, also with --json")  # fmt: skip
     add_evaluate_parser(commands, defaults)
+    add_experiment_parser(commands)
+    add_simulate_parser(commands)
     add_batch_parser(commands)
     generate_cmd = commands.add_parser("generate", help="write the synthetic log as partitioned Parquet (any size)")
     generate_cmd.add_argument(
@@ -158,6 +160,61 @@ def _stage_to_stderr(event: StageEvent) -> None:
     print(f"{event.stage}: {event.status}{seconds}", file=sys.stderr, flush=True)
 
 
+def add_experiment_parser(commands: Any) -> None:
+    cmd = commands.add_parser("experiment", help="champion/challenger: start, status, evaluate (the decision), stop")
+    actions = cmd.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("start", "serve a challenger version to a share of users (sticky per user or session)"),
+        ("status", "impressions, clicks, CTR with always-valid intervals, and the decision so far"),
+        ("evaluate", "run the decision once: rollback or promote if the sequential test decides"),
+        ("stop", "end the experiment by hand: everyone back on the champion"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument(
+            "--model", required=True, help="the model URI the services read (s3://bucket/prefix or DIR)"
+        )
+        if name == "start":
+            action.add_argument("--challenger", required=True, help="a published version id")
+            action.add_argument("--share", type=float, default=0.5, help="share of users on the challenger (0-1]")
+        if name in ("status", "evaluate"):
+            action.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def experiment_command(args: argparse.Namespace) -> str:
+    from pipeline.experiment import control
+    from reccore.storage import open_store
+
+    store = open_store(args.model)
+    if args.action == "start":
+        experiment = control.start(store, args.challenger, args.share)
+        return (f"started {experiment.id}: {experiment.challenger} against {experiment.champion} "
+                f"at {experiment.share:.0%} of users")  # fmt: skip
+    if args.action == "stop":
+        return f"stopped {control.stop(store).id}: every user is back on the champion"
+    report = control.evaluate(store) if args.action == "evaluate" else control.status(store)
+    return json.dumps(report, indent=2) if args.json else control.describe(report)
+
+
+def add_simulate_parser(commands: Any) -> None:
+    cmd = commands.add_parser("simulate", help="drive the API as synthetic users who click and buy by their tastes")
+    cmd.add_argument("--api", required=True, help="the API's base URL, e.g. http://127.0.0.1:8000")
+    cmd.add_argument("--users", type=int, default=1000, help="simulated users (default: %(default)s)")
+    cmd.add_argument("--seed", type=int, default=0, help="seed of the users' choices (default: %(default)s)")
+    cmd.add_argument(
+        "--interactions",
+        type=int,
+        default=100_000,
+        help="the synthetic log whose tastes the users follow, as for run (default: %(default)s)",
+    )
+
+
+def simulate_command(args: argparse.Namespace) -> str:
+    from pipeline.experiment.simulate import simulate
+
+    result = simulate(args.api, args.users, args.seed, args.interactions)
+    return json.dumps(result, indent=2)
+
+
 def generate_command(args: argparse.Namespace) -> str:
     """Write the synthetic log chunk by chunk (bounded memory); returns the console summary."""
     from pipeline.sources.synthetic import write_parquet
@@ -194,6 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "generate":
             print(generate_command(args))
+            return 0
+        if args.command == "experiment":
+            print(experiment_command(args))
+            return 0
+        if args.command == "simulate":
+            print(simulate_command(args))
             return 0
         overrides = {k: v for k, v in vars(args).items() if k not in ("command", "json", "stages")}
         settings = PipelineSettings(**overrides)

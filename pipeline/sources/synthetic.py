@@ -295,9 +295,7 @@ def _chunks(plan: _Plan) -> Iterator[Chunk]:
     for number, (first, last) in enumerate(plan.chunks):
         rng = np.random.default_rng([plan.seed, number])
         per_user = plan.per_user[first:last]
-        # Tastes: sparse Dirichlet (1-3 dominant categories) plus 8% of the global category mix.
-        taste = 0.92 * rng.dirichlet(np.full(n_cat, 0.07), size=len(per_user)) + 0.08 * global_mix
-        taste /= taste.sum(axis=1, keepdims=True)  # multinomial insists the rows sum to <= 1
+        taste = _tastes(rng, len(per_user), global_mix)
         per_user_cat = rng.multinomial(per_user, taste)  # (users, n_cat), rows sum to per_user
         users = np.repeat(np.arange(first, last, dtype=np.int32), per_user)
         inter_cat = np.repeat(np.tile(np.arange(n_cat, dtype=np.int16), len(per_user)), per_user_cat.ravel())
@@ -314,6 +312,44 @@ def _chunks(plan: _Plan) -> Iterator[Chunk]:
         timestamps = (END_TIMESTAMP - SPAN_SECONDS + offset * SPAN_SECONDS).astype(np.int64)
         events = rng.choice(len(EVENT_TYPES), size=len(users), p=EVENT_PROBS).astype(np.int8)
         yield Chunk(users, items, timestamps, events, taste.argmax(axis=1).astype(np.int16))
+
+
+def _tastes(rng: np.random.Generator, n_users: int, global_mix: np.ndarray) -> np.ndarray:
+    """Users' category tastes: a sparse Dirichlet (1-3 dominant categories) plus 8% of the global mix."""
+    taste = 0.92 * rng.dirichlet(np.full(len(global_mix), 0.07), size=n_users) + 0.08 * global_mix
+    return taste / taste.sum(axis=1, keepdims=True)  # multinomial insists the rows sum to <= 1
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What the generator drew a log from: every user's category tastes and each item's category and appeal."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    tastes: np.ndarray  # (n_users, n_categories), rows sum to 1
+    item_category: np.ndarray  # (n_items,)
+    appeal: np.ndarray  # (n_items,): popularity within the category relative to its most popular item (cold: 0)
+
+
+def ground_truth(n_interactions: int = 100_000, seed: int = 42, *, n_items: int | None = None) -> GroundTruth:
+    """The tastes behind :func:`generate`'s log of the same size and seed (the simulator's users follow them)."""
+    plan = _plan(int(n_interactions), seed, CHUNK_ROWS, None if n_items is None else int(n_items))
+    cat = plan.catalogue
+    n_cat = len(CATALOGUE)
+    global_mix = np.bincount(cat["category"], minlength=n_cat) / plan.n_items
+    tastes = np.concatenate([
+        _tastes(np.random.default_rng([plan.seed, number]), last - first, global_mix)
+        for number, (first, last) in enumerate(plan.chunks)
+    ])  # fmt: skip
+    top = np.zeros(n_cat)
+    np.maximum.at(top, cat["category"], cat["popularity"])
+    return GroundTruth(
+        user_ids=_id_strings("u", np.arange(plan.n_users), plan.n_users),
+        item_ids=_id_strings("i", np.arange(plan.n_items), plan.n_items),
+        tastes=tastes,
+        item_category=cat["category"],
+        appeal=cat["popularity"] / np.where(top > 0, top, 1.0)[cat["category"]],
+    )
 
 
 def _id_strings(prefix: str, codes: np.ndarray, count: int) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Online experiments: champion/challenger traffic split, attribution and automatic decisions."""
