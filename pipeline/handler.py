@@ -14,11 +14,17 @@ def handler(event: dict[str, Any] | None, context: object) -> dict[str, Any]:
     """Run the job (e.g. ``{"source": "synthetic", "interactions": 20000}``) and return its summary.
 
     ``{"command": "batch", "model": URI, "users": "all", "k": 10, "output": URI}`` runs a (small) batch
-    recommendation job instead. Inputs of at least ``REC_SPARK_THRESHOLD_BYTES`` (or ``{"engine": "spark"}``)
+    recommendation job instead; ``{"command": "experiment-evaluate", "model": URI}`` runs the online experiment's
+    decision job (the ExperimentSchedule). Inputs of at least ``REC_SPARK_THRESHOLD_BYTES`` (or ``{"engine": "spark"}``)
     start an EMR Serverless job run instead and return its id. Failures raise, so Lambda records the invocation
     as failed with the error's type and message. Each stage logs one JSON line when it ends (no progress bars:
     Lambda's output is not a terminal).
     """
+    if (event or {}).get("command") == "experiment-evaluate":
+        from pipeline.experiment.control import scheduled
+        from reccore.storage import open_store
+
+        return scheduled(open_store(str((event or {})["model"])))
     if (event or {}).get("command") == "batch":
         from pipeline.batch import run_batch
 

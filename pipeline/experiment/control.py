@@ -91,6 +91,14 @@ def evaluate(store: ArtifactStore, alpha: float = ALPHA) -> dict[str, Any]:
     return {**report, "status": ended.status}
 
 
+def scheduled(store: ArtifactStore) -> dict[str, Any]:
+    """The scheduled job (the pipeline function's ``experiment-evaluate`` event): :func:`evaluate` if one runs."""
+    experiment = read_experiment(store)
+    if experiment is None or not experiment.running:
+        return {"status": "idle", "reason": "no experiment is running"}
+    return evaluate(store)
+
+
 def stop(store: ArtifactStore) -> Experiment:
     """End the experiment by hand: every user back on the champion; LATEST unchanged."""
     experiment = _current(store)

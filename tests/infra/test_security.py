@@ -31,6 +31,7 @@ ALARMED_METRICS = {
     ("AWS/Lambda", "Throttles", "RecommendFunction"),
     ("AWS/Lambda", "Errors", "PipelineFunction"),
     ("AWS/Lambda", "Throttles", "PipelineFunction"),
+    ("${AWS::StackName}/experiments", "Rollbacks", "PipelineFunctionLogs"),  # a metric filter on its log group
 }
 
 
@@ -79,8 +80,16 @@ def test_alarms_cover_api_5xx_and_both_functions_errors_and_throttles(template: 
     alarms = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     found = set()
     for alarm in alarms:
-        (target,) = {d["Value"]["Ref"] for d in alarm["Dimensions"] if d["Name"] in ("ApiId", "FunctionName")}
-        found.add((alarm["Namespace"], alarm["MetricName"], target))
+        if "Dimensions" in alarm:
+            (target,) = {d["Value"]["Ref"] for d in alarm["Dimensions"] if d["Name"] in ("ApiId", "FunctionName")}
+            found.add((alarm["Namespace"], alarm["MetricName"], target))
+        else:  # a metric of our own: counted by a filter on a log group
+            filters = [
+                r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Logs::MetricFilter"
+            ]
+            (source,) = [f for f in filters if f["MetricTransformations"][0]["MetricName"] == alarm["MetricName"]]
+            assert source["MetricTransformations"][0]["MetricNamespace"] == alarm["Namespace"]
+            found.add((alarm["Namespace"]["Fn::Sub"], alarm["MetricName"], source["LogGroupName"]["Ref"]))
         assert alarm["Threshold"] >= 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert alarm["TreatMissingData"] == "notBreaching"
         assert alarm["AlarmActions"] == {"Fn::If": ["NotifyByEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}

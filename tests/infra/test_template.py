@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable
 from fnmatch import fnmatchcase
@@ -384,25 +385,31 @@ def test_user_table_matches_reccore_and_is_protected(template: dict[str, Any]) -
     assert name == "UserStateTable"
 
 
-def test_event_stream_delivers_to_the_events_prefix_with_a_role_limited_to_it(template: dict[str, Any]) -> None:
+def test_event_streams_deliver_to_their_prefixes_with_a_role_limited_to_them(template: dict[str, Any]) -> None:
     from reccore.eventlog import EVENTS_DIR
+    from reccore.impressions import IMPRESSIONS_DIR
 
-    (stream,) = _resources_of_type(template, "AWS::KinesisFirehose::DeliveryStream").values()
-    props = stream["Properties"]
-    assert props["DeliveryStreamType"] == "DirectPut"
-    destination = props["ExtendedS3DestinationConfiguration"]
-    assert destination["Prefix"] == {"Fn::Sub": f"${{ModelPrefix}}/{EVENTS_DIR}/"}
-    assert destination["CompressionFormat"] == "UNCOMPRESSED"  # the pipeline reads plain NDJSON
-    assert destination["RoleARN"] == {"Fn::GetAtt": ["EventsDeliveryRole", "Arn"]}
+    streams = _resources_of_type(template, "AWS::KinesisFirehose::DeliveryStream")
+    assert set(streams) == {"EventsDeliveryStream", "ImpressionsDeliveryStream"}
+    for name, directory in (("EventsDeliveryStream", EVENTS_DIR), ("ImpressionsDeliveryStream", IMPRESSIONS_DIR)):
+        props = streams[name]["Properties"]
+        assert props["DeliveryStreamType"] == "DirectPut"
+        destination = props["ExtendedS3DestinationConfiguration"]
+        assert destination["Prefix"] == {"Fn::Sub": f"${{ModelPrefix}}/{directory}/"}
+        assert destination["CompressionFormat"] == "UNCOMPRESSED"  # the readers take plain NDJSON
+        assert destination["RoleARN"] == {"Fn::GetAtt": ["EventsDeliveryRole", "Arn"]}
     role = template["Resources"]["EventsDeliveryRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "firehose.amazonaws.com"}
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     for statement in statements:
         resource = json.dumps(statement["Resource"])
         if "s3:PutObject" in _actions(statement):
-            assert f"${{ModelPrefix}}/{EVENTS_DIR}/*" in resource, "objects only under the events prefix"
+            objects = [r["Fn::Sub"][0].rsplit("${ModelPrefix}/", 1)[1] for r in statement["Resource"]]
+            assert objects == [f"{EVENTS_DIR}/*", f"{IMPRESSIONS_DIR}/*"], "objects only under the two log prefixes"
         elif "s3:ListBucket" in _actions(statement):
-            assert statement["Condition"]["StringLike"]["s3:prefix"] == [{"Fn::Sub": "${ModelPrefix}/events/*"}]
+            assert statement["Condition"]["StringLike"]["s3:prefix"] == [
+                {"Fn::Sub": f"${{ModelPrefix}}/{d}/*"} for d in (EVENTS_DIR, IMPRESSIONS_DIR)
+            ]
         else:
             assert "/" not in resource.split(":::", 1)[-1], f"bucket-level lookups only: {statement}"
         assert not any("*" in a or a.startswith(("s3:Delete", "s3:GetObject")) for a in _actions(statement))
@@ -410,16 +417,42 @@ def test_event_stream_delivers_to_the_events_prefix_with_a_role_limited_to_it(te
 
 def test_recommend_function_gets_only_the_table_and_stream_calls_it_makes(template: dict[str, Any]) -> None:
     function = template["Resources"]["RecommendFunction"]
-    table, stream = {"Fn::GetAtt": ["UserStateTable", "Arn"]}, {"Fn::GetAtt": ["EventsDeliveryStream", "Arn"]}
+    table = {"Fn::GetAtt": ["UserStateTable", "Arn"]}
+    streams = [{"Fn::GetAtt": [name, "Arn"]} for name in ("EventsDeliveryStream", "ImpressionsDeliveryStream")]
     assert _non_s3_grants(template, "RecommendFunction") == {
         "dynamodb:Query": table,
         "dynamodb:GetItem": table,
         "dynamodb:PutItem": table,
-        "firehose:PutRecordBatch": stream,
+        "firehose:PutRecordBatch": streams,
     }
     env = function["Properties"]["Environment"]["Variables"]
     assert env["REC_USER_TABLE"] == {"Ref": "UserStateTable"}
     assert env["REC_EVENTS_STREAM"] == {"Ref": "EventsDeliveryStream"}
+
+
+def test_the_experiment_job_runs_on_its_own_schedule_and_a_rollback_alarms(template: dict[str, Any]) -> None:
+    from pipeline.handler import handler
+    from reccore.impressions import IMPRESSIONS_DIR
+
+    resources = template["Resources"]
+    props = resources["PipelineFunction"]["Properties"]["Events"]["ExperimentSchedule"]["Properties"]
+    assert props["State"] == {"Fn::If": ["ExperimentScheduleEnabled", "ENABLED", "DISABLED"]}
+    event = json.loads(props["Input"]["Fn::Sub"][0].replace("${Bucket}", "b").replace("${ModelPrefix}", "p"))
+    assert event == {"command": "experiment-evaluate", "model": "s3://b/p"}
+    # The event the schedule sends is one the handler takes: with no experiment it is idle, not an error.
+    with tempfile.TemporaryDirectory() as empty:
+        assert handler({**event, "model": empty}, None)["status"] == "idle"
+    # The service writes impressions to their own stream (never the training log), under impressions/.
+    env = resources["RecommendFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["REC_IMPRESSIONS_STREAM"] == {"Ref": "ImpressionsDeliveryStream"}
+    destination = resources["ImpressionsDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert destination["Prefix"] == {"Fn::Sub": f"${{ModelPrefix}}/{IMPRESSIONS_DIR}/"}
+    # The decision job logs {"decision": {"decision": "rollback", ...}}: the filter counts exactly those.
+    assert (
+        resources["ExperimentRollbackMetric"]["Properties"]["FilterPattern"] == '{ $.decision.decision = "rollback" }'
+    )
+    alarm = resources["ExperimentRollbackAlarm"]["Properties"]
+    assert alarm["MetricName"] == "Rollbacks" and alarm["Threshold"] == 1
 
 
 def test_pipeline_function_batch_writes_the_table_and_runs_on_a_schedule(template: dict[str, Any]) -> None:
@@ -446,8 +479,9 @@ def test_pipeline_function_batch_writes_the_table_and_runs_on_a_schedule(templat
     assert template["Conditions"]["TrainingScheduleEnabled"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "TrainingSchedule"}, "disabled"]}]
     }
-    (schedule,) = [e for e in function["Properties"]["Events"].values() if e["Type"] == "Schedule"]
-    props = schedule["Properties"]
+    events = function["Properties"]["Events"]
+    assert {name for name, e in events.items() if e["Type"] == "Schedule"} == {"TrainingSchedule", "ExperimentSchedule"}
+    props = events["TrainingSchedule"]["Properties"]
     assert props["State"] == {"Fn::If": ["TrainingScheduleEnabled", "ENABLED", "DISABLED"]}
     assert props["Schedule"]["Fn::If"][1] == {"Ref": "TrainingSchedule"}
     assert json.loads(props["Input"]["Fn::Sub"][0].replace("${Bucket}", "b").replace("${ModelPrefix}", "p")) == {
