@@ -17,7 +17,7 @@ from pipeline.experiment.attribution import attribute
 from pipeline.experiment.stats import ctr_interval, decide
 from reccore.artifacts import LATEST_KEY, read_latest_version, read_manifest
 from reccore.errors import ConfigError
-from reccore.experiment import CHALLENGER, CHAMPION, Experiment, read_experiment, write_experiment
+from reccore.experiment import CHALLENGER, CHAMPION, MAX_LOOKS, Experiment, read_experiment, write_experiment
 from reccore.storage import ArtifactStore
 
 logger = logging.getLogger(__name__)
@@ -70,19 +70,25 @@ def status(store: ArtifactStore, alpha: float = ALPHA) -> dict[str, Any]:
 
 
 def evaluate(store: ArtifactStore, alpha: float = ALPHA) -> dict[str, Any]:
-    """Run the decision once: end the experiment if the test decides. Returns the status report."""
+    """Run the decision once and record it as a look; end the experiment if the test decides. Returns the report."""
     experiment = _current(store)
     report = status(store, alpha)
-    if not experiment.running or report["decision"] == "continue":
+    if not experiment.running:
         return report
     record = {"decision": report["decision"], "reason": report["reason"], "at": datetime.now(UTC).isoformat(),
               "variants": report["variants"]}  # fmt: skip
+    looks = [*experiment.looks, record][-MAX_LOOKS:]  # the dashboard's CTR-over-time plot
+    if report["decision"] == "continue":
+        write_experiment(store, experiment.model_copy(update={"looks": looks}))
+        return report
     if report["decision"] == "promote":
         store.put(LATEST_KEY, experiment.challenger.encode())
-        ended = experiment.model_copy(update={"status": "promote", "decisions": [*experiment.decisions, record]})
+        ended = experiment.model_copy(
+            update={"status": "promote", "decisions": [*experiment.decisions, record], "looks": looks}
+        )
     else:
         ended = experiment.model_copy(
-            update={"status": "rollback", "share": 0.0, "decisions": [*experiment.decisions, record]}
+            update={"status": "rollback", "share": 0.0, "decisions": [*experiment.decisions, record], "looks": looks}
         )
     write_experiment(store, ended)
     logger.warning(

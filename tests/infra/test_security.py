@@ -24,7 +24,8 @@ from tests.infra.conftest import (
 IAM = [{"AWS_IAM": []}]
 # Histories and writes: never switchable. POST /events is a plain HttpApi event, so it also shows that a new
 # route inherits the default authorizer without saying so.
-ALWAYS_SIGNED = {("GET", "/users"), ("GET", "/users/{user_id}"), ("POST", "/events")}
+# Histories, writes and the experiment's figures: IAM-signed whatever ReadRoutesAuth says.
+ALWAYS_SIGNED = {("GET", "/users"), ("GET", "/users/{user_id}"), ("POST", "/events"), ("GET", "/experiment")}
 ALARMED_METRICS = {
     ("AWS/ApiGateway", "5xx", "HttpApi"),
     ("AWS/Lambda", "Errors", "RecommendFunction"),

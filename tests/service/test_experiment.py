@@ -133,3 +133,20 @@ def test_a_full_impression_queue_drops_and_counts() -> None:
     for n in range(5):
         log.log({"n": n})
     assert log.dropped == 3
+
+
+def test_the_experiment_route_shows_the_object_without_its_salt(two_versions: Any) -> None:
+    from pipeline.experiment import control
+
+    client, store, champion, challenger = two_versions
+    assert client.get("/experiment").json() == {"experiment": None}
+    started = control.start(store, challenger, 0.5)
+    control.evaluate(store)  # one look, no data yet: continue
+    body = client.get("/experiment").json()["experiment"]
+    assert (body["id"], body["challenger"], body["champion"], body["status"]) == (
+        started.id, challenger, champion, "running"
+    )  # fmt: skip
+    assert "salt" not in body and len(body["looks"]) == 1 and body["looks"][0]["decision"] == "continue"
+    store.put(EXPERIMENT_KEY, b"{broken")
+    response = client.get("/experiment")
+    assert response.status_code == 503 and response.json()["error"] == "model_unavailable"

@@ -322,6 +322,10 @@ class ModelRegistry:
             loads = self.loads
         logger.info("model loaded", extra={"model_version": model.version, "loads": loads})
 
+    def store(self) -> ArtifactStore:
+        """The model store (opened on first use; no I/O)."""
+        return self._get_store()
+
     def _get_store(self) -> ArtifactStore:
         settings = self._settings()
         uri = settings.model_uri

@@ -421,3 +421,10 @@ class ItemMap(BaseModel):
     model_version: str
     total: int
     points: list[MapPoint]
+
+
+class ExperimentResponse(BaseModel):
+    experiment: dict[str, Any] | None = Field(
+        description="The experiment object (reccore.experiment.Experiment: id, challenger, champion, share, "
+        "started_at, status, decisions, looks; not its salt), or null when none was ever started."
+    )

@@ -28,6 +28,7 @@ Variant = Literal["champion", "challenger"]
 Status = Literal["running", "rollback", "promote", "stopped"]
 CHAMPION: Variant = "champion"
 CHALLENGER: Variant = "challenger"
+MAX_LOOKS = 500  # evaluations kept in the object (the dashboard plots them)
 
 
 class Experiment(BaseModel):
@@ -38,7 +39,8 @@ class Experiment(BaseModel):
     salt: str = Field(default_factory=lambda: secrets.token_hex(8))
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     status: Status = "running"
-    decisions: list[dict[str, Any]] = Field(default_factory=list)  # every evaluation that ended it, newest last
+    decisions: list[dict[str, Any]] = Field(default_factory=list)  # the evaluation that ended it
+    looks: list[dict[str, Any]] = Field(default_factory=list)  # every evaluation (at most MAX_LOOKS), oldest first
 
     @property
     def running(self) -> bool:
