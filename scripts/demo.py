@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from local_stack import (
@@ -23,12 +24,29 @@ from local_stack import (
     port_is_free,
     provision_realtime,
     publish_local_model,
+    start_demo_experiment,
     wait_for,
 )
 
 BUCKET = "recsys-artifacts"
 PREFIX = "recsys"
 REALTIME = "recsys-users"  # the user-state table and the events stream share the name
+
+
+SIMULATED_USERS = 400
+
+
+def simulate_visitors(api_url: str, interactions: int, env: dict[str, str], log: Path) -> None:
+    """Simulated users against the API, then one run of the experiment's decision job (output to ``log``)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    uri = f"s3://{BUCKET}/{PREFIX}"
+    with log.open("w") as out:
+        for command in (
+            ["simulate", "--api", api_url, "--users", str(SIMULATED_USERS), "--interactions", str(interactions)],
+            ["experiment", "evaluate", "--model", uri],
+        ):
+            if subprocess.run([PY, "-m", "pipeline", *command], cwd=ROOT, env=env, stdout=out, stderr=out).returncode:
+                return
 
 
 def main() -> int:
@@ -77,10 +95,14 @@ def main() -> int:
         wait_for(s3_url, "local S3", s3, timeout=60)
         provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
         publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, cache=args.model_cache)
+        start_demo_experiment(s3_url, BUCKET, PREFIX, args.interactions, env)
         api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend",
                           "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log",
                           "--timeout-graceful-shutdown", "5")  # fmt: skip
         wait_for(f"{api_url}/health", "API", api, timeout=60)
+        simulation_log = args.model_cache.parent / "demo-experiment.log"
+        threading.Thread(target=simulate_visitors, args=(api_url, args.interactions, env, simulation_log),
+                         daemon=True).start()  # fmt: skip
         # From frontend/, so Streamlit picks up frontend/.streamlit/config.toml.
         ui = group.start(PY, "-m", "streamlit", "run", "Home.py", "--server.address", "127.0.0.1",
                          "--server.port", str(args.ui_port), cwd=ROOT / "frontend")  # fmt: skip
@@ -90,6 +112,7 @@ def main() -> int:
             f"   frontend   http://127.0.0.1:{args.ui_port}\n"
             f"   API        {api_url}   (docs: {api_url}/docs)\n"
             f"   local AWS  {s3_url}   (S3 bucket {BUCKET}, prefix {PREFIX}; DynamoDB + Firehose {REALTIME})\n"
+            f"   an experiment runs (the dashboard's Experiments page); simulated visitors log to {simulation_log}\n"
             "   Ctrl-C stops everything.\n",
             flush=True,
         )

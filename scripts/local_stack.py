@@ -124,6 +124,32 @@ def publish_local_model(
                 s3.download_file(bucket, entry["Key"], str(target))
 
 
+def start_demo_experiment(s3_url: str, bucket: str, prefix: str, interactions: int, env: Mapping[str, str]) -> str:
+    """Publish a challenger beside the live model (8 factors, untuned: a weaker model) and start an experiment
+    serving it to half of the users; LATEST stays on the champion. Returns the challenger's version."""
+    import json
+
+    import boto3
+
+    from reccore.artifacts import LATEST_KEY
+
+    uri = f"s3://{bucket}/{prefix}"
+    child = {**env, "AWS_ENDPOINT_URL_S3": s3_url}
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name=env["AWS_DEFAULT_REGION"],
+                      aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+    latest = f"{prefix}/{LATEST_KEY}"
+    champion = s3.get_object(Bucket=bucket, Key=latest)["Body"].read()
+    print("\n== publishing a challenger (8 factors, untuned) for the experiment", flush=True)
+    run = subprocess.run([PY, "-m", "pipeline", "run", "--output", uri, "--interactions", str(interactions),
+                          "--factors", "8", "--no-tune", "--no-reuse", "--json"],
+                         cwd=ROOT, env=child, check=True, capture_output=True, text=True)  # fmt: skip
+    challenger = str(json.loads(run.stdout)["version"])
+    s3.put_object(Bucket=bucket, Key=latest, Body=champion)  # the champion stays live
+    subprocess.run([PY, "-m", "pipeline", "experiment", "start", "--model", uri, "--challenger", challenger,
+                    "--share", "0.5"], cwd=ROOT, env=child, check=True)  # fmt: skip
+    return challenger
+
+
 def provision_realtime(endpoint: str, bucket: str, prefix: str, name: str, region: str) -> None:
     """The real-time loop's AWS parts on the local moto server: the user-state table and the events stream.
 

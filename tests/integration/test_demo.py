@@ -79,7 +79,8 @@ def test_demo_comes_up_answers_and_stops_cleanly_on_ctrl_c(
     status, _, body = http("POST", f"http://127.0.0.1:{api}/recommend", {"user_id": KNOWN_USER, "k": 5}, timeout=30)
     answer = json.loads(body)
     assert status == 200 and answer["strategy"] == "personalized" and len(answer["items"]) == 5, answer
-    assert answer["model_version"] == health["model_version"]
+    # An experiment runs: the user gets the champion (LATEST, what /health shows) or the challenger.
+    assert (answer["model_version"] == health["model_version"]) == (answer["variant"] == "champion"), answer
     # The deployed real-time path on the local AWS: an event goes to DynamoDB and Firehose, the next answer moves.
     bought = [item["item_id"] for item in answer["items"][:2]]
     events = {"events": [{"user_id": KNOWN_USER, "item_id": i, "event": "purchase"} for i in bought]}
@@ -91,6 +92,17 @@ def test_demo_comes_up_answers_and_stops_cleanly_on_ctrl_c(
     assert not set(bought) & {item["item_id"] for item in after["items"]}
     status, _, body = http("GET", f"http://127.0.0.1:{ui}/_stcore/health", timeout=30)
     assert status == 200 and body.strip() == b"ok", body
+
+    # Simulated visitors and one decision-job run: the experiment has a look with both variants' figures.
+    def looked() -> bool:
+        experiment = json.loads(http("GET", f"http://127.0.0.1:{api}/experiment", timeout=30)[2])["experiment"]
+        return bool(experiment and experiment["looks"])
+
+    wait_until(looked, 180, "the experiment's first look")
+    experiment = json.loads(http("GET", f"http://127.0.0.1:{api}/experiment", timeout=30)[2])["experiment"]
+    assert experiment["champion"] == health["model_version"] and experiment["share"] in (0.0, 0.5)
+    look = experiment["looks"][-1]["variants"]
+    assert look["champion"]["impressions"] > 0 and look["challenger"]["impressions"] > 0, look
 
     # Ctrl-C in a terminal signals the foreground process group: the demo (its children have their own).
     os.killpg(process.pid, signal.SIGINT)

@@ -234,6 +234,8 @@ class ModelRegistry:
         self._install(model, generation)
         if self._prepare is not None:
             threading.Thread(target=self._prepare, args=(model,), name="model-tables", daemon=True).start()
+        # A running experiment's challenger, after the first answer too: not in the cold start.
+        threading.Thread(target=self._sync_trial, args=(generation,), name="experiment", daemon=True).start()
         return model
 
     def _refresh(self, generation: int, current: Model | None) -> Model | None:
