@@ -42,3 +42,8 @@ st.page_link(
     label="Latent map: the items in 2-D, with a user highlighted",
     icon=":material/scatter_plot:",
 )
+st.page_link(
+    "pages/5_Experiments.py",
+    label="Experiments: champion against challenger, CTR with its interval, the decision",
+    icon=":material/science:",
+)

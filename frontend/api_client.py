@@ -130,6 +130,10 @@ class ApiClient:
         """``POST /events``: record interactions; the next recommendation takes them into account."""
         return self._request("POST", "events", json={"events": events})
 
+    def experiment(self) -> JSON:
+        """``GET /experiment``: the champion/challenger experiment with every look, or ``{"experiment": null}``."""
+        return self._request("GET", "experiment")
+
     def _request(self, method: str, path: str, **kwargs: Any) -> JSON:
         try:
             response = self._http.request(method, path, **kwargs)

@@ -16,7 +16,9 @@ from api_client import JSON, ApiClient, ApiError
 from api_settings import api_timeout, default_api_url, request_auth
 
 CACHE_TTL_SECONDS = 30
-Method = Literal["health", "recommend", "items", "item", "similar", "item_map", "categories", "users", "user_history"]
+Method = Literal[
+    "health", "recommend", "items", "item", "similar", "item_map", "categories", "users", "user_history", "experiment"
+]
 
 # Session-state keys. Values the pages share live under plain keys that no widget owns,
 # because Streamlit drops a widget's state when a page without that widget runs.

@@ -77,3 +77,7 @@ def test_diversity_reaches_the_api(client: ApiClient) -> None:
     plain = [i["item_id"] for i in client.recommend(user_id=user_id, k=10)["items"]]
     diverse = [i["item_id"] for i in client.recommend(user_id=user_id, k=10, diversity=1.0)["items"]]
     assert len(diverse) == 10 and diverse != plain and diverse[0] == plain[0]
+
+
+def test_the_experiment_is_null_until_one_is_started(client: ApiClient) -> None:
+    assert client.experiment() == {"experiment": None}
