@@ -242,6 +242,9 @@ class RecommendRequest(_Strict):
     diversity: float = Field(
         0.0, ge=0.0, le=1.0, description="Maximal marginal relevance λ over the top candidates: 0 is the plain ranking."
     )
+    explain: bool = Field(
+        False, description="Say why: each item gets `because`, its top contributing history items (off by default)."
+    )
 
     @field_validator("recent_items")
     @classmethod
@@ -261,6 +264,12 @@ class RecommendRequest(_Strict):
         return ids, strengths, timestamps
 
 
+class Reason(BaseModel):
+    item_id: ItemId
+    title: str
+    share: float = Field(description="This history item's contribution over the item's whole score.")
+
+
 class ScoredItem(BaseModel):
     item_id: ItemId
     score: float
@@ -269,6 +278,11 @@ class ScoredItem(BaseModel):
     category: str
     source: Source = Field(
         description="model: collaborative vector; content: a cold item's metadata vector; popular: backfill."
+    )
+    because: list[Reason] | Literal["popular"] | None = Field(
+        None,
+        description="With explain: the (up to 3) history items that contribute most to this item's score, with "
+        'their shares (exact: the score is a sum over the history); "popular" for a popularity backfill.',
     )
 
 

@@ -70,19 +70,11 @@ def seen_items(model: Model, user: int) -> np.ndarray:
     return items[np.concatenate(([True], items[1:] != items[:-1]))] if len(items) else items
 
 
-def fold_in(model: Model, items: np.ndarray, strengths: np.ndarray | None = None) -> np.ndarray:
-    """Project an interaction row onto the latent space: ``p = x·Q·Σ⁻²``.
+def weighted_row(model: Model, items: np.ndarray, strengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An interaction row weighted exactly as training weighted it: its distinct items and their weights.
 
-    The same formula serves every spectral filter the pipeline trains (``Q = V·Σ·f^½``),
-    and the row is weighted exactly as training weighted it (scheme, minimum rating,
-    centring: the manifest's ``weighting`` parameters).
-
-    Parameters
-    ----------
-    items
-        Item positions (repeats add up, as repeated interactions do in training).
-    strengths
-        Raw strength per entry of ``items`` (event weight or rating); 1 each by default.
+    Repeats add up, as repeated interactions do in training; the scheme, minimum rating and centring are
+    the manifest's ``weighting`` parameters. ``strengths``: raw strength per entry of ``items`` (1 each).
     """
     items = np.asarray(items, dtype=np.int64)
     if strengths is None:
@@ -99,8 +91,18 @@ def fold_in(model: Model, items: np.ndarray, strengths: np.ndarray | None = None
         float(params.get("avg_row_length", 1.0)),
         **row_options(params),  # type: ignore[arg-type]
     )
+    return unique, values.astype(np.float64)
+
+
+def fold_in(model: Model, items: np.ndarray, strengths: np.ndarray | None = None) -> np.ndarray:
+    """Project an interaction row onto the latent space: ``p = x·Q·Σ⁻²`` (``x``: :func:`weighted_row`).
+
+    The same formula serves every spectral filter the pipeline trains (``Q = V·Σ·f^½``). It is linear in
+    ``x``, which is what makes an item's score a sum over the row's items (:mod:`reccore.explain`).
+    """
+    unique, values = weighted_row(model, items, strengths)
     sigma_sq = np.square(model.singular_values.astype(np.float64))
-    vector = values.astype(np.float64) @ model.item_factors[unique].astype(np.float64) / sigma_sq
+    vector = values @ model.item_factors[unique].astype(np.float64) / sigma_sq
     return vector.astype(np.float32)
 
 

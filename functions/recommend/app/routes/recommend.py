@@ -14,9 +14,10 @@ from app.responses import json_response
 from app.schemas import COMMON_ERRORS, RecommendRequest, RecommendResponse
 from app.state import StateInput, UserStoreDep, get_impression_log, read_state, state_input, with_request
 from reccore.experiment import CHALLENGER, CHAMPION, Variant
+from reccore.explain import explain, history
 from reccore.impressions import impression
 from reccore.model import Model
-from reccore.recommend import Interactions
+from reccore.recommend import MAX_FOLD_IN, Interactions
 from reccore.recommend import recommend as core_recommend
 from reccore.scoring import Filters, Ranking
 
@@ -95,6 +96,8 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
         diversity=body.diversity,
     )
     items = scored_items(model, ranking)
+    if body.explain:
+        _explain(model, ranking, items, user, interactions)
     recommendation_id = uuid.uuid4().hex
     get_impression_log().log(
         impression(
@@ -124,6 +127,23 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
             "variant": variant,
         }
     )
+
+
+def _explain(
+    model: Model, ranking: Ranking, items: list[dict[str, Any]], user: int | None, interactions: Interactions
+) -> None:
+    """Add ``because`` to each item: its top contributing history items (``reccore.explain``), or "popular"."""
+    personalized = ranking.strategy == "personalized"
+    window = interactions.newest(MAX_FOLD_IN) if ranking.strategy in ("personalized", "fold_in") else None
+    row, weights = history(model, user if personalized else None, window)
+    targets = [n for n, source in enumerate(ranking.sources) if source != "popular"]
+    reasons = explain(model, row, weights, ranking.items[targets])
+    for item in items:
+        item["because"] = "popular"
+    for n, found in zip(targets, reasons, strict=True):
+        items[n]["because"] = [
+            {"item_id": model.item_ids[r.item], "title": model.titles[r.item], "share": r.share} for r in found
+        ]
 
 
 def _variant(champion: Model, key: str | None) -> tuple[str | None, Variant, Model]:
