@@ -83,11 +83,15 @@ class ApiClient:
         include_categories: list[str] | None = None,
         exclude_categories: list[str] | None = None,
         diversity: float = 0.0,
+        explain: bool = False,
     ) -> JSON:
-        """``POST /recommend``: top-k for a known user, a session (fold-in), or neither (popular)."""
+        """``POST /recommend``: top-k for a known user, a session (fold-in), or neither (popular); with
+        ``explain``, each item says ``because`` of which history items."""
         body: JSON = {"k": k, "exclude_seen": exclude_seen}
         if diversity:
             body["diversity"] = diversity
+        if explain:
+            body["explain"] = True
         optional = {
             "user_id": user_id,
             "recent_items": recent_items,

@@ -84,11 +84,19 @@ def scored_table(items: list[JSON], score_label: str = "score") -> None:
             "category": item["category"],
             score_label: round(item["score"], 4),
             "source": ui.SOURCE_LABELS.get(item["source"], item["source"]),
+            **({"because": because(item["because"])} if item.get("because") is not None else {}),
             "item_id": item["item_id"],
         }
         for item in items
     ]
     st.dataframe(rows, hide_index=True)
+
+
+def because(reasons: list[JSON] | str) -> str:
+    """An item's reasons as one line: "popular", or the history items with their share of its score."""
+    if isinstance(reasons, str):
+        return reasons
+    return " · ".join(f"{_shorten(r['title'])} ({r['share']:.0%})" for r in reasons) or "—"
 
 
 def score_chart(items: list[JSON], score_label: str = "score") -> None:

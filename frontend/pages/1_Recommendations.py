@@ -19,7 +19,7 @@ with st.expander("Options: k, seen items, categories"):
 st.session_state[ui.REC_OPTIONS] = options  # the latent map highlights the same recommendations
 
 st.subheader("Recommendations")
-recs = ui.require("recommend", user_id=user_id, **options)
+recs = ui.require("recommend", user_id=user_id, explain=True, **options)
 ui.strategy_banner(recs["strategy"])
 ui.realtime_banner(recs)
 if not recs["items"]:
@@ -28,6 +28,7 @@ else:
     table_column, chart_column = st.columns([3, 2])
     with table_column:
         widgets.scored_table(recs["items"])
+        st.caption("because: the history items this item's score comes from, with their share of it (exact).")
     with chart_column:
         widgets.score_chart(recs["items"])
     widgets.act_as_user(user_id, recs["items"])

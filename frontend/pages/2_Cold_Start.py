@@ -33,7 +33,7 @@ chosen = st.multiselect(
 st.session_state[BASKET] = {item_id: labels[item_id] for item_id in chosen}
 k = st.slider("How many (k)", 1, 50, 10, key="cold_k")
 
-recs = ui.require("recommend", recent_items=chosen or None, k=k)
+recs = ui.require("recommend", recent_items=chosen or None, k=k, explain=True)
 st.subheader("Recommendations for this session" if chosen else "Recommendations for an empty session")
 ui.strategy_banner(recs["strategy"])
 if recs["ignored_items"]:

@@ -278,10 +278,13 @@ def test_a_user_the_model_does_not_list_can_be_typed_and_acted_as(api_url: str) 
     at.text_input(key="user_query").set_value("brand-new-visitor").run()
     assert not at.exception and not at.error
     assert "Strategy: `popular`" in texts(at.warning)
-    first = ranked_table(at)[0]["item_id"]
-    at.selectbox(key="act_item").set_value(first).run()
+    first = ranked_table(at)[0]
+    at.selectbox(key="act_item").set_value(first["item_id"]).run()
     at.button(key="act_view").click().run()
     assert "Strategy: `fold_in`" in texts(at.info) and "Real-time" in texts(at.success)
+    # The one item viewed is the whole reason for every model item, shown at once.
+    reasons = [row["because"] for row in ranked_table(at) if row["because"] != "popular"]
+    assert reasons and all(r.startswith(first["title"][:20]) and r.endswith("(100%)") for r in reasons), reasons
 
 
 # (impressions, clicked, converted) per variant in each of two batches, one look after each; every arm stays
