@@ -26,7 +26,7 @@ help:
 	@echo "make bench-scale 10k/100k/1M-item catalogues: index choice, recall, latency, cold start, RSS (long)"
 	@echo "make bench-spark single-process vs Spark local[2] at 1M and 10M (prints figures; minutes)"
 	@echo "make train-emr   pack the pipeline, upload it and start an EMR Serverless job run (REC_EMR_*, REC_SOURCE)"
-	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md, and the default run over the API"
+	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md, the default run over the API, explanations"
 	@echo "make reliability schemathesis, hot swap under load, store and user-state faults -> docs/reliability.md (~8 min)"
 	@echo "make checkov     checkov's security scan of template.yaml (accepted findings are skipped inline, with reasons)"
 	@echo "make sam-local   sam build + sam local start-api against the local S3"
@@ -106,6 +106,7 @@ eval: $(STAMP)  # the cold-start study calls the service's app, which is not an 
 	# One BLAS thread: with two, a busy 2-core machine ran the SVDs and solves many times slower.
 	OPENBLAS_NUM_THREADS=1 PYTHONPATH=functions/recommend $(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
 	$(PY) scripts/bench_tuning.py  # the default command on the standard splits, judged over the API -> docs/bench_tuning.json
+	$(PY) scripts/bench_explain.py  # explain's cost, and how often a top reason shares the item's category (a sanity figure)
 
 reliability: $(STAMP)
 	$(PY) scripts/reliability.py --report docs/reliability.md
