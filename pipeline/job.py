@@ -39,6 +39,7 @@ from pipeline.train import ModelConfig, TrainedModel, train_config
 from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
 from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
 from reccore.artifacts import (
+    LATEST_KEY,
     MANIFEST_NAME,
     Manifest,
     decode_dir,
@@ -48,10 +49,10 @@ from reccore.artifacts import (
     record_in_manifest,
     version_key,
 )
-from reccore.errors import ArtifactIntegrityError, ModelNotFoundError, QualityGateError, UserStateError
+from reccore.errors import ArtifactIntegrityError, ConfigError, ModelNotFoundError, QualityGateError, UserStateError
 from reccore.model import assemble
 from reccore.settings import PipelineSettings
-from reccore.storage import ArtifactStore, open_store
+from reccore.storage import ArtifactStore, S3Store, open_store
 from reccore.userstate import DynamoStore
 from reccore.validation import validate_model
 
@@ -162,8 +163,30 @@ def run(
         return _run(settings, progress, on_stage, engine or make_engine(settings))
 
 
+def check_output(uri: str) -> None:
+    """Fail at once, in one line, if the output cannot be reached: before training, not after it.
+
+    Raises
+    ------
+    ConfigError
+        No credentials, no such bucket, an endpoint that does not answer, access denied.
+    """
+    store = open_store(uri)
+    try:
+        if isinstance(store, S3Store):  # one listing call: credentials, the bucket and the endpoint at once
+            store.client.list_objects_v2(Bucket=store.bucket, Prefix=store.key(LATEST_KEY), MaxKeys=1)
+        else:
+            store.list_keys(LATEST_KEY)
+    except Exception as exc:  # any failure here means the publish would fail after the training
+        reason = "no AWS credentials found" if type(exc).__name__ == "NoCredentialsError" else f"{exc}"
+        raise ConfigError(
+            f"cannot publish to {uri}: {reason}. Publish to a directory instead: --output DIR (e.g. --output ./models)"
+        ) from exc
+
+
 def _run(settings: PipelineSettings, progress: bool, on_stage: StageHook | None, engine: Engine) -> RunResult:
     stage = _Stages(on_stage)
+    check_output(settings.output)
 
     with stage("load"):
         log = engine.load()

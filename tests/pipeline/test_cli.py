@@ -105,6 +105,29 @@ def test_bad_input_file_is_one_message_and_publishes_nothing(tmp_path: Path) -> 
     assert not out.exists() or list_versions(open_store(str(out))) == []
 
 
+def test_an_unreachable_output_fails_at_once_in_one_line_before_training(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default output is s3://…: with no credentials, one line that says so and suggests a directory.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "REC_OUTPUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    loaded: list[object] = []
+
+    class Recording:
+        def load(self) -> None:
+            loaded.append(self)
+
+    monkeypatch.setattr(pipeline.job, "make_engine", lambda settings: Recording())
+    assert main(["run", "--interactions", "2000"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("error: cannot publish to s3://") and "no AWS credentials found" in message
+    assert "--output DIR" in message and len(message.splitlines()) == 1
+    assert not loaded  # refused before any work
+
+
 def test_invalid_setting_is_one_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--factors", "1", "--output", "/nonexistent"]) == 2
     assert "factors" in capsys.readouterr().err

@@ -129,12 +129,13 @@ class S3Store:
             self._client = boto3.client("s3", config=config)
         return self._client
 
-    def _key(self, key: str) -> str:
+    def key(self, key: str) -> str:
+        """The S3 key of a store key (under the prefix)."""
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def get(self, key: str) -> bytes:
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            response = self.client.get_object(Bucket=self.bucket, Key=self.key(key))
         except self.client.exceptions.NoSuchKey as exc:
             raise FileNotFoundError(f"{self.uri}/{key}") from exc
         except self.client.exceptions.NoSuchBucket as exc:
@@ -143,10 +144,10 @@ class S3Store:
         return body
 
     def put(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        self.client.put_object(Bucket=self.bucket, Key=self.key(key), Body=data)
 
     def list_keys(self, prefix: str) -> list[str]:
-        full = self._key(prefix)
+        full = self.key(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
         keys: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
@@ -164,7 +165,7 @@ class S3Store:
 
         config = TransferConfig(multipart_threshold=_PART_BYTES, multipart_chunksize=_PART_BYTES, max_concurrency=8)
         try:
-            self.client.download_file(self.bucket, self._key(key), str(target), Config=config)
+            self.client.download_file(self.bucket, self.key(key), str(target), Config=config)
         except ClientError as exc:
             if str((exc.response.get("Error") or {}).get("Code")) in ("404", "NoSuchKey", "NoSuchBucket"):
                 raise FileNotFoundError(f"{self.uri}/{key}") from exc
@@ -173,7 +174,7 @@ class S3Store:
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # S3's batch limit
-            batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            batch = [{"Key": self.key(k)} for k in keys[start : start + 1000]]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
 
