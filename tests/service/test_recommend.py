@@ -202,3 +202,9 @@ def test_diversity_zero_is_todays_ranking_and_out_of_range_is_a_422(client: Any)
     assert diverse["items"][0]["item_id"] == plain["items"][0]["item_id"]
     for bad in (-0.1, 1.5, "much"):
         assert client.post("/recommend", json={"user_id": user, "diversity": bad}).status_code == 422
+
+
+def test_unknown_categories_are_listed_not_silently_matched(client: Any) -> None:
+    answer = recommend_ok(client, {"k": 3, "include_categories": ["bookz", "books"], "exclude_categories": ["nope"]})
+    assert answer["ignored_categories"] == ["bookz", "nope"]
+    assert recommend_ok(client, {"k": 3, "include_categories": ["books"]})["ignored_categories"] == []

@@ -297,7 +297,7 @@ class ModelRegistry:
                 challenger = current[1] if same and current is not None else self._load(version=experiment.challenger)
                 trial = (experiment, challenger)
         except Exception as exc:  # noqa: BLE001 - the champion serves everyone instead
-            logger.error("experiment not applied; the champion serves every request", extra={"reason": repr(exc)})
+            logger.warning("experiment not applied; the champion serves every request", extra={"reason": repr(exc)})
         with self._lock:
             if generation == self._generation:
                 self._trial = trial

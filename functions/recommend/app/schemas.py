@@ -292,6 +292,10 @@ class RecommendResponse(BaseModel):
     strategy: Strategy
     items: list[ScoredItem]
     ignored_items: list[ItemId] = Field(default_factory=list, description="recent_items ids not in the catalogue.")
+    ignored_categories: list[str] = Field(
+        default_factory=list,
+        description="include_categories / exclude_categories names the catalogue does not have (see GET /categories).",
+    )
     truncated_items: int = Field(
         0,
         description=(

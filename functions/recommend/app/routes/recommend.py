@@ -120,6 +120,7 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
             "strategy": ranking.strategy,
             "items": items,
             "ignored_items": ignored,
+            "ignored_categories": _unknown_categories(model, body),
             "truncated_items": ranking.truncated,
             "realtime_events": stored.realtime_events,
             "degraded": degraded,
@@ -127,6 +128,13 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
             "variant": variant,
         }
     )
+
+
+def _unknown_categories(model: Model, body: RecommendRequest) -> list[str]:
+    """Category names the request gave that the catalogue lacks (a typo filters nothing, or everything)."""
+    known = model.category_names
+    given = [*(body.include_categories or ()), *(body.exclude_categories or ())]
+    return list(dict.fromkeys(name for name in given if name not in known)) if given else []
 
 
 def _explain(
