@@ -185,3 +185,17 @@ def test_the_mangum_handler_answers_an_invalid_utf8_body_with_a_400(
     assert status == 400
     _assert_error_shape(body, "bad_request")
     assert "not valid UTF-8" in body["message"]
+
+
+def test_common_mistakes_get_messages_that_say_what_to_change(client: Any) -> None:
+    # No content-type: FastAPI sees no JSON object at all.
+    response = client.post("/recommend", content=b'{"k": 3}', headers={"content-type": "text/plain"})
+    assert response.status_code == 422
+    assert "content-type: application/json" in response.json()["message"]
+    # Malformed JSON: the location is a character offset, said as one.
+    response = client.post("/recommend", content=b'{"k": 3,}', headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "not valid JSON at character" in response.json()["message"]
+    # Milliseconds where seconds are expected.
+    event = {"user_id": "u1", "item_id": "i000001", "event": "view", "timestamp": 1764100000000}
+    response = client.post("/events", json={"events": [event]})
+    assert response.status_code == 422 and "use unix seconds" in response.json()["message"]

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.logging import logger
+from app.schemas import MAX_TIMESTAMP
 from reccore.errors import (
     ArtifactIntegrityError,
     ConfigError,
@@ -128,13 +129,29 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
         # "input" and "ctx" can be huge or not JSON-serialisable: keep what a client can act on.
         {
             "loc": [printable(str(part)) for part in err.get("loc", ())],
-            "msg": printable(str(err.get("msg", ""))),
+            "msg": printable(friendly(err)),
             "type": str(err.get("type", "")),
         }
         for err in errors[:MAX_DETAILS]
     ]
     message = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details) or "invalid request"
     return JSONResponse(error_body("validation_error", message, details), status_code=422)
+
+
+def friendly(err: Any) -> str:
+    """Pydantic's message, said so that a client knows what to change where it is terse."""
+    kind, loc, msg = str(err.get("type", "")), tuple(err.get("loc", ())), str(err.get("msg", ""))
+    if kind == "json_invalid":
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        reason = (err.get("ctx") or {}).get("error")
+        return f"the body is not valid JSON{at}" + (f" ({reason})" if reason else "")
+    if loc == ("body",) and kind in ("model_attributes_type", "dict_type"):
+        return "send a JSON object with the header content-type: application/json"
+    value = err.get("input")
+    timestamp = loc and loc[-1] == "timestamp" and kind == "less_than_equal" and isinstance(value, int | float)
+    if timestamp and value / 1000 <= MAX_TIMESTAMP:
+        return f"{msg}: use unix seconds ({value} looks like milliseconds)"
+    return msg
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
