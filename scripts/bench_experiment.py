@@ -21,7 +21,7 @@ everything ever logged under the prefix. To keep 20 A/A experiments within minut
 impressions are deleted before the next starts (attribution filters by experiment id, so this changes no count);
 the cost per stored object is printed.
 
-    .venv/bin/python scripts/bench_experiment.py            (about 10 minutes on 2 cores; renices itself to 10)
+    .venv/bin/python scripts/bench_experiment.py            (12-17 minutes on 2 cores; renices itself to 10)
     .venv/bin/python scripts/bench_experiment.py --smoke    (one batch each, nothing recorded)
 
 Figures go to the ``experiment`` section of docs/bench.json. Goals: the A/A decides at most 1 time in 20;
@@ -54,7 +54,8 @@ INTERACTIONS, LOG_SEED = 100_000, 42
 SHARE, BATCH = 0.5, 250
 MAX_USERS, AA_SEEDS = 5000, 20
 # 2,000 users per A/A run were asked for: at ~75 simulated users/s (one process, one GIL, 2 cores) plus looks that
-# re-read each run's log, 20 × 2,000 alone takes ~15 minutes, so each A/A run stops at 1,500 (6 looks).
+# re-read each run's log, 20 × 2,000 alone takes ~15 minutes, so each A/A run stops at 1,500 (6 looks): measured
+# 978 s for the 20 at 1,500 with another process using one core of two.
 AA_USERS, AA_USERS_ASKED = 1500, 2000
 OVERHEAD_CALLS = 20_000
 

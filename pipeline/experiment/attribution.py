@@ -1,7 +1,9 @@
 """Attribution: impressions joined to the events that name their ``recommendation_id``, counted per variant.
 
 An impression counts as *clicked* if any event (any type) names its id, and as *converted* if a purchase
-does. Events that name an id no impression has (an impression still queued, or lost with its environment,
+does. Each evaluation reads the whole of both logs (4.6 ms per stored object on moto): fine for an
+experiment's weeks of Firehose objects (one per minute), not for years of them; an incremental reader is
+the next step if a log grows that large. Events that name an id no impression has (an impression still queued, or lost with its environment,
 or a client's typo) are counted as ``unmatched``, never silently dropped.
 """
 
@@ -37,10 +39,9 @@ def read_records(store: ArtifactStore, directory: str) -> list[dict[str, Any]]:
 
 def attribute(store: ArtifactStore, experiment_id: str) -> Attribution:
     """Join the impressions of ``experiment_id`` to the events that name them."""
-    impressions = {
-        r["recommendation_id"]: r for r in read_records(store, IMPRESSIONS_DIR) if r.get("experiment") == experiment_id
-    }
-    known_ids = {r["recommendation_id"] for r in read_records(store, IMPRESSIONS_DIR)}
+    every = read_records(store, IMPRESSIONS_DIR)
+    impressions = {r["recommendation_id"]: r for r in every if r.get("experiment") == experiment_id}
+    known_ids = {r["recommendation_id"] for r in every}
     clicked: set[str] = set()
     converted: set[str] = set()
     attributed = unmatched = 0
