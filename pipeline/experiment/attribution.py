@@ -3,8 +3,8 @@
 An impression counts as *clicked* if any event (any type) names its id, and as *converted* if a purchase
 does. Each evaluation reads the whole of both logs (4.6 ms per stored object on moto): fine for an
 experiment's weeks of Firehose objects (one per minute), not for years of them; an incremental reader is
-the next step if a log grows that large. Events that name an id no impression has (an impression still queued, or lost with its environment,
-or a client's typo) are counted as ``unmatched``, never silently dropped.
+the next step if a log grows that large. Events that name an id no impression has (an impression still
+queued, or lost with its environment, or a client's typo) are counted as ``unmatched``, never silently dropped.
 """
 
 from __future__ import annotations
