@@ -17,7 +17,9 @@ export AWS_DEFAULT_REGION ?= us-east-1
 .PHONY: help install demo serve test test-fast lint typecheck bench bench-users bench-scale bench-spark eval reliability sam-validate checkov sam-local standin-image deploy train-emr clean
 
 help:
+	@echo "make install     the virtualenv .venv with every dependency (the other targets do it when needed)"
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
+	@echo "                 ports: make demo API_PORT=8010 UI_PORT=8511 S3_PORT=5010"
 	@echo "make serve MODEL=DIR|s3://bucket/prefix   serve a published model with uvicorn (:8000)"
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
@@ -31,6 +33,9 @@ help:
 	@echo "make checkov     checkov's security scan of template.yaml (accepted findings are skipped inline, with reasons)"
 	@echo "make sam-local   sam build + sam local start-api against the local S3"
 	@echo "make deploy      sam build && sam deploy (needs an AWS account)"
+	@echo "make lint        ruff check and ruff format --check"
+	@echo "make typecheck   mypy"
+	@echo "make clean       remove caches and build output (the virtualenvs stay)"
 
 $(STAMP): pyproject.toml layers/reccore/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
+from local_stack import port_is_free
 
 from reccore.artifacts import read_latest_version
 from reccore.errors import RecError
@@ -40,6 +41,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if not port_is_free(args.host, args.port):
+        print(f"serve: port {args.port} is taken; choose another with `make serve API_PORT=...`", file=sys.stderr)
+        return 2
     uri = args.model or ServiceSettings().model_uri
     if "://" not in uri:
         uri = str(Path(uri).resolve())  # the service must find the directory whatever its working directory
@@ -47,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         version = read_latest_version(open_store(uri))
     except (RecError, BotoCoreError, ClientError) as exc:
         print(f"serve: no model to serve at {uri}: {exc}", file=sys.stderr)
-        print("serve: publish one first, e.g. `python -m pipeline run --output DIR`", file=sys.stderr)
+        print("serve: publish one first, e.g. `.venv/bin/python -m pipeline run --output DIR`", file=sys.stderr)
         return 2
     os.environ[env_name("model_uri")] = uri
     base = f"http://{args.host}:{args.port}"

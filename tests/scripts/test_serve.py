@@ -96,8 +96,20 @@ def test_make_serve_serves_a_directory_model(directory_model: tuple[Path, str], 
 
 
 def test_serve_without_a_model_is_one_message(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(SERVE), "--model", str(tmp_path / "empty"), "--port", "1"],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run([sys.executable, str(SERVE), "--model", str(tmp_path / "empty"), "--port",
+                             str(free_port())], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "no model to serve" in result.stderr and "empty" in result.stderr
+
+
+def test_serve_on_a_taken_port_is_one_message_before_anything_else(directory_model: tuple[Path, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, str(SERVE), "--model", str(directory_model[0]), "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"port {port} is taken" in result.stderr and "API_PORT" in result.stderr
+    assert "serve:" not in result.stdout  # no banner first
