@@ -29,7 +29,7 @@ help:
 	@echo "make bench-spark single-process vs Spark local[2] at 1M and 10M (prints figures; minutes)"
 	@echo "make train-emr   pack the pipeline, upload it and start an EMR Serverless job run (REC_EMR_*, REC_SOURCE)"
 	@echo "make eval        MovieLens-100K evaluation report -> docs/evaluation.md, the default run over the API, explanations"
-	@echo "make reliability schemathesis, hot swap under load, store and user-state faults -> docs/reliability.md (~8 min)"
+	@echo "make reliability schemathesis, hot swap under load, store and user-state faults -> docs/reliability.md (~10 min)"
 	@echo "make checkov     checkov's security scan of template.yaml (accepted findings are skipped inline, with reasons)"
 	@echo "make sam-local   sam build + sam local start-api against the local S3"
 	@echo "make deploy      sam build && sam deploy (needs an AWS account)"

@@ -82,7 +82,7 @@ def scored_table(items: list[JSON], score_label: str = "score") -> None:
             "rank": item["rank"],
             "title": item["title"],
             "category": item["category"],
-            score_label: round(item["score"], 4),
+            score_label: round(item["score"], 4) if item.get("score") is not None else None,
             "source": ui.SOURCE_LABELS.get(item["source"], item["source"]),
             **({"because": because(item["because"])} if item.get("because") is not None else {}),
             "item_id": item["item_id"],
@@ -100,9 +100,17 @@ def because(reasons: list[JSON] | str) -> str:
 
 
 def score_chart(items: list[JSON], score_label: str = "score") -> None:
-    """A small horizontal bar chart of the scores, best at the top."""
+    """A small horizontal bar chart of the model's scores, best at the top (a popularity backfill has none)."""
+    items = [item for item in items if item.get("score") is not None]
+    if not items:
+        st.caption("No model scores: these items are the most popular ones.")
+        return
     labels = [f"{item['rank']}. {_shorten(item['title'])}" for item in items]
-    figure = go.Figure(go.Bar(x=[item["score"] for item in items], y=labels, orientation="h"))
+    scores = [item["score"] for item in items]
+    figure = go.Figure(go.Bar(x=scores, y=labels, orientation="h"))
+    low, high = min(scores), max(scores)
+    if low > 0 and high > low:  # e.g. cosines all near 0.9: start near the lowest bar, not at 0
+        figure.update_xaxes(range=[max(0.0, low - 0.5 * (high - low)), high + 0.05 * (high - low)])
     figure.update_layout(
         height=min(80 + 30 * len(items), 560),
         margin={"l": 0, "r": 10, "t": 10, "b": 0},

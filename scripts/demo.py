@@ -91,28 +91,34 @@ def main() -> int:
     # Ctrl-C stops it even when started with SIGINT ignored (Python then leaves it ignored: a background job's).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        s3 = group.start(PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.s3_port))
-        wait_for(s3_url, "local S3", s3, timeout=60)
+        # The servers' own output (moto's warnings and access log, uvicorn's, Streamlit's) goes to files.
+        logs = args.model_cache.parent / "demo-logs"
+        s3 = group.start(PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.s3_port), log=logs / "moto.log")
+        wait_for(s3_url, "local S3", s3, timeout=60, log=logs / "moto.log")
         provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
         publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, cache=args.model_cache)
         start_demo_experiment(s3_url, BUCKET, PREFIX, args.interactions, env)
         api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend",
                           "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log",
-                          "--timeout-graceful-shutdown", "5")  # fmt: skip
-        wait_for(f"{api_url}/health", "API", api, timeout=60)
+                          "--timeout-graceful-shutdown", "5", log=logs / "api.log")  # fmt: skip
+        wait_for(f"{api_url}/health", "API", api, timeout=60, log=logs / "api.log")
         simulation_log = args.model_cache.parent / "demo-experiment.log"
         threading.Thread(target=simulate_visitors, args=(api_url, args.interactions, env, simulation_log),
                          daemon=True).start()  # fmt: skip
         # From frontend/, so Streamlit picks up frontend/.streamlit/config.toml.
         ui = group.start(PY, "-m", "streamlit", "run", "Home.py", "--server.address", "127.0.0.1",
-                         "--server.port", str(args.ui_port), cwd=ROOT / "frontend")  # fmt: skip
-        wait_for(f"http://127.0.0.1:{args.ui_port}/_stcore/health", "frontend", ui, timeout=60)
+                         "--server.port", str(args.ui_port), cwd=ROOT / "frontend",
+                         log=logs / "frontend.log")  # fmt: skip
+        wait_for(
+            f"http://127.0.0.1:{args.ui_port}/_stcore/health", "frontend", ui, timeout=60, log=logs / "frontend.log"
+        )
         print(
             "\n== the demo is up\n"
             f"   frontend   http://127.0.0.1:{args.ui_port}\n"
             f"   API        {api_url}   (docs: {api_url}/docs)\n"
             f"   local AWS  {s3_url}   (S3 bucket {BUCKET}, prefix {PREFIX}; DynamoDB + Firehose {REALTIME})\n"
             f"   an experiment runs (the dashboard's Experiments page); simulated visitors log to {simulation_log}\n"
+            f"   server logs in {logs}/ (moto.log, api.log, frontend.log)\n"
             "   Ctrl-C stops everything.\n",
             flush=True,
         )

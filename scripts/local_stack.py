@@ -31,12 +31,13 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def wait_for(url: str, name: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_for(url: str, name: str, process: subprocess.Popen[bytes], timeout: float, log: Path | None = None) -> None:
     """Poll ``url`` until it answers; stop with a message if ``process`` dies or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{name} exited with code {process.returncode}; see its output above")
+            where = f"its log, {log}" if log is not None else "its output above"
+            raise SystemExit(f"{name} exited with code {process.returncode}; see {where}")
         try:
             with urllib.request.urlopen(url, timeout=5):
                 return
@@ -57,9 +58,17 @@ class ProcessGroup:
         self.env = dict(env)
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *command: str | Path, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    def start(self, *command: str | Path, cwd: Path = ROOT, log: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start ``command``; its output goes to ``log`` (appended) if given, else to this terminal."""
+        out = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = log.open("ab")
         process = subprocess.Popen([str(c) for c in command], cwd=cwd, env=self.env, start_new_session=True,
-                                   preexec_fn=_default_sigint)  # fmt: skip
+                                   preexec_fn=_default_sigint, stdout=out,
+                                   stderr=subprocess.STDOUT if out else None)  # fmt: skip
+        if out is not None:
+            out.close()  # the child holds its own descriptor
         self.processes.append(process)
         return process
 

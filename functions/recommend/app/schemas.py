@@ -272,7 +272,13 @@ class Reason(BaseModel):
 
 class ScoredItem(BaseModel):
     item_id: ItemId
-    score: float
+    score: float | None = Field(
+        description="The model's score (the item's vector against the user's or session's; cosine for similar "
+        "items); null for a popularity backfill, whose number is on another scale (see popularity)."
+    )
+    popularity: float | None = Field(
+        None, description="A popularity backfill's recency-weighted popularity; null for the model's items."
+    )
     rank: int
     title: str
     category: str

@@ -53,7 +53,7 @@ def _item(model: Model, i: int) -> Item:
         item_id=model.item_ids[i],
         title=model.titles[i],
         category=model.categories[i],
-        price=float(model.prices[i]),
+        price=float(str(model.prices[i])),  # float32's shortest repr: 10.54, not 10.539999961853027
         content_based=bool(model.content_based[i]),
     )
 

@@ -25,12 +25,14 @@ router = APIRouter(tags=["recommend"], responses=COMMON_ERRORS)
 
 
 def scored_items(model: Model, ranking: Ranking) -> list[dict[str, Any]]:
-    """``ScoredItem``-shaped dicts for a ranking (rank is 1-based)."""
+    """``ScoredItem``-shaped dicts for a ranking (rank is 1-based). A popularity backfill's number is its
+    popularity, on another scale than the model's scores: it goes in ``popularity``, and ``score`` is null."""
     ids, titles, categories = model.item_ids, model.titles, model.categories
     return [
         {
             "item_id": ids[i],
-            "score": s if math.isfinite(s) else 0.0,
+            "score": None if src == "popular" else s if math.isfinite(s) else 0.0,
+            "popularity": (s if math.isfinite(s) else 0.0) if src == "popular" else None,
             "rank": r,
             "title": titles[i],
             "category": categories[i],
