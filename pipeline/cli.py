@@ -1,7 +1,14 @@
-"""``python -m pipeline run ...``: flags override the ``REC_*`` environment (see reccore.settings).
+"""The pipeline's command line: .venv/bin/python -m pipeline COMMAND --help for each command's options.
 
-``python -m pipeline evaluate ...`` writes the quality report (baselines, tuning grid, cold start).
-``python -m pipeline batch --model URI --users all|FILE --k 10 --output URI`` writes recommendations as Parquet.
+Examples:
+  .venv/bin/python -m pipeline run --output ./models                      train on the synthetic log, publish
+  .venv/bin/python -m pipeline run --source data.csv --items items.csv --output s3://bucket/recsys
+  .venv/bin/python -m pipeline evaluate                                   MovieLens-100K report
+  .venv/bin/python -m pipeline batch --model ./models --users all --output recs.parquet
+  .venv/bin/python -m pipeline generate --interactions 10000000          a large synthetic log as Parquet
+  .venv/bin/python -m pipeline experiment status --model ./models        the online experiment
+
+Flags override the REC_* environment (reccore/settings.py).
 """
 
 from __future__ import annotations
@@ -31,13 +38,21 @@ RUN_OPTIONS = ("source", "items", "events", "output", "interactions", "n_items",
 RUN_SWITCHES = ("user_arrays", "centre", "tune", "reuse")
 
 
+def _origin(name: str, default: object) -> str:
+    """Where a run option comes from: its environment variable, and its default if it has one."""
+    shown = "" if default is None or default == "" else f"; default: {_escaped(str(default))}"
+    return f"env REC_{name.upper()}{shown}"
+
+
 def _escaped(text: str | None) -> str:
     """A settings description as argparse help text, whose ``%`` starts a format code."""
     return (text or "").replace("%", "%%")
 
 
 def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run_cmd = commands.add_parser("run", help="train, evaluate, index and publish a model")
     fields = PipelineSettings.model_fields
@@ -48,13 +63,13 @@ def build_parser(defaults: PipelineSettings) -> argparse.ArgumentParser:
         choices = OBJECTIVES if name == "split" else choices
         run_cmd.add_argument(
             f"--{name.replace('_', '-')}", type=kind, default=getattr(defaults, name), choices=choices,
-            help=f"{_escaped(info.description)} (env REC_{name.upper()}; default: %(default)s)",
+            help=f"{_escaped(info.description)} ({_origin(name, getattr(defaults, name))})",
         )  # fmt: skip
     run_cmd.add_argument("--force", action="store_true", default=defaults.force, help=fields["force"].description)
     for flag in RUN_SWITCHES:
         run_cmd.add_argument(
             f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=getattr(defaults, flag),
-            help=f"{_escaped(fields[flag].description)} (env REC_{flag.upper()}; default: %(default)s)",
+            help=f"{_escaped(fields[flag].description)} ({_origin(flag, getattr(defaults, flag))})",
         )  # fmt: skip
     run_cmd.add_argument("--json", action="store_true", help="print the summary as JSON")
     run_cmd.add_argument("--stages", action="store_true",
