@@ -23,7 +23,7 @@ help:
 	@echo "make serve MODEL=DIR|s3://bucket/prefix   serve a published model with uvicorn (:8000)"
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
-	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and the README's table"
+	@echo "make bench       pipeline and service benchmarks -> docs/bench.json and docs/performance.md"
 	@echo "make bench-users cold start and API memory at 10k and 1M users, with and without per-user arrays"
 	@echo "make bench-scale 10k/100k/1M-item catalogues: index choice, recall, latency, cold start, RSS (long)"
 	@echo "make bench-spark single-process vs Spark local[2] at 1M and 10M (prints figures; minutes)"
@@ -100,7 +100,7 @@ bench-spark: $(STAMP)
 	nice -n 10 $(PY) scripts/bench_spark.py
 
 # The job's environment: a non-editable install (venv-pack packs installed files), without pyspark
-# (EMR Serverless brings Spark). Its Python must match the EMR image's (see README, "Spark").
+# (EMR Serverless brings Spark). Its Python must match the EMR image's (see docs/pipeline.md, "Scale-out training on Spark").
 EMR_VENV := .venv-emr
 train-emr: $(STAMP)
 	test -x $(EMR_VENV)/bin/python || $(PYTHON) -m venv $(EMR_VENV)

@@ -42,7 +42,7 @@ SPARK_CONF = {
 
 # The driver holds the log's columns and assembles the artifacts in Python (the JVM only streams the
 # collected Arrow batches through), so its memory grows with the interactions. Measured at 100M with
-# `make bench-spark` (README): the Parquet input is ~10.8 bytes per interaction and the Python driver
+# `make bench-spark` (docs/pipeline.md): the Parquet input is ~10.8 bytes per interaction and the Python driver
 # peaked at 8.8 GB (~88 bytes per interaction; 100 leaves headroom); a 6g heap was enough for the local
 # driver *and* its executors, so the EMR driver's heap (no executors in it) gets 8-16g.
 PARQUET_BYTES_PER_INTERACTION = 10.8

@@ -2,7 +2,7 @@
 
 ``make bench`` writes each benchmark's figures into one section of ``docs/bench.json``
 (``bench_pipeline.py`` → ``pipeline``, ``bench_service.py`` → ``service``); ``bench_report.py``
-renders the README's performance table from that file. Imported by the bench scripts
+renders docs/performance.md's table from that file. Imported by the bench scripts
 (Python puts a script's own folder on ``sys.path``).
 """
 

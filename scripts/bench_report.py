@@ -1,7 +1,7 @@
-"""The README's performance section, generated from docs/bench.json (what ``make bench`` measured).
+"""The performance page's figures (docs/performance.md), generated from docs/bench.json (what ``make bench`` measured).
 
-``python scripts/bench_report.py --write`` rewrites the block between the markers in README.md;
-``--check`` exits 1 if the README's figures and the file disagree (a test runs the same comparison).
+``python scripts/bench_report.py --write`` rewrites the block between the markers in docs/performance.md;
+``--check`` exits 1 if the performance page's figures and the file disagree (a test runs the same comparison).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from bench_record import BENCH_FILE, ROOT
 
-README = ROOT / "README.md"
+README = ROOT / "docs" / "performance.md"  # where the generated block lives
 BEGIN = "<!-- bench:begin: generated from docs/bench.json by scripts/bench_report.py (make bench); do not edit -->"
 END = "<!-- bench:end -->"
 
@@ -176,18 +176,20 @@ def render(bench: dict[str, Any]) -> str:
 
 
 def readme_block(text: str) -> str:
-    """The generated block of the README, markers included; ValueError if the markers are missing."""
+    """The generated block of the performance page, markers included; ValueError if the markers are missing."""
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
-        raise ValueError(f"the README has no block between {BEGIN!r} and {END!r}")
+        raise ValueError(f"the performance page has no block between {BEGIN!r} and {END!r}")
     return text[start : end + len(END)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite the README's block from the bench file")
-    mode.add_argument("--check", action="store_true", help="exit 1 if the README's block differs from the bench file")
+    mode.add_argument("--write", action="store_true", help="rewrite the performance page's block from the bench file")
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 if the performance page's block differs from the bench file"
+    )
     parser.add_argument("--bench", type=Path, default=BENCH_FILE)
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args(argv)

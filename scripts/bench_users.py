@@ -11,7 +11,7 @@ and the process's resident memory (VmRSS after the answer, VmHWM the peak). Pyth
     nice -n 10 .venv/bin/python scripts/bench_users.py [--users 10000,1000000] [--runs 3] [--record]
 
 With ``--record`` the figures go to ``docs/bench.json`` (section ``users``), from which
-``scripts/bench_report.py --write`` renders the README's table (``make bench-users`` does both).
+``scripts/bench_report.py --write`` renders docs/performance.md's table (``make bench-users`` does both).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Randomized truncated SVD over a row-distributed sparse matrix: scikit-learn's algorithm, in passes.
 
 Why not MLlib's ``RowMatrix.computeSVD``: it picks distributed ARPACK, hundreds of passes over the
-data (without native ARPACK here); measured in ``scripts/bench_spark.py --svd`` (figures in the README).
+data (without native ARPACK here); measured in ``scripts/bench_spark.py --svd`` (figures in docs/pipeline.md).
 This is the randomized SVD the single-process engine runs (``sklearn.utils.extmath.randomized_svd``,
 ``n_iter=4``, 10 oversamples, the same seeded Gaussian start and the same transpose rule), regrouped
 so that each power iteration is ONE pass over the blocks computing ``AᵀA·X`` (every block adds its

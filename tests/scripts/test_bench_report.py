@@ -1,4 +1,4 @@
-"""The README's performance block is generated from docs/bench.json and must agree with it."""
+"""The performance page's block (docs/performance.md) is generated from docs/bench.json and must agree with it."""
 
 from __future__ import annotations
 
