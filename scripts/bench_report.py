@@ -37,16 +37,15 @@ def _load_sentence(bench: dict[str, Any]) -> str:
     if all(load["quiet"] for load in loads.values()):
         return "The machine was quiet: other processes used under 0.1 core on average during each benchmark."
     cores = bench["service"]["environment"]["cores"]
-    busy = [f"{load['other_processes_cores']:.1f}" for load in loads.values()]
-    during = [f"during the {name} benchmark" for name in loads]
-    parts = f"{busy[0]} of its {cores} cores busy on average {during[0]}" + "".join(
-        f" and {b} {d}" for b, d in zip(busy[1:], during[1:], strict=True)
+    noisy = {name: load for name, load in loads.items() if not load["quiet"]}
+    parts = "; ".join(
+        f"{load['other_processes_cores']:.1f} during the {name} benchmark" for name, load in noisy.items()
     )
-    start = max(load["loadavg_start"][0] for load in loads.values())
+    start = max(load["loadavg_start"][0] for load in noisy.values())
     return (
-        f"**The machine was not quiet** (it is shared with other engineers' jobs): other processes kept {parts} "
-        f"(1-minute load average up to {start:.1f} at the start), so these figures are slower and noisier than "
-        "a quiet machine's, the p99s most of all."
+        f"**Some benchmarks shared the machine**: other processes kept cores of its {cores} busy on average "
+        f"({parts}; 1-minute load average up to {start:.1f} at the start), so those figures are slower and noisier "
+        "than a quiet machine's, the p99s most of all. The others ran on a quiet machine."
     )
 
 

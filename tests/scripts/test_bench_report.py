@@ -46,7 +46,12 @@ def test_it_says_whether_the_machine_was_quiet(bench: dict[str, Any]) -> None:
     for section in busy.values():
         section["load"] |= {"quiet": False, "other_processes_cores": 1.25}
     assert "was quiet" in render(quiet) and "not quiet" not in render(quiet)
-    assert "**The machine was not quiet**" in render(busy) and "1.2 of its" in render(busy)
+    assert "**Some benchmarks shared the machine**" in render(busy) and "1.2 during the service benchmark" in render(
+        busy
+    )
+    one = copy.deepcopy(quiet)
+    one["service"]["load"] |= {"quiet": False, "other_processes_cores": 0.7}
+    assert "(0.7 during the service benchmark;" in render(one) and "pipeline benchmark" not in render(one)
 
 
 def test_it_says_whether_the_bytecode_cache_was_on(bench: dict[str, Any]) -> None:
@@ -76,6 +81,7 @@ def test_the_users_table_is_rendered_only_when_measured(bench: dict[str, Any]) -
          "import_s": 1.2, "min_s": total, "max_s": total, "rss_mb": rss, "peak_rss_mb": rss, "runs": 3}
         for flag, size, total, rss in ((True, 279.8, 8.28, 540), (False, 6.7, 2.22, 128))
     ]}  # fmt: skip
+    with_users["users"]["load"] = {**with_users["users"]["load"], "quiet": False, "other_processes_cores": 0.5}
     block = render(with_users)
     assert "| 1,000,000 (4,163,155) | in the artifact | 279.8 MB | **8.28 s**" in block
     assert "| 1,000,000 (4,163,155) | none (item-side only) | 6.7 MB | **2.22 s**" in block
