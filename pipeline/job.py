@@ -173,6 +173,7 @@ def check_output(uri: str) -> None:
     """
     store = open_store(uri)
     try:
+        # S3Store.list_keys reads a missing bucket as empty (a reader's view); a publisher must hear of it.
         if isinstance(store, S3Store):  # one listing call: credentials, the bucket and the endpoint at once
             store.client.list_objects_v2(Bucket=store.bucket, Prefix=store.key(LATEST_KEY), MaxKeys=1)
         else:

@@ -13,7 +13,8 @@ and pulled every page of the factors into memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -40,26 +41,33 @@ _KINDS: dict[str, str] = {
 }
 
 
-def _arrays(model: Model) -> dict[str, np.ndarray]:
-    """Every array of ``model`` except the deferred parts not fetched yet (checking them would fetch them)."""
+# The model attribute of each array file.
+_ATTRIBUTES = {
+    Files.USER_FACTORS: "user_factors",
+    Files.ITEM_FACTORS: "item_factors",
+    Files.SINGULAR_VALUES: "singular_values",
+    Files.ITEM_WEIGHTS: "item_weights",
+    Files.POPULARITY: "popularity",
+    Files.CONTENT_BASED: "content_based",
+    Files.ITEM_MAP: "item_map",
+    Files.HISTORY_INDPTR: "history_indptr",
+    Files.HISTORY_ITEMS: "history_items",
+    Files.HISTORY_TIMES: "history_times",
+    Files.HISTORY_EVENTS: "history_events",
+    Files.INDEX_IP: "index_ip",
+    Files.INDEX_COS: "index_cos",
+}
+
+
+def _parts(model: Model, names: Iterable[str]) -> dict[str, Any]:
+    """The arrays or indexes ``names`` of ``model``, less the deferred parts not fetched yet (reading them would
+    fetch them)."""
     pending = model.parts.pending()
-    return {name: array() for name, array in _array_getters(model).items() if name not in pending}
+    return {name: getattr(model, _ATTRIBUTES[name]) for name in names if name not in pending}
 
 
-def _array_getters(model: Model) -> dict[str, Callable[[], np.ndarray]]:
-    return {
-        Files.USER_FACTORS: lambda: model.user_factors,
-        Files.ITEM_FACTORS: lambda: model.item_factors,
-        Files.SINGULAR_VALUES: lambda: model.singular_values,
-        Files.ITEM_WEIGHTS: lambda: model.item_weights,
-        Files.POPULARITY: lambda: model.popularity,
-        Files.CONTENT_BASED: lambda: model.content_based,
-        Files.ITEM_MAP: lambda: model.item_map,
-        Files.HISTORY_INDPTR: lambda: model.history_indptr,
-        Files.HISTORY_ITEMS: lambda: model.history_items,
-        Files.HISTORY_TIMES: lambda: model.history_times,
-        Files.HISTORY_EVENTS: lambda: model.history_events,
-    }
+def _arrays(model: Model) -> dict[str, np.ndarray]:
+    return _parts(model, _KINDS)
 
 
 def structural_problems(model: Model, thorough: bool = True) -> list[str]:
@@ -89,8 +97,7 @@ def structural_problems(model: Model, thorough: bool = True) -> list[str]:
             problems.append(f"{name} has dtype {array.dtype}")
         if array.shape != expected[name]:
             problems.append(f"{name} has shape {array.shape}, expected {expected[name]}")
-    indexes = {Files.INDEX_IP: lambda: model.index_ip, Files.INDEX_COS: lambda: model.index_cos}
-    for name, index in ((name, get()) for name, get in indexes.items() if name not in model.parts.pending()):
+    for name, index in _parts(model, (Files.INDEX_IP, Files.INDEX_COS)).items():
         if index.d != dims or index.ntotal != n_items:
             problems.append(f"{name} holds {index.ntotal} vectors of {index.d} dims, expected {n_items} of {dims}")
     problems += _text_problems(model, thorough)
@@ -154,7 +161,8 @@ def _text_problems(model: Model, thorough: bool) -> list[str]:
         return problems
     for name, column in columns.items():
         try:
-            bytes(column.data).decode("utf-8") if isinstance(column, StringColumn) else None
+            if isinstance(column, StringColumn):
+                column.data.tobytes().decode("utf-8")
         except UnicodeDecodeError:
             problems.append(f"{name} holds text that is not valid UTF-8 (a response could not encode it)")
     return problems
