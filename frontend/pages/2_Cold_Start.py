@@ -36,7 +36,7 @@ k = st.slider("How many (k)", 1, 50, 10, key="cold_k")
 recs = ui.require("recommend", recent_items=chosen or None, k=k, explain=True)
 st.subheader("Recommendations for this session" if chosen else "Recommendations for an empty session")
 ui.strategy_banner(recs["strategy"])
-if recs["ignored_items"]:
-    st.warning(f"Not in the catalogue, ignored: {', '.join(recs['ignored_items'])}")
+if recs["unknown_items"]:
+    st.warning(f"Not in the catalogue, ignored: {', '.join(recs['unknown_items'])}")
 widgets.scored_table(recs["items"])
 widgets.score_chart(recs["items"])

@@ -104,7 +104,7 @@ def test_recommend_handler_logs_structured_json(recommend_emulator: Emulator) ->
     records = [json.loads(line) for line in recommend_emulator.log.read_text().splitlines() if line.startswith("{")]
     requests = [r for r in records if r.get("message") == "request"]
     assert requests, tail(recommend_emulator.log)
-    assert all("model_version" in r and "cold_start" in r for r in requests)
+    assert all("model_version" in r and "first_load" in r for r in requests)
 
 
 def test_pipeline_handler_publishes_a_new_version(

@@ -36,7 +36,7 @@ def _expect(name: str, event: dict[str, Any], status: int, body: Any) -> None:
         known_recent = [i for i in request.get("recent_items") or [] if i in model.item_index]
         expected = "personalized" if known_user else "fold_in" if known_recent else "popular"
         assert response.strategy == expected
-        assert response.ignored_items == [i for i in request.get("recent_items") or [] if i not in model.item_index]
+        assert response.unknown_items == [i for i in request.get("recent_items") or [] if i not in model.item_index]
         assert len(response.items) == request.get("k", 10)
     elif name == "similar_items.json":
         item_id = event["rawPath"].rstrip("/").split("/")[-2]

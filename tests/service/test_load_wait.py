@@ -69,7 +69,7 @@ def test_a_load_slower_than_the_stall_bound_but_progressing_is_waited_for(
     start = time.monotonic()
     model = registry.acquire()
     assert model.version == version and time.monotonic() - start > 0.5  # longer than the stall bound
-    assert registry.claim_cold_start() and not registry.claim_cold_start()  # once
+    assert registry.claim_first_load() and not registry.claim_first_load()  # once
 
 
 def test_a_silent_store_gets_a_quick_503_that_says_so_and_the_load_goes_on(
@@ -90,7 +90,7 @@ def test_a_silent_store_gets_a_quick_503_that_says_so_and_the_load_goes_on(
         time.sleep(0.05)
     assert registry.acquire().version == version
     # The request that gets the model first is the cold start, though another request started the load.
-    assert registry.claim_cold_start()
+    assert registry.claim_first_load()
 
 
 def test_a_progressing_load_past_the_longest_wait_is_still_loading(slow: tuple[SlowStore, str], tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ def test_one_json_log_line_per_request(client: Any, log_lines: io.StringIO) -> N
         ("/recommend", "POST", 200),
         ("/items/{item_id}", "GET", 404),
     ]
-    assert requests[0]["cold_start"] is True and requests[1]["cold_start"] is False
+    assert requests[0]["first_load"] is True and requests[1]["first_load"] is False
     assert all(r["model_version"] and r["latency_ms"] >= 0 and r["service"] == "recommend" for r in requests)
 
 

@@ -101,7 +101,7 @@ def test_concurrent_first_requests_load_once(
         thread.join(timeout=60)
     assert len(results) == 8 and {r["model_version"] for r in results} == {published_model.version}
     assert len(load_calls) == 1
-    assert sum(r["cold_start"] for r in results) == 1
+    assert sum(r["first_load"] for r in results) == 1
 
 
 def test_hot_swap_serves_the_new_version_and_in_flight_requests_keep_theirs(
@@ -242,4 +242,4 @@ def test_checksum_mismatch_is_503_then_recovers_without_restart(
     recovered = api.get("/health")
     assert recovered.status_code == 200
     assert recovered.json()["model_version"] == good
-    assert recovered.json()["cold_start"] is True  # the first model this environment loaded
+    assert recovered.json()["first_load"] is True  # the first model this environment loaded

@@ -140,7 +140,7 @@ def test_the_longest_history_of_objects_fits_the_default_body_limit(client: Any)
     assert len(body) < get_service_settings().max_body_bytes
     response = client.post("/recommend", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 200, response.text[:300]
-    assert response.json()["ignored_items"] == ["x" * 24]
+    assert response.json()["unknown_items"] == ["x" * 24]
     assert len(response.json()["items"]) == 100 and model.n_items >= 100
 
 

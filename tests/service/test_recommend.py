@@ -76,7 +76,7 @@ def test_cold_session_folds_in_and_lists_unknown_recent_items(client: Any) -> No
     recent = [model.item_ids[i] for i in model.popular_order[[3, 40, 200]]]
     body = recommend_ok(client, {"recent_items": [*recent, "no-such-item", recent[0], "also-missing"], "k": 10})
     assert body["strategy"] == "fold_in"
-    assert body["ignored_items"] == ["no-such-item", "also-missing"]
+    assert body["unknown_items"] == ["no-such-item", "also-missing"]
     returned = {item["item_id"] for item in body["items"]}
     assert not returned & set(recent), "exclude_seen also excludes the session's items"
     assert len(returned) == 10
@@ -93,7 +93,7 @@ def test_unknown_user_with_recent_items_is_fold_in(client: Any) -> None:
 def test_only_unknown_recent_items_fall_back_to_popular(client: Any) -> None:
     body = recommend_ok(client, {"recent_items": ["x1", "x2"], "k": 4})
     assert body["strategy"] == "popular"
-    assert body["ignored_items"] == ["x1", "x2"]
+    assert body["unknown_items"] == ["x1", "x2"]
     assert len(body["items"]) == 4
 
 
@@ -206,5 +206,5 @@ def test_diversity_zero_is_todays_ranking_and_out_of_range_is_a_422(client: Any)
 
 def test_unknown_categories_are_listed_not_silently_matched(client: Any) -> None:
     answer = recommend_ok(client, {"k": 3, "include_categories": ["bookz", "books"], "exclude_categories": ["nope"]})
-    assert answer["ignored_categories"] == ["bookz", "nope"]
-    assert recommend_ok(client, {"k": 3, "include_categories": ["books"]})["ignored_categories"] == []
+    assert answer["unknown_categories"] == ["bookz", "nope"]
+    assert recommend_ok(client, {"k": 3, "include_categories": ["books"]})["unknown_categories"] == []

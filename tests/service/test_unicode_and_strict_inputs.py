@@ -66,7 +66,7 @@ def test_the_connection_still_serves_after_a_rejected_id(client: Any) -> None:
 def test_valid_non_ascii_ids_are_still_accepted(client: Any) -> None:
     response = client.post("/recommend", json={"recent_items": ["ünïcødé-😀", "i000001"], "k": 3})
     assert response.status_code == 200
-    assert response.json()["ignored_items"] == ["ünïcødé-😀"]
+    assert response.json()["unknown_items"] == ["ünïcødé-😀"]
     assert client.get("/items/ünïcødé-😀").status_code == 404  # an unknown id, not a bad one
 
 
@@ -121,8 +121,8 @@ def test_a_response_with_unencodable_text_still_encodes() -> None:
     from app.errors import error_body
     from app.responses import json_response
 
-    response = json_response({"ignored_items": ["\udfff"]})
-    assert response.body == b'{"ignored_items":["?"]}'
+    response = json_response({"unknown_items": ["\udfff"]})
+    assert response.body == b'{"unknown_items":["?"]}'
     assert error_body("x", "no route GET /\udfff")["message"] == "no route GET /?"
 
 

@@ -19,7 +19,7 @@ async def get_model(request: Request) -> Model:
         model = await run_in_threadpool(registry.acquire)
     request.state.model_version = model.version
     # The first request answered with this environment's first model, whichever request started the load.
-    request.state.cold_start = registry.claim_cold_start()
+    request.state.first_load = registry.claim_first_load()
     return model
 
 

@@ -1,7 +1,8 @@
 """Structured JSON logs: one logger for the service, and one line per request.
 
 Each request line carries route, method, status, latency_ms, model_version and
-cold_start (true for the request that loaded this environment's first model).
+first_load (true for the first request answered with this environment's first model: its
+process start, what Lambda calls a cold start; "cold start" elsewhere means new users and items).
 The line format (``reccore.logs``) is shared with the pipeline's Lambda.
 """
 
@@ -51,7 +52,7 @@ class RequestLogMiddleware:
                     "status": status,
                     "latency_ms": round((time.perf_counter() - start) * 1000, 3),
                     "model_version": state.get("model_version"),
-                    "cold_start": state.get("cold_start", False),
+                    "first_load": state.get("first_load", False),
                     "request_id": getattr(context, "aws_request_id", None),
                 },
             )

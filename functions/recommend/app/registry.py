@@ -104,7 +104,7 @@ class ModelRegistry:
             self._bad_versions: dict[str, _Refused] = {}
             self._stale: StaleReason | None = None
             self._progress_at = time.monotonic()  # when the job in progress last finished a step
-            self._cold_claimed = False  # whether a request has been told it met this environment's first model
+            self._first_load_claimed = False  # whether a request has been told it met this environment's first model
             self._trial: tuple[Experiment, Model] | None = None  # a running experiment and its challenger
             self.loads = 0  # successful loads, for tests and logs
 
@@ -171,12 +171,12 @@ class ModelRegistry:
             raise ModelNotReadyError("no model loaded yet")
         return model
 
-    def claim_cold_start(self) -> bool:
+    def claim_first_load(self) -> bool:
         """True exactly once per first model: for the first request that is answered with it."""
-        if self._model is None or self._cold_claimed:
+        if self._model is None or self._first_load_claimed:
             return False
         with self._lock:
-            claimed, self._cold_claimed = self._cold_claimed, True
+            claimed, self._first_load_claimed = self._first_load_claimed, True
         return not claimed
 
     def _await(self, job: Future[Model | None], stall: float, limit: float) -> Model | None:

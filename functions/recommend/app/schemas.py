@@ -152,12 +152,15 @@ class Health(BaseModel):
     index_filtered_recall_at_10: float | None = Field(None, description="The same under heavy category filters.")
     dims: int
     loaded_at: datetime
-    cold_start: bool = Field(
-        description="True for the first request answered with this execution environment's first model."
+    first_load: bool = Field(
+        description="True for the first request answered with this execution environment's first model (the "
+        "process's start; not to be confused with cold-start users and items)."
     )
     faiss_simd: str
     model_params: dict[str, Any] = Field(
-        default_factory=dict, description="The model's hyperparameters (k, weighting, scaling, shrinkage, ...)."
+        default_factory=dict,
+        description="The model's hyperparameters, each once: factors, weighting (the scheme's name), scaling, "
+        "shrinkage, pop_alpha, min_rating, centre.",
     )
     tuned: bool = Field(False, description="True if the hyperparameters were chosen on validation folds.")
     split: Literal["time", "random"] | None = Field(
@@ -297,8 +300,8 @@ class RecommendResponse(BaseModel):
     model_version: str
     strategy: Strategy
     items: list[ScoredItem]
-    ignored_items: list[ItemId] = Field(default_factory=list, description="recent_items ids not in the catalogue.")
-    ignored_categories: list[str] = Field(
+    unknown_items: list[ItemId] = Field(default_factory=list, description="recent_items ids not in the catalogue.")
+    unknown_categories: list[str] = Field(
         default_factory=list,
         description="include_categories / exclude_categories names the catalogue does not have (see GET /categories).",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import faiss
 from fastapi import APIRouter, Request
@@ -25,6 +26,15 @@ def faiss_simd_level() -> str:
     return str(faiss.get_compile_options()).strip()
 
 
+def model_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameters of the manifest's ``params``, each once: the weighting as its scheme's name (the
+    manifest's weighting also holds fold-in's copy of min_rating and centre, and its row-length statistic)."""
+    shown = {name: params[name] for name in _MODEL_PARAMS if name in params}
+    if isinstance(shown.get("weighting"), dict):
+        shown["weighting"] = shown["weighting"].get("scheme")
+    return shown
+
+
 @router.get("/", response_model=Health, operation_id="root")
 @router.get("/health", response_model=Health, operation_id="health")
 async def health(request: Request, model: ModelDep) -> Health:
@@ -45,9 +55,9 @@ async def health(request: Request, model: ModelDep) -> Health:
         index_filtered_recall_at_10=manifest.index.filtered_recall_at_10,
         dims=manifest.index.dims,
         loaded_at=model.loaded_at,
-        cold_start=bool(getattr(request.state, "cold_start", False)),
+        first_load=bool(getattr(request.state, "first_load", False)),
         faiss_simd=faiss_simd_level(),
-        model_params={name: value for name, value in manifest.params.items() if name in _MODEL_PARAMS},
+        model_params=model_params(manifest.params),
         tuned=bool(manifest.params.get("tuned", False)),
         split=manifest.params.get("split"),
     )
