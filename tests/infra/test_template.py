@@ -189,6 +189,8 @@ def test_every_route_of_the_api_is_mapped(template: dict[str, Any]) -> None:
         ("GET", "/users"),
         ("GET", "/users/{user_id}"),
         ("GET", "/docs"),
+        ("GET", "/docs/{proxy+}"),
+        ("GET", "/redoc"),
         ("GET", "/openapi.json"),
         ("POST", "/events"),
     }
@@ -219,8 +221,8 @@ def test_bucket_is_encrypted_versioned_private_and_tls_only(template: dict[str, 
 
 
 def test_recommend_function_reads_only_the_published_models(template: dict[str, Any]) -> None:
-    from reccore.artifacts import LATEST_KEY, MANIFEST_NAME, MODELS_DIR, Files, version_key
     from reccore.eventlog import EVENTS_DIR
+    from reccore.layout import LATEST_KEY, MANIFEST_NAME, MODELS_DIR, Files, version_key
 
     statements = _statements(template, "RecommendFunction")
     s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
@@ -272,7 +274,7 @@ def test_every_call_the_api_makes_is_granted_to_its_role(
 
     from app.main import app
     from reccore.eventlog import create_stream
-    from reccore.userstate import create_table
+    from reccore.userstate.table import create_table
 
     name = f"iam-{uuid.uuid4().hex[:8]}"
     prefix = published_model.uri.removeprefix(f"s3://{BUCKET}/")
@@ -375,7 +377,7 @@ def _non_s3_grants(template: dict[str, Any], function: str) -> dict[str, Any]:
 
 
 def test_user_table_matches_reccore_and_is_protected(template: dict[str, Any]) -> None:
-    from reccore.userstate import KEY_ATTRIBUTES, KEY_SCHEMA, TTL_ATTRIBUTE
+    from reccore.userstate.table import KEY_ATTRIBUTES, KEY_SCHEMA, TTL_ATTRIBUTE
 
     (name, table) = next(iter(_resources_of_type(template, "AWS::DynamoDB::Table").items()))
     props = table["Properties"]

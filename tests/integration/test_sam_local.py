@@ -26,8 +26,8 @@ import pytest
 from local_stack import provision_realtime, sam_local_env_vars
 from moto.server import ThreadedMotoServer
 
-from reccore.artifacts import new_version, publish, read_latest_version
 from reccore.storage import S3Store
+from reccore.versions import new_version, publish, read_latest_version
 from tests.integration.stack import (
     KNOWN_ITEM,
     KNOWN_USER,
@@ -233,6 +233,11 @@ def test_start_api_serves_every_route(api: str, bridge_s3: str) -> None:
     assert spec_url, page[:2000]
     status, spec, _ = get(f"{api}{spec_url.group(1)}")
     assert status == 200 and "/recommend" in spec["paths"], spec
+    # ... and at Swagger UI's own script, served by the function through the gateway (no CDN).
+    script = re.search(r"src=\"([^\"]+swagger-ui-bundle\.js)\"", page)
+    assert script and "//" not in script.group(1), page[:2000]
+    status, bundle, _ = get(f"{api}{script.group(1)}")
+    assert status == 200 and len(bundle) > 500_000, bundle[:200]
 
 
 def test_start_api_does_not_enforce_iam_authorization(api: str, start_api_log: Path) -> None:

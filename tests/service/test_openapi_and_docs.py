@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,10 +59,26 @@ def test_docs_are_served_by_default(build_app: Callable[..., FastAPI]) -> None:
         assert api.get(path).status_code == 200, path
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_load_every_asset_from_the_service_itself(build_app: Callable[..., FastAPI], page: str) -> None:
+    """Offline (or behind a firewall) the pages still render: no script or style comes from a CDN."""
+    api = TestClient(build_app())
+    html = api.get(page).text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']|url: ["']([^"']+)["']""", html)
+    urls = [a or b for a, b in assets]
+    assert urls and not [u for u in urls if "//" in u], urls  # every URL is a path on this service
+    scripts = [u for u in urls if u.endswith(".js")]
+    assert scripts, html
+    for url in urls:
+        response = api.get(url)
+        assert response.status_code == 200, url
+    assert len(api.get(scripts[0]).content) > 500_000  # the real bundle, not a placeholder
+
+
 @pytest.mark.parametrize("value", ["false", "0", "no"])
 def test_docs_can_be_switched_off(build_app: Callable[..., FastAPI], value: str) -> None:
     api = TestClient(build_app(REC_DOCS_ENABLED=value))
-    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/docs/assets/swagger-ui-bundle.js"):
         response = api.get(path)
         assert response.status_code == 404, path
         assert response.json()["error"] == "not_found"

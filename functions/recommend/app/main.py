@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.errors import install_error_handlers
 from app.logging import RequestLogMiddleware, logger
@@ -16,6 +17,8 @@ from app.middleware import (
 from app.routes import routers
 from reccore.settings import get_service_settings
 
+TITLE, VERSION = "Recommend API", "1.0"
+DOCS_ASSETS = "/docs/assets"
 DESCRIPTION = "Hybrid recommendations (truncated SVD + FAISS) for known users, anonymous sessions and cold items."
 
 
@@ -23,15 +26,14 @@ def create_app() -> FastAPI:
     """A new app configured from the current ``REC_*`` settings."""
     settings = get_service_settings()
     logger.setLevel(settings.log_level.upper())
-    docs = settings.docs_enabled  # off: /docs, /redoc and /openapi.json are unknown routes (a JSON 404)
-    app = FastAPI(
-        title="Recommend API",
-        version="1.0",
-        description=DESCRIPTION,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
-    )
+    if settings.docs_enabled:
+        # Swagger UI and ReDoc from files in the image (fastapi-offline), not a CDN: they work offline and
+        # behind a firewall. Under the /docs prefix, so one gateway route ("/docs/{proxy+}") serves them.
+        app = FastAPIOffline(static_url=DOCS_ASSETS, title=TITLE, version=VERSION, description=DESCRIPTION)
+    else:  # /docs, /redoc, /openapi.json and the assets are unknown routes (a JSON 404)
+        app = FastAPI(
+            title=TITLE, version=VERSION, description=DESCRIPTION, docs_url=None, redoc_url=None, openapi_url=None
+        )
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "REC_"
 DEFAULT_MODEL_URI = "s3://recsys-artifacts/recsys"
 DEFAULT_API_URL = "http://127.0.0.1:8000"
+EMR_READERS = "pipeline Lambda, make train-emr"  # who reads the EMR Serverless settings (docs/configuration.md)
 
 
 class _Base(BaseSettings):
@@ -90,7 +91,9 @@ class PipelineSettings(_Base):
     """Defaults of ``python -m pipeline run``; each CLI flag overrides its variable."""
 
     source: str = Field(
-        "synthetic", description="synthetic | movielens-100k | path or s3:// URI of an interactions table."
+        "synthetic",
+        description="synthetic, movielens-100k, a CSV/Parquet table (a path or s3:// URI), or an event log "
+        "(s3://bucket/prefix/events/ or a directory).",
     )
     items: str | None = Field(None, description="Optional item metadata table (CSV/Parquet, local or s3://).")
     events: str | None = Field(
@@ -150,15 +153,29 @@ class PipelineSettings(_Base):
     driver_memory: str = Field("4g", description="Spark driver memory for --engine spark in local mode.")
     # The pipeline Lambda hands inputs at least this large to EMR Serverless (template parameter SparkThresholdBytes).
     spark_threshold_bytes: int = Field(
-        2 * 1024**3, ge=0, description="Inputs this large (bytes) train on EMR Serverless instead of in the Lambda."
+        2 * 1024**3,
+        ge=0,
+        description="s3:// inputs this large (bytes) train on EMR Serverless instead of in the Lambda (template "
+        "parameter SparkThresholdBytes).",
+        json_schema_extra={"used_by": "pipeline Lambda"},
     )
-    emr_application_id: str | None = Field(None, description="EMR Serverless application that runs Spark jobs.")
-    emr_job_role_arn: str | None = Field(None, description="IAM role the EMR Serverless job runs as.")
+    emr_application_id: str | None = Field(
+        None,
+        description="EMR Serverless application that runs Spark jobs (stack output SparkApplicationId).",
+        json_schema_extra={"used_by": EMR_READERS},
+    )
+    emr_job_role_arn: str | None = Field(
+        None,
+        description="IAM role the EMR Serverless job runs as (stack output SparkJobRoleArn).",
+        json_schema_extra={"used_by": EMR_READERS},
+    )
     emr_code_uri: str | None = Field(
-        None, description="s3://bucket/prefix holding the packed environment and entry script (make train-emr)."
+        None,
+        description="s3://bucket/prefix holding the packed environment, the entry script and the job logs.",
+        json_schema_extra={"used_by": EMR_READERS},
     )
     user_table: str = Field("", description="DynamoDB table that receives each user's newest interactions on publish.")
-    user_events: int = Field(200, ge=1, le=1000, description="Newest interactions synced per user.")
+    user_events: int = Field(200, ge=1, le=1000, description="Newest interactions kept per user in the state store.")
     user_arrays: bool | None = Field(
         None, description="Publish per-user arrays (vectors, histories); default: only when no user table is set."
     )
@@ -182,7 +199,10 @@ class BatchSettings(_Base):
 class FrontendSettings(_Base):
     """Settings of the Streamlit dashboard."""
 
-    api_url: str = Field(DEFAULT_API_URL, description="Base URL of the recommend API.")
+    api_url: str = Field(
+        DEFAULT_API_URL,
+        description="Base URL of the recommend API (or api_url in .streamlit/secrets.toml; editable in the sidebar).",
+    )
     api_timeout: float = Field(5.0, gt=0, description="Seconds before an API call is abandoned.")
     api_auth: Literal["none", "iam"] = Field(
         "none",
@@ -202,7 +222,9 @@ def env_name(field: str) -> str:
 
     For code that sets the environment of a process it starts (``scripts/serve.py``).
     """
-    if not any(field in cls.model_fields for cls in (ServiceSettings, PipelineSettings, FrontendSettings)):
+    if not any(
+        field in cls.model_fields for cls in (ServiceSettings, PipelineSettings, BatchSettings, FrontendSettings)
+    ):
         raise ValueError(f"field: no setting is named {field!r}")
     return f"{ENV_PREFIX}{field.upper()}"
 
