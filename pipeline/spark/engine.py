@@ -18,7 +18,8 @@ import numpy as np
 from pipeline.data import InteractionLog
 from pipeline.evaluate import Objective
 from pipeline.sources import MOVIELENS_100K, SYNTHETIC
-from pipeline.spark.events import is_log, read_events
+from pipeline.spark.events import read_events
+from pipeline.spark.formats import is_log
 from pipeline.spark.matrix import weighted_matrix
 from pipeline.spark.read import read_interactions
 from pipeline.spark.session import get_session

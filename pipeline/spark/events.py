@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from pipeline.sources.eventlog import Problem, malformed_message, object_records
-from pipeline.spark.read import directory_format
 from reccore.errors import DataSourceError
-from reccore.eventlog import EVENTS_DIR
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -98,17 +96,6 @@ def _objects(spark: SparkSession, path: str, uri: str) -> DataFrame | None:
         if "PATH_NOT_FOUND" in str(exc):
             return None
         raise DataSourceError(f"{uri}: cannot list the event log ({str(exc).strip().splitlines()[0][:200]})") from exc
-
-
-def is_log(uri: str) -> bool:
-    """Whether ``--source uri`` is an event log for this engine, which also reads directories of tables.
-
-    A local directory is a log when it holds no table files; an ``s3://`` prefix when its last segment
-    is ``events``, where the service writes the log (``reccore.eventlog``).
-    """
-    if uri.startswith("s3://"):
-        return urlparse(uri).path.rstrip("/").rsplit("/", 1)[-1] == EVENTS_DIR
-    return Path(uri).is_dir() and directory_format(Path(uri)) is None
 
 
 def read_events(spark: SparkSession, path: str, uri: str | None = None) -> EventFrame:

@@ -20,14 +20,13 @@ from pipeline.data import MAX_EVENT_TYPES
 from pipeline.sources.eventlog import empty_log_message
 from pipeline.sources.eventlog import unknown_items_message as unknown_event_items_message
 from pipeline.sources.files import (
-    SUPPORTED_SUFFIXES,
     malformed_message,
     missing_column_message,
     read_catalogue,
-    table_suffix,
     too_many_events_message,
     unknown_items_message,
 )
+from pipeline.spark.formats import table_format
 from reccore.errors import DataSourceError
 from reccore.events import event_strengths
 
@@ -54,36 +53,6 @@ class IndexedInteractions:
     categories: list[str]
     prices: np.ndarray
     event_types: list[str]
-
-
-def directory_format(path: Path) -> str | None:
-    """``csv`` or ``parquet`` from the table files in a directory (Spark skips ``_*`` and ``.*``), or None."""
-    names = [p.name.lower() for p in path.rglob("*") if p.is_file() and not p.name.startswith(("_", "."))]
-    if any(n.endswith((".csv", ".csv.gz")) for n in names):
-        return "csv"
-    if any(n.endswith((".parquet", ".pq")) for n in names):
-        return "parquet"
-    return None
-
-
-def table_format(uri: str) -> str:
-    """``csv`` or ``parquet`` from the name, or for a directory from the files in it."""
-    lower = uri.lower().rstrip("/")
-    for suffix in SUPPORTED_SUFFIXES:
-        if lower.endswith(suffix):
-            return "csv" if suffix.startswith(".csv") else "parquet"
-    if uri.startswith("s3://"):
-        return "parquet"  # a prefix of partitioned files, as Spark and Firehose write them
-    path = Path(uri)
-    if not path.exists():
-        raise DataSourceError(f"{uri}: file not found")
-    if path.is_dir():
-        kind = directory_format(path)
-        if kind is None:
-            raise DataSourceError(f"{uri}: no {', '.join(SUPPORTED_SUFFIXES)} files in this directory")
-        return kind
-    table_suffix(uri)  # raises the single-process engine's "unsupported source" message
-    raise AssertionError("unreachable: table_suffix accepts only the suffixes checked above")
 
 
 def read_table(spark: SparkSession, uri: str, required: tuple[str, ...]) -> DataFrame:

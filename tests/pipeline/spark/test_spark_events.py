@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from pipeline.data import InteractionLog
 from pipeline.sources import load_source
 from pipeline.spark.engine import SparkEngine
-from pipeline.spark.events import is_log
+from pipeline.spark.formats import is_log
 from pipeline.spark.stage import local_copy, reads_s3
 from reccore.errors import DataSourceError
 from reccore.settings import PipelineSettings
