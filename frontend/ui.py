@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -33,6 +34,7 @@ STRATEGY_LABELS = {
     "popular": "Popular fallback: no usable history, so these are the most popular items.",
 }
 SOURCE_LABELS = {"model": "model", "content": "content (cold item)", "popular": "popular backfill"}
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -101,10 +103,40 @@ def realtime_banner(recs: JSON) -> None:
         st.warning("User-state store unreachable: answered from the trained model only.", icon=":material/cloud_off:")
     elif recs.get("realtime_events"):
         st.success(
-            f"**Real-time:** {recs['realtime_events']} event(s) posted since the model was trained are folded in "
-            "(no retraining).",
+            f"**Real-time:** folded in {plural(recs['realtime_events'], 'event')} posted since the model was "
+            "trained (no retraining).",
             icon=":material/bolt:",
         )
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``count`` with its noun, e.g. ``1 event``, ``2 events``, ``1,204 matches`` (with ``plural_form``)."""
+    noun = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {noun}"
+
+
+def source_labels(strategy: str, personalise_hint: str) -> dict[str, str]:
+    """Labels for the items' ``source``; under the popular strategy the list is the popularity ranking itself,
+    not a backfill of a shorter model list, and the hint says how to get a personal one."""
+    if strategy != "popular":
+        return SOURCE_LABELS
+    return {**SOURCE_LABELS, "popular": f"most popular ({personalise_hint})"}
+
+
+def start_hint(url: str) -> str:
+    """What to check when the API at ``url`` does not answer: the URL itself, and how to start an API there."""
+    parts = urlsplit(url)
+    where = f"The dashboard calls the API at `{url}` (the API URL in the sidebar, first set by `REC_API_URL`)."
+    if parts.hostname in LOCAL_HOSTS:
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # e.g. a port beyond 65535: only the URL can be fixed
+            return f"{where} Its port is not valid: correct the URL."
+        return (
+            f"{where} To start one there: `make serve API_PORT={port}` serves a published model, "
+            f"`make demo API_PORT={port}` runs the whole local stack."
+        )
+    return f"{where} For a deployed stack, use its `ApiUrl` output (`make deploy` prints it)."
 
 
 def show_error(error: ApiError) -> None:
@@ -125,7 +157,7 @@ def setup(title: str, icon: str) -> JSON:
     except ApiError as error:
         health_box.error("API unavailable")
         show_error(error)
-        st.info("Check the API URL in the sidebar; `make demo` starts a local API on port 8000.")
+        st.info(start_hint(api_url()))
         st.stop()
     with health_box:
         _health_summary(health)

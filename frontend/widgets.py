@@ -1,4 +1,4 @@
-"""Pieces that more than one page draws: the user picker, item search, result tables, the score chart."""
+"""Pieces that more than one page draws: the user picker, item search, result tables, and every plotly chart."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from api_client import JSON
 
 SEARCH_LIMIT = 50
 ANY_CATEGORY = "(any category)"
+# Plotly's mode bar (zoom, pan, download) floats over the top right of a chart while the pointer is on it, and hid
+# the first entry of a legend drawn there. A horizontal legend at the foot of the figure is out of its way; placed
+# in the container (not the plot area), plotly reserves a bottom margin of the legend's height for it whatever the
+# chart's height, and the axes' automargin adds the room of their tick labels and titles above it.
+LEGEND_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom"}
 
 
 def user_picker() -> str | None:
@@ -33,13 +38,22 @@ def user_picker() -> str | None:
         return None
     ids = list(counts)
     user_id = select_column.selectbox(
-        f"User ({page['total']:,} match)",
+        user_picker_label(page["total"], typed),
         ids,
         index=ids.index(current) if current in counts else 0,
-        format_func=lambda uid: uid if counts[uid] is None else f"{uid} · {counts[uid]} interactions",
+        format_func=lambda uid: uid if counts[uid] is None else f"{uid} · {ui.plural(counts[uid], 'interaction')}",
     )
     st.session_state[ui.USER_ID] = user_id
     return user_id
+
+
+def user_picker_label(total: int, query: str) -> str:
+    """The picker's label: how many of the model's users the search found, or what a user it lacks gets."""
+    if not query:
+        return f"User ({ui.plural(total, 'user')} known to the model)"
+    if total == 0:
+        return "User (new to the model: recommended by fold-in of their events, or popular items until there are any)"
+    return f"User ({ui.plural(total, 'match', 'matches')})"
 
 
 def item_search(key: str) -> list[JSON]:
@@ -53,8 +67,16 @@ def item_search(key: str) -> list[JSON]:
         category=None if category == ANY_CATEGORY else category,
         limit=SEARCH_LIMIT,
     )
-    st.caption(f"{page['total']:,} items match; showing the first {len(page['items'])}.")
+    st.caption(item_search_caption(page["total"], len(page["items"])))
     return list(page["items"])
+
+
+def item_search_caption(total: int, shown: int) -> str:
+    """``1 item matches.``, ``12 items match.``, ``1,204 items match; showing the first 50.``"""
+    if total == 0:
+        return "No item matches."
+    found = f"{ui.plural(total, 'item')} {'matches' if total == 1 else 'match'}"
+    return f"{found}; showing the first {shown}." if shown < total else f"{found}."
 
 
 def item_label(item: JSON) -> str:
@@ -75,15 +97,15 @@ def history_table(history: list[JSON]) -> None:
     st.dataframe(rows, hide_index=True)
 
 
-def scored_table(items: list[JSON], score_label: str = "score") -> None:
-    """Ranked items: rank, title, category, score and where each came from."""
+def scored_table(items: list[JSON], score_label: str = "score", sources: dict[str, str] = ui.SOURCE_LABELS) -> None:
+    """Ranked items: rank, title, category, score and where each came from, labelled by ``sources``."""
     rows = [
         {
             "rank": item["rank"],
             "title": item["title"],
             "category": item["category"],
             score_label: round(item["score"], 4) if item.get("score") is not None else None,
-            "source": ui.SOURCE_LABELS.get(item["source"], item["source"]),
+            "source": sources.get(item["source"], item["source"]),
             **({"because": because(item["because"])} if item.get("because") is not None else {}),
             "item_id": item["item_id"],
         }
@@ -117,7 +139,15 @@ def score_chart(items: list[JSON], score_label: str = "score") -> None:
         yaxis={"autorange": "reversed"},
         xaxis_title=score_label,
     )
-    st.plotly_chart(figure, config={"displayModeBar": False})
+    show_chart(figure)
+
+
+def show_chart(figure: go.Figure, toolbar: bool = False) -> None:
+    """Draw any plotly figure of the dashboard: legend below the plot; ``toolbar`` keeps zoom and pan (on hover)."""
+    figure.update_layout(legend=LEGEND_BELOW)
+    figure.update_xaxes(automargin=True)  # without it, a margin of 0 lets the legend cover the x tick labels
+    figure.update_yaxes(automargin=True)
+    st.plotly_chart(figure, config={"displayModeBar": "hover" if toolbar else False, "displaylogo": False})
 
 
 def _shorten(text: str, limit: int = 28) -> str:

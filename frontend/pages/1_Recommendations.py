@@ -27,7 +27,9 @@ if not recs["items"]:
 else:
     table_column, chart_column = st.columns([3, 2])
     with table_column:
-        widgets.scored_table(recs["items"])
+        widgets.scored_table(
+            recs["items"], sources=ui.source_labels(recs["strategy"], "view or buy one to personalise")
+        )
         st.caption("because: the history items this item's score comes from, with their share of it (exact).")
     with chart_column:
         widgets.score_chart(recs["items"])
@@ -41,5 +43,5 @@ except ApiError as error:
     else:
         st.caption("No history yet: the model and the user-state store know nothing of this user.")
 else:
-    st.subheader(f"Recent history ({history['n_interactions']} interactions in total)")
+    st.subheader(f"Recent history ({ui.plural(history['n_interactions'], 'interaction')} in total)")
     widgets.history_table(history["history"])

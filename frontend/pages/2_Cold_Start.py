@@ -38,5 +38,5 @@ st.subheader("Recommendations for this session" if chosen else "Recommendations 
 ui.strategy_banner(recs["strategy"])
 if recs["unknown_items"]:
     st.warning(f"Not in the catalogue, ignored: {', '.join(recs['unknown_items'])}")
-widgets.scored_table(recs["items"])
+widgets.scored_table(recs["items"], sources=ui.source_labels(recs["strategy"], "pick items to personalise"))
 widgets.score_chart(recs["items"])

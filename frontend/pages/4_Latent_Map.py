@@ -67,5 +67,5 @@ if recs is not None:
     highlight(recs["items"], f"{user_id}: recommended", "star", "crimson")
 
 figure.update_layout(height=650, margin={"l": 0, "r": 0, "t": 10, "b": 0}, legend={"itemsizing": "constant"})
-st.plotly_chart(figure)
-st.caption(f"{len(points):,} of {item_map['total']:,} items plotted.")
+widgets.show_chart(figure, toolbar=True)  # zoom and pan matter on thousands of points
+st.caption(f"{len(points):,} of {ui.plural(item_map['total'], 'item')} plotted.")

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
+import widgets
 from api_client import JSON
 
 VARIANTS = ("champion", "challenger")
@@ -87,9 +88,9 @@ def ctr_chart(looks: list[JSON]) -> go.Figure:
                 name=f"{name} ({series[-1]['version']})",
                 legendgroup=name,
                 line={"color": COLORS[name]},
-                customdata=[[v["impressions"], v["ctr_ci"][0], v["ctr_ci"][1]] for v in series],
+                customdata=[[ui.plural(v["impressions"], "impression"), *v["ctr_ci"]] for v in series],
                 hovertemplate="CTR %{y:.4f} [%{customdata[1]:.4f}, %{customdata[2]:.4f}]"
-                "<br>%{customdata[0]:,} impressions<extra>" + name + "</extra>",
+                "<br>%{customdata[0]}<extra>" + name + "</extra>",
             )
         )
     figure.update_layout(
@@ -98,7 +99,6 @@ def ctr_chart(looks: list[JSON]) -> go.Figure:
         xaxis_title="look time",
         yaxis_title="CTR",
         yaxis={"tickformat": ".1%"},  # autorange: the differences matter, not the distance from 0
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
     )
     return figure
 
@@ -139,4 +139,4 @@ if experiment["status"] == "stopped":
     st.warning("Stopped by hand: every user is back on the champion; LATEST unchanged.", icon=":material/stop_circle:")
 
 st.subheader("CTR at each look")
-st.plotly_chart(ctr_chart(looks), config={"displayModeBar": False})
+widgets.show_chart(ctr_chart(looks))

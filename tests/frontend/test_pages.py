@@ -21,6 +21,7 @@ from reccore.experiment import EXPERIMENT_KEY, Experiment, read_experiment
 from reccore.impressions import IMPRESSIONS_DIR, impression
 from reccore.storage import ArtifactStore, open_store
 from tests.conftest import PublishedModel
+from tests.frontend.conftest import free_port
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 PAGES = [
@@ -53,6 +54,18 @@ def ranked_table(at: AppTest) -> list[dict[str, Any]]:
     tables = [frame.value for frame in at.dataframe if "rank" in frame.value.columns]
     assert len(tables) == 1, f"expected one ranked table, found {len(tables)}"
     return list(tables[0].to_dict("records"))
+
+
+def charts(at: AppTest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each plotly chart on the page as (figure, config)."""
+    return [(json.loads(chart.proto.spec), json.loads(chart.proto.config)) for chart in at.get("plotly_chart")]
+
+
+def assert_legend_clear_of_the_toolbar(figure: dict[str, Any], config: dict[str, Any]) -> None:
+    """The legend lies flat at the foot of the figure, where plotly's toolbar (top right) cannot cover it."""
+    legend = figure["layout"]["legend"]
+    assert (legend["orientation"], legend["yref"], legend["y"], legend["yanchor"]) == ("h", "container", 0, "bottom")
+    assert config["displayModeBar"] in (False, "hover") and config["displaylogo"] is False
 
 
 def pick_user(at: AppTest, user_id: str) -> AppTest:
@@ -100,6 +113,8 @@ def test_a_known_user_gets_personalized_recommendations(api_url: str, api: httpx
     history_tables = [frame.value for frame in at.dataframe if "event" in frame.value.columns]
     assert history_tables[0]["title"].tolist() == [entry["title"] for entry in history]
     assert at.get("plotly_chart"), "the score chart is missing"
+    for figure, config in charts(at):
+        assert_legend_clear_of_the_toolbar(figure, config)
 
 
 def test_seen_items_are_excluded_unless_asked(api_url: str, api: httpx.Client) -> None:
@@ -156,7 +171,8 @@ def test_an_empty_session_gets_the_labelled_popular_fallback(api_url: str) -> No
     assert not at.exception
     assert "Strategy: `popular`" in texts(at.warning)
     assert "Popular fallback" in texts(at.warning)
-    assert all(row["source"] == "popular backfill" for row in ranked_table(at))
+    # With no session the list is the popularity ranking itself, not a backfill of a shorter one.
+    assert all(row["source"] == "most popular (pick items to personalise)" for row in ranked_table(at))
 
 
 def test_a_cold_session_is_folded_in_and_survives_new_searches(api_url: str, api: httpx.Client) -> None:
@@ -220,6 +236,10 @@ def test_the_latent_map_highlights_the_users_history_and_recommendations(api_url
     history = api.get(f"/users/{user_id}", params={"limit": 50}).json()["history"]
     assert len(traces[f"{user_id}: history"]["x"]) == len(history)
     assert traces[f"{user_id}: history"]["marker"]["symbol"] == "circle-open"
+    (figure, config), *_ = charts(at)
+    assert_legend_clear_of_the_toolbar(figure, config)
+    assert figure["layout"]["legend"]["itemsizing"] == "constant"  # the page's own legend settings are kept
+    assert config["displayModeBar"] == "hover"  # zooming into thousands of points needs the toolbar
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -228,6 +248,19 @@ def test_an_api_that_is_down_gets_a_friendly_message(name: str, dead_api_url: st
     assert not at.exception
     assert f"Cannot reach the API at {dead_api_url}" in texts(at.error)
     assert "Traceback" not in texts(at.error)
+    port = dead_api_url.rsplit(":", 1)[1]
+    hint = texts(at.info)
+    assert f"`{dead_api_url}`" in hint and f"make serve API_PORT={port}" in hint
+
+
+def test_the_down_hint_follows_a_url_edited_in_the_sidebar(dead_api_url: str) -> None:
+    at = open_page("Home.py", dead_api_url)
+    edited = f"http://127.0.0.1:{free_port()}"
+    at.sidebar.text_input[0].set_value(edited).run()
+    assert not at.exception
+    hint = texts(at.info)
+    assert f"`{edited}`" in hint and f"make serve API_PORT={edited.rsplit(':', 1)[1]}" in hint
+    assert dead_api_url not in hint
 
 
 def test_a_failing_api_gets_a_friendly_message(broken_api_url: str) -> None:
@@ -244,6 +277,15 @@ def test_a_user_unknown_everywhere_is_a_new_user_not_an_error(api_url: str) -> N
     assert not at.exception and not at.error
     assert "Strategy: `popular`" in texts(at.warning)
     assert "No history yet" in texts(at.caption)
+
+
+def test_a_search_that_finds_one_user_says_1_match(api_url: str, api: httpx.Client) -> None:
+    user_id = active_user(api)
+    assert api.get("/users", params={"q": user_id}).json()["total"] == 1, "the test needs an id no other contains"
+    at = open_page("pages/1_Recommendations.py", api_url)
+    at.text_input(key="user_query").set_value(user_id).run()
+    assert not at.exception and not at.error
+    assert at.selectbox[0].label == "User (1 match)"
 
 
 def _first_cold_item(api: httpx.Client) -> dict[str, Any]:
@@ -278,10 +320,16 @@ def test_a_user_the_model_does_not_list_can_be_typed_and_acted_as(api_url: str) 
     at.text_input(key="user_query").set_value("brand-new-visitor").run()
     assert not at.exception and not at.error
     assert "Strategy: `popular`" in texts(at.warning)
-    first = ranked_table(at)[0]
+    label = at.selectbox[0].label
+    assert "0 match" not in label and "new to the model" in label
+    rows = ranked_table(at)
+    assert all(row["source"] == "most popular (view or buy one to personalise)" for row in rows)
+    first = rows[0]
     at.selectbox(key="act_item").set_value(first["item_id"]).run()
     at.button(key="act_view").click().run()
     assert "Strategy: `fold_in`" in texts(at.info) and "Real-time" in texts(at.success)
+    assert "folded in 1 event posted" in texts(at.success)
+    assert "Recent history (1 interaction in total)" in texts(at.subheader)
     # The one item viewed is the whole reason for every model item, shown at once.
     reasons = [row["because"] for row in ranked_table(at) if row["because"] != "popular"]
     assert reasons and all(r.startswith(first["title"][:20]) and r.endswith("(100%)") for r in reasons), reasons
@@ -387,7 +435,7 @@ def test_a_running_experiment_shows_its_split_metrics_and_ctr_per_look(
         assert line["y"] == [look["variants"][variant]["ctr"] for look in looks]
         band = traces[f"{variant} interval"]
         assert band["y"] == [look["variants"][variant]["ctr_ci"][0] for look in looks]
-    assert figure["layout"]["legend"]["orientation"] == "h"
+    assert_legend_clear_of_the_toolbar(figure, json.loads(at.get("plotly_chart")[0].proto.config))
 
 
 def test_an_experiment_the_decision_job_has_not_looked_at_says_so(
