@@ -107,9 +107,9 @@ train-emr: $(STAMP)
 	$(EMR_VENV)/bin/pip install --quiet ./layers/reccore .
 	$(PY) -m pipeline.emr --venv $(EMR_VENV)
 
-eval: $(STAMP)  # the cold-start study calls the service's app, which is not an installed package
+eval: $(STAMP)  # the cold-start study starts the service (uvicorn, functions/recommend) and asks it over HTTP
 	# One BLAS thread: with two, a busy 2-core machine ran the SVDs and solves many times slower.
-	OPENBLAS_NUM_THREADS=1 PYTHONPATH=functions/recommend $(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pipeline evaluate --source movielens-100k --report docs/evaluation.md
 	$(PY) scripts/bench_tuning.py  # the default command on the standard splits, judged over the API -> docs/bench_tuning.json
 	$(PY) scripts/bench_explain.py  # explain's cost, and how often a top reason shares the item's category (a sanity figure)
 

@@ -14,7 +14,7 @@ from pipeline.data import InteractionLog, order_by_user
 from pipeline.metrics import summarise
 from pipeline.package import package
 from pipeline.train import TrainedModel, train
-from reccore.artifacts import decode_dir
+from reccore.artifacts import Manifest, decode_dir
 from reccore.model import Model, assemble
 from reccore.recommend import recommend
 from reccore.scoring import Filters, Ranking, allowed_items, rank, seen_items
@@ -109,26 +109,42 @@ def sample_users(users: Iterable[int], limit: int, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(pool, size=limit, replace=False).tolist())
 
 
-def served_model(
+def served_files(
     log: InteractionLog, factors: int, weighting: Scheme, scaling: float, seed: int, **options: Any
-) -> Model:
-    """Train on ``log`` and load the packaged artifacts exactly as the service would (exact index).
+) -> tuple[Manifest, dict[str, bytes]]:
+    """Train on ``log`` and package the artifacts the service loads (exact index): what :func:`served_model`
+    loads, and what a study that asks the running service publishes for it.
 
     ``options`` are :func:`pipeline.train.train`'s keyword-only hyperparameters (shrinkage, pop_alpha, ...).
     """
-    return load_as_served(log, train(log, factors, weighting, seed, scaling, **options), seed, scaling=scaling,
-                          **options)  # fmt: skip
+    trained = train(log, factors, weighting, seed, scaling, **options)
+    return package_as_served(log, trained, seed, scaling=scaling, **options)
+
+
+def served_model(
+    log: InteractionLog, factors: int, weighting: Scheme, scaling: float, seed: int, **options: Any
+) -> Model:
+    """Train on ``log`` and load the packaged artifacts exactly as the service would (exact index)."""
+    return _load(*served_files(log, factors, weighting, scaling, seed, **options))
+
+
+def package_as_served(
+    log: InteractionLog, trained: TrainedModel, seed: int, **params: Any
+) -> tuple[Manifest, dict[str, bytes]]:
+    """The manifest and files of ``trained`` with an exact index, whichever engine trained it."""
+    params = {"seed": seed, "index": "flat", "source": log.source, **params}
+    return package(log, trained, "flat", params, seed)
 
 
 def load_as_served(log: InteractionLog, trained: TrainedModel, seed: int, **params: Any) -> Model:
-    """Package ``trained`` (exact index) and load it exactly as the service would, whichever engine trained it.
+    """Package ``trained`` (exact index) and load it exactly as the service would, whichever engine trained it."""
+    return _load(*package_as_served(log, trained, seed, **params))
 
-    Like the service (``load_model``'s default), the files are written out and memory-mapped: each file's
+
+def _load(manifest: Manifest, files: dict[str, bytes]) -> Model:
+    """Like the service (``load_model``'s default), the files are written out and memory-mapped: each file's
     bytes are freed once written, and the arrays are pages of the files, not a second copy of the model
-    next to the log (at 100M interactions that copy was ~2.4 GB of the driver's peak).
-    """
-    params = {"seed": seed, "index": "flat", "source": log.source, **params}
-    manifest, files = package(log, trained, "flat", params, seed)
+    next to the log (at 100M interactions that copy was ~2.4 GB of the driver's peak)."""
     with tempfile.TemporaryDirectory(prefix="recsys-served-") as scratch:
         for name in list(files):
             (Path(scratch) / name).write_bytes(files.pop(name))

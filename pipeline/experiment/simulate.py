@@ -12,34 +12,17 @@ user's tastes higher, so it earns more clicks: that is the difference the experi
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
-from http.client import HTTPConnection, HTTPSConnection
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
+from pipeline.client import Api
 from pipeline.sources.synthetic import GroundTruth, ground_truth
 
 K = 10
 EXAMINE, DECAY, APPEAL, BUY = 0.7, 0.7, 0.25, 0.3
-
-
-class Api:
-    """One keep-alive connection to the API (plain ``http.client``: no retries hide a failure)."""
-
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
-        parsed = urlparse(url.rstrip("/"))
-        connection = HTTPSConnection if parsed.scheme == "https" else HTTPConnection
-        self._connection = connection(parsed.netloc, timeout=timeout)
-        self._base = parsed.path
-
-    def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        self._connection.request("POST", self._base + path, json.dumps(body), {"content-type": "application/json"})
-        response = self._connection.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
 
 
 def click_probabilities(truth: GroundTruth, user: int, items: list[int]) -> np.ndarray:

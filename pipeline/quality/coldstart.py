@@ -1,8 +1,9 @@
 """Cold start through the served model: users folded in at request time, items placed by their content vectors.
 
-Cold users are measured the way clients call the API: the service's own app answers JSON bodies, a held-out
-user's history as ``recent_items`` objects (event, value, timestamp) and the same user, trained in-model, by
-``user_id``, on both of ``make eval``'s protocols.
+Cold users are measured the way clients call the API: the service, started on the published model
+(:mod:`pipeline.quality.api`), answers JSON bodies over HTTP, a held-out user's history as ``recent_items``
+objects (event, value, timestamp) and the same user, trained in-model, by ``user_id``, on both of ``make eval``'s
+protocols.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from pipeline import evaluate
 from pipeline.data import InteractionLog, order_by_user
 from pipeline.evaluate import K, random_split, relevant_items, time_split
 from pipeline.metrics import ndcg_at_k, summarise
+from pipeline.quality.api import history_body, serving
 from pipeline.quality.baselines import binary_matrix, popularity_rank
 from pipeline.quality.protocols import PROTOCOLS, ColdItemSplit
 from pipeline.train import ModelConfig
+from reccore.artifacts import Manifest
 from reccore.model import Model
 from reccore.scoring import Filters, allowed_items, seen_items
 
@@ -30,8 +33,16 @@ SvdConfig = ModelConfig  # one point of the tuning grid: the pipeline's own hype
 
 def served_model(log: InteractionLog, config: SvdConfig, seed: int = 42) -> Model:
     """Train on ``log`` and load the packaged artifacts exactly as the service would."""
-    options = {k: v for k, v in config.params().items() if k not in ("factors", "weighting", "scaling")}
-    return evaluate.served_model(log, config.factors, config.weighting, config.scaling, seed, **options)
+    return evaluate.served_model(log, config.factors, config.weighting, config.scaling, seed, **_options(config))
+
+
+def served_files(log: InteractionLog, config: SvdConfig, seed: int = 42) -> tuple[Manifest, dict[str, bytes]]:
+    """Train on ``log`` and package the artifacts :func:`served_model` loads, for the service to load them."""
+    return evaluate.served_files(log, config.factors, config.weighting, config.scaling, seed, **_options(config))
+
+
+def _options(config: SvdConfig) -> dict[str, object]:
+    return {k: v for k, v in config.params().items() if k not in ("factors", "weighting", "scaling")}
 
 
 @dataclass
@@ -115,10 +126,6 @@ def _bootstrap_ratio(folded: np.ndarray, trained: np.ndarray, seed: int, rounds:
 def evaluate_cold_users(splits: dict[str, ColdUsers], config: SvdConfig, seed: int = 42, k: int = K) -> ColdUserResult:
     """Ask the service, as a client would, for each held-out user: by ``recent_items`` of a model without them,
     and by ``user_id`` of a model trained with them."""
-    # Imported here: the service's app is not installed, and `python -m pipeline run` (whose parser imports this
-    # package) must not need it.
-    from pipeline.quality.api import history_body, serving
-
     result = ColdUserResult({}, {}, {}, {}, {}, {}, {})
     for protocol, split in splits.items():
         users = split.users.tolist()
@@ -127,7 +134,7 @@ def evaluate_cold_users(splits: dict[str, ColdUsers], config: SvdConfig, seed: i
         ends = np.searchsorted(split.history.users[order], users, side="right")
         folded: dict[int, list[int]] = {}
         bare: dict[int, list[int]] = {}
-        with serving(served_model(split.train, config, seed)) as service:
+        with serving(*served_files(split.train, config, seed)) as service:
             for n, user in enumerate(users):
                 rows = order[starts[n] : ends[n]]
                 body = history_body(split.history, rows, k)
@@ -139,7 +146,7 @@ def evaluate_cold_users(splits: dict[str, ColdUsers], config: SvdConfig, seed: i
                 result.own_history_returned[protocol] = result.own_history_returned.get(protocol, 0) + len(
                     own & set(folded[user])
                 )
-        with serving(served_model(split.in_model, config, seed)) as service:
+        with serving(*served_files(split.in_model, config, seed)) as service:
             ids = service.model.user_ids
             trained = {user: service.ranked({"user_id": ids[user], "k": k}) for user in users}
         ranks = popularity_rank(binary_matrix(split.in_model))

@@ -145,8 +145,9 @@ def _cold_users(result: EvaluationResult) -> list[str]:
         "",
         "15% of the users (the same ones on both protocols) are held out of training entirely; each one's "
         "interactions are split by the protocol (newest 20%, or a seeded random 20%, is the test set). All "
-        "modes ask the service's own app (`pipeline/quality/api.py`: the request model's limits and parsing, "
-        "the `/recommend` route) as a client would. **Fold-in**: the model never saw these users; the body "
+        "modes ask the service over HTTP as a client would (`pipeline/quality/api.py`: each model published to "
+        "a temporary directory and served by uvicorn; the request model's limits and parsing, the `/recommend` "
+        "route). **Fold-in**: the model never saw these users; the body "
         "sends their history as `recent_items` objects (`item_id`, `event`, `value`, `timestamp`). "
         "**In-model**: their histories are part of training and the body sends their `user_id`. The ratio's "
         "interval is a paired bootstrap over users (95%). **Bare ids**, for reference: the same histories sent "

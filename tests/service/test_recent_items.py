@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.schemas import MAX_HISTORY
 from reccore.events import EVENT_WEIGHTS
 from reccore.model import Model
-from reccore.recommend import MAX_FOLD_IN
+from reccore.recommend import MAX_FOLD_IN, MAX_HISTORY
 from reccore.scoring import fold_in
 from reccore.settings import get_service_settings
 from tests.service.conftest import recommend_ok, served_model

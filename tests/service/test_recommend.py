@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.schemas import MAX_HISTORY
 from reccore.model import Model
+from reccore.recommend import MAX_HISTORY
 from reccore.scoring import seen_items
 from reccore.settings import get_service_settings
 from tests.service.conftest import recommend_ok, served_model

@@ -21,15 +21,11 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from reccore.events import EventType, event_strength
-from reccore.recommend import MAX_FOLD_IN
+from reccore.recommend import MAX_FOLD_IN, MAX_HISTORY
 from reccore.scoring import Source, Strategy
 
 MAX_K = 100
 MAX_IDS = 200  # bound on every other list of ids in a request
-# recent_items may carry a whole history: every entry is excluded from the answer, the newest MAX_FOLD_IN are
-# folded in. 5,000 objects are ~330 KB of JSON (REC_MAX_BODY_BYTES' default is 1 MiB); validating them takes
-# ~10 ms at best, the core's work ~1 ms (scripts/bench_history.py). Longer histories get a 422.
-MAX_HISTORY = 5_000
 # Unix seconds up to 2100-01-01: larger values are almost always milliseconds, which would sort wrongly.
 MAX_TIMESTAMP = 4_102_444_800
 MAX_PAGE = 100

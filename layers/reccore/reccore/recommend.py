@@ -25,6 +25,11 @@ from reccore.scoring import Filters, Ranking, Strategy, allowed, backfill, fold_
 # model, while parsing 5,000 objects costs ~10 ms. It keeps the vector about the user's recent taste for
 # very long histories, and MovieLens' heaviest user (737 ratings) stays whole, so parity with training holds.
 MAX_FOLD_IN = 1_000
+# Interactions a request may carry (the API's bound on recent_items; clients such as the offline study cut a
+# longer history to its newest this many). Every entry is excluded from the answer, the newest MAX_FOLD_IN
+# are folded in. 5,000 objects are ~330 KB of JSON (REC_MAX_BODY_BYTES' default is 1 MiB); validating them
+# takes ~10 ms at best, the core's work ~1 ms (scripts/bench_history.py).
+MAX_HISTORY = 5_000
 
 
 @dataclass(frozen=True)
