@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from reccore.batch import recommend_users
 from reccore.errors import ConfigError
-from reccore.model import Model, load_model
+from reccore.loading import load_model
+from reccore.model import Model
 from reccore.settings import BatchSettings
 from reccore.storage import open_store
 

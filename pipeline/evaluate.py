@@ -14,7 +14,8 @@ from pipeline.data import InteractionLog, order_by_user
 from pipeline.metrics import summarise
 from pipeline.package import package
 from pipeline.train import TrainedModel, train
-from reccore.artifacts import Manifest, decode_dir
+from reccore.encoding import decode_dir
+from reccore.layout import Manifest
 from reccore.model import Model, assemble
 from reccore.recommend import recommend
 from reccore.scoring import Filters, Ranking, allowed_items, rank, seen_items

@@ -18,8 +18,8 @@ import faiss
 import numpy as np
 
 from pipeline import index as idx
-from reccore.artifacts import IndexInfo
 from reccore.errors import QualityGateError
+from reccore.layout import IndexInfo
 
 IndexChoice = Literal["flat", "ivf", "hnsw", "auto"]
 AUTO_CANDIDATES: tuple[idx.IndexKind, ...] = ("ivf", "hnsw")

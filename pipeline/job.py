@@ -38,23 +38,15 @@ from pipeline.sources import load_source
 from pipeline.train import ModelConfig, TrainedModel, train_config
 from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
 from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
-from reccore.artifacts import (
-    LATEST_KEY,
-    MANIFEST_NAME,
-    Manifest,
-    decode_dir,
-    publish,
-    read_latest_version,
-    read_manifest,
-    record_in_manifest,
-    version_key,
-)
+from reccore.encoding import decode_dir
 from reccore.errors import ArtifactIntegrityError, ConfigError, ModelNotFoundError, QualityGateError, UserStateError
+from reccore.layout import LATEST_KEY, MANIFEST_NAME, Manifest, version_key
 from reccore.model import assemble
 from reccore.settings import PipelineSettings
 from reccore.storage import ArtifactStore, S3Store, open_store
-from reccore.userstate import DynamoStore
+from reccore.userstate.dynamodb import DynamoStore
 from reccore.validation import validate_model
+from reccore.versions import publish, read_latest_version, read_manifest, record_in_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Turn a trained model into the published file set and its manifest (the writer side of ``reccore.artifacts``)."""
+"""Turn a trained model into the published file set and its manifest (the writer side of ``reccore.encoding``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import numpy as np
 from pipeline.data import InteractionLog, order_by_user
 from pipeline.index_choice import IndexChoice, choose_indexes
 from pipeline.train import TrainedModel
-from reccore.artifacts import USER_ARRAYS_KEY, Files, ItemTable, Manifest, ModelContents, encode, new_version
+from reccore.encoding import ItemTable, ModelContents, encode
+from reccore.layout import USER_ARRAYS_KEY, Files, Manifest
+from reccore.versions import new_version
 
 
 def history_arrays(log: InteractionLog) -> dict[str, np.ndarray]:

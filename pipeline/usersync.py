@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import InteractionLog, order_by_user
-from reccore.artifacts import list_versions, read_manifest
 from reccore.errors import ArtifactIntegrityError
 from reccore.events import event_strength
 from reccore.storage import ArtifactStore
 from reccore.userstate import MAX_SEEN, Event, UserState, UserStateStore
+from reccore.versions import list_versions, read_manifest
 
 logger = logging.getLogger(__name__)
 

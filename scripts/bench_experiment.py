@@ -253,7 +253,7 @@ def main() -> None:
     import boto3
 
     from pipeline.experiment import control
-    from reccore.artifacts import LATEST_KEY
+    from reccore.layout import LATEST_KEY
     from reccore.storage import open_store
 
     overhead = impression_overhead()

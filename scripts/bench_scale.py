@@ -56,8 +56,10 @@ def build_and_publish(n_items: int, uri: str) -> dict[str, object]:
 
     from pipeline.index import latency_us, sample_rows
     from pipeline.index_choice import choose_indexes
-    from reccore.artifacts import Files, ItemTable, Manifest, ModelContents, encode, new_version, publish
+    from reccore.encoding import ItemTable, ModelContents, encode
+    from reccore.layout import Files, Manifest
     from reccore.storage import open_store
+    from reccore.versions import new_version, publish
 
     data = synthetic(n_items)
     categories = np.array([f"cat{c:02d}" for c in range(N_CATEGORIES)])[data["categories"]]

@@ -85,8 +85,8 @@ def publish_both(n_users: int, seed: int) -> tuple[int, dict[str, tuple[str, int
     """Train once, publish with and without user arrays; returns the interactions and mode -> (uri, bytes)."""
     from pipeline.package import package
     from pipeline.train import train
-    from reccore.artifacts import publish
     from reccore.storage import open_store
+    from reccore.versions import publish
 
     start = time.perf_counter()
     log = synthetic_users(n_users, seed)

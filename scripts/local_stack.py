@@ -106,7 +106,7 @@ def publish_local_model(
     """
     import boto3
 
-    from reccore.artifacts import MODELS_DIR
+    from reccore.layout import MODELS_DIR
 
     s3 = boto3.client("s3", endpoint_url=s3_url, region_name=env["AWS_DEFAULT_REGION"],
                       aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
@@ -140,7 +140,7 @@ def start_demo_experiment(s3_url: str, bucket: str, prefix: str, interactions: i
 
     import boto3
 
-    from reccore.artifacts import LATEST_KEY
+    from reccore.layout import LATEST_KEY
 
     uri = f"s3://{bucket}/{prefix}"
     child = {**env, "AWS_ENDPOINT_URL_S3": s3_url}
@@ -167,7 +167,7 @@ def provision_realtime(endpoint: str, bucket: str, prefix: str, name: str, regio
     import boto3
 
     from reccore.eventlog import create_stream
-    from reccore.userstate import create_table
+    from reccore.userstate.table import create_table
 
     options = {"endpoint_url": endpoint, "region_name": region, "aws_access_key_id": "local",
                "aws_secret_access_key": "local"}  # fmt: skip

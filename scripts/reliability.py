@@ -31,7 +31,8 @@ import reliability_state
 from loadgen import Request, Sample, percentile, run_load
 from reliability_stack import BUCKET, PREFIX, ROOT, Api, Moto, republish
 
-from reccore.artifacts import LATEST_KEY, Files, read_manifest, read_verified
+from reccore.layout import LATEST_KEY, Files
+from reccore.versions import read_manifest, read_verified
 
 REFRESH = 2.0  # REC_REFRESH_SECONDS of the APIs under test
 FAULT_LOAD_SECONDS = 3 * REFRESH  # requests against the loaded API while a fault lasts

@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from reccore.artifacts import Files, Manifest, new_version, npy_bytes, npy_load, publish, version_key
+from reccore.encoding import npy_bytes, npy_load
+from reccore.layout import Files, Manifest, version_key
 from reccore.storage import ArtifactStore, S3Store
+from reccore.versions import new_version, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET, PREFIX = "reliability-artifacts", "recsys"

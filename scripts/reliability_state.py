@@ -41,7 +41,7 @@ from reliability_stack import BUCKET, ROOT, Api, Moto, republish
 
 from reccore.eventlog import create_stream
 from reccore.settings import ServiceSettings
-from reccore.userstate import create_table
+from reccore.userstate.table import create_table
 
 STATE_BUCKET = "reliability-events"  # on the second moto: where its Firehose stream delivers
 TABLE = "reliability-users"

@@ -18,10 +18,10 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from local_stack import port_is_free
 
-from reccore.artifacts import read_latest_version
 from reccore.errors import RecError
 from reccore.settings import DEFAULT_MODEL_URI, ServiceSettings, env_name
 from reccore.storage import open_store
+from reccore.versions import read_latest_version
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = ROOT / "functions" / "recommend"

@@ -16,9 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
-from reccore.artifacts import Files, Manifest, new_version, publish, read_latest_version, read_manifest, read_verified
+from reccore.layout import Files, Manifest
 from reccore.settings import PipelineSettings, get_service_settings
 from reccore.storage import ArtifactStore, open_store
+from reccore.versions import new_version, publish, read_latest_version, read_manifest, read_verified
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "rec-test-artifacts"
@@ -115,7 +116,7 @@ def published_model(s3_server: str) -> PublishedModel:
 
 
 def publish_copy(store: ArtifactStore, source: PublishedModel, corrupt: str | None = None) -> str:
-    """Publish ``source``'s files as a new version with ``reccore.artifacts.publish``; returns its id.
+    """Publish ``source``'s files as a new version with ``reccore.versions.publish``; returns its id.
 
     ``corrupt`` names a file to overwrite with other bytes after publishing, so the manifest's
     checksum no longer matches (what a botched upload or a bit flip looks like to a reader).

@@ -15,10 +15,11 @@ from typing import Any
 
 from pipeline.experiment.attribution import attribute
 from pipeline.experiment.stats import ctr_interval, decide
-from reccore.artifacts import LATEST_KEY, read_latest_version, read_manifest
 from reccore.errors import ConfigError
 from reccore.experiment import CHALLENGER, CHAMPION, MAX_LOOKS, Experiment, read_experiment, write_experiment
+from reccore.layout import LATEST_KEY
 from reccore.storage import ArtifactStore
+from reccore.versions import read_latest_version, read_manifest
 
 logger = logging.getLogger(__name__)
 ALPHA = 0.05

@@ -26,12 +26,14 @@ import numpy as np
 
 from pipeline.client import Api
 from pipeline.data import InteractionLog
-from reccore.artifacts import Manifest, publish
 from reccore.events import EVENT_TYPES, event_strength
-from reccore.model import Model, load_model
+from reccore.layout import Manifest
+from reccore.loading import load_model
+from reccore.model import Model
 from reccore.recommend import MAX_HISTORY
 from reccore.settings import env_name
 from reccore.storage import open_store
+from reccore.versions import publish
 
 APP_DIR = Path(__file__).resolve().parents[2] / "functions" / "recommend"
 # Bounds, not expectations: the service starts and loads a MovieLens model in ~3 s here.

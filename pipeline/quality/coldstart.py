@@ -20,7 +20,7 @@ from pipeline.quality.api import history_body, serving
 from pipeline.quality.baselines import binary_matrix, popularity_rank
 from pipeline.quality.protocols import PROTOCOLS, ColdItemSplit
 from pipeline.train import ModelConfig
-from reccore.artifacts import Manifest
+from reccore.layout import Manifest
 from reccore.model import Model
 from reccore.scoring import Filters, allowed_items, seen_items
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from reccore.artifacts import npy_bytes, npy_load
+from reccore.encoding import npy_bytes, npy_load
 from reccore.weighting import Scheme, item_weights, weight_rows
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from pipeline.spark.matrix import WeightedMatrix, block_matrix
 from pipeline.train import MIN_SINGULAR_VALUE, SVD_POWER_ITERATIONS, spectral_item_factors, svd_rank
-from reccore.artifacts import npy_bytes, npy_load
+from reccore.encoding import npy_bytes, npy_load
 
 if TYPE_CHECKING:
     import pyarrow as pa

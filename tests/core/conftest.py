@@ -8,7 +8,8 @@ import faiss
 import numpy as np
 import pytest
 
-from reccore.artifacts import Files, IndexInfo, ItemTable, Manifest, ModelContents, encode
+from reccore.encoding import ItemTable, ModelContents, encode
+from reccore.layout import Files, IndexInfo, Manifest
 from reccore.model import Model, build_model
 
 # Items 0-2 are "a" (factor 0), 3-5 are "b" (factor 1); within a category a higher number scores higher.

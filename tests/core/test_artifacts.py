@@ -14,25 +14,13 @@ import pytest
 
 from pipeline.package import package
 from pipeline.train import train
-from reccore.artifacts import (
-    LATEST_KEY,
-    Files,
-    Manifest,
-    decode,
-    encode,
-    list_versions,
-    new_version,
-    npy_bytes,
-    npy_load,
-    publish,
-    read_latest_version,
-    read_manifest,
-    record_in_manifest,
-    version_key,
-)
+from reccore.encoding import decode, encode, npy_bytes, npy_load
 from reccore.errors import ArtifactIntegrityError, ConfigError, ModelLoadError, ModelNotFoundError, ModelPartError
-from reccore.model import build_model, load_model
+from reccore.layout import LATEST_KEY, Files, Manifest, version_key
+from reccore.loading import load_model
+from reccore.model import build_model
 from reccore.storage import ArtifactStore, LocalStore, S3Store, open_store
+from reccore.versions import list_versions, new_version, publish, read_latest_version, read_manifest, record_in_manifest
 from tests.core.conftest import tiny_contents
 from tests.pipeline.conftest import block_log
 

@@ -8,8 +8,9 @@ import faiss
 import numpy as np
 import pytest
 
-from reccore.artifacts import IndexInfo, ItemTable, Manifest, ModelContents, encode
 from reccore.diversity import intra_list_diversity
+from reccore.encoding import ItemTable, ModelContents, encode
+from reccore.layout import IndexInfo, Manifest
 from reccore.model import Model, build_model
 from reccore.recommend import recommend
 from reccore.scoring import Filters

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from reccore.artifacts import encode
+from reccore.encoding import encode
 from reccore.filtering import Allowed
 from reccore.model import Model, build_model
 from reccore.recommend import recommend

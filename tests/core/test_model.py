@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reccore.artifacts import encode, publish
 from reccore.columns import CategoryColumn
+from reccore.encoding import encode
 from reccore.errors import ArtifactIntegrityError
-from reccore.model import load_model
+from reccore.loading import load_model
 from reccore.recommend import recommend
 from reccore.scoring import Filters, similar_items
 from reccore.storage import LocalStore
+from reccore.versions import publish
 from tests.core.conftest import catalogue_contents, catalogue_manifest
 
 

@@ -10,15 +10,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from reccore.errors import UserStateError
-from reccore.userstate import (
-    MAX_SEEN,
-    DynamoStore,
-    EmbeddedStore,
-    Event,
-    UserState,
-    UserStateStore,
-    create_table,
-)
+from reccore.userstate import MAX_SEEN, Event, UserState, UserStateStore
+from reccore.userstate.dynamodb import DynamoStore
+from reccore.userstate.embedded import EmbeddedStore
+from reccore.userstate.table import create_table
 
 
 @pytest.fixture(params=["embedded", "dynamodb"])

@@ -20,16 +20,10 @@ from botocore.exceptions import (
 
 from reccore.deadline import request_deadline
 from reccore.errors import UserStateBusyError, UserStateError
-from reccore.userstate import (
-    MAX_SEEN,
-    SEEN_BYTES,
-    DynamoStore,
-    EmbeddedStore,
-    Event,
-    UserState,
-    create_table,
-    error_code,
-)
+from reccore.userstate import MAX_SEEN, Event, UserState
+from reccore.userstate.dynamodb import DynamoStore, error_code
+from reccore.userstate.embedded import EmbeddedStore
+from reccore.userstate.table import SEEN_BYTES, create_table
 
 ENDPOINT = "http://127.0.0.1:9"
 

@@ -10,9 +10,10 @@ import pytest
 
 from pipeline.package import package
 from pipeline.train import train
-from reccore.artifacts import Files, Manifest, npy_bytes, npy_load
 from reccore.columns import IdLookup, StringColumn
+from reccore.encoding import npy_bytes, npy_load
 from reccore.errors import ModelLoadError, ModelValidationError
+from reccore.layout import Files, Manifest
 from reccore.model import Model, build_model
 from reccore.validation import probe_queries, structural_problems, validate_model
 from tests.pipeline.conftest import block_log

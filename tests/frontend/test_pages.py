@@ -15,10 +15,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from pipeline.experiment import control
-from reccore.artifacts import LATEST_KEY
 from reccore.eventlog import EVENTS_DIR, ndjson
 from reccore.experiment import EXPERIMENT_KEY, Experiment, read_experiment
 from reccore.impressions import IMPRESSIONS_DIR, impression
+from reccore.layout import LATEST_KEY
 from reccore.storage import ArtifactStore, open_store
 from tests.conftest import PublishedModel
 from tests.frontend.conftest import free_port

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from reccore.artifacts import read_latest_version, read_manifest
 from reccore.errors import ModelNotFoundError
 from reccore.storage import open_store
+from reccore.versions import read_latest_version, read_manifest
 from tests.integration.stack import (
     REPO,
     RIE,

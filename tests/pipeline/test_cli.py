@@ -14,9 +14,11 @@ import pipeline.job
 from pipeline.cli import baseline_line, main
 from pipeline.handler import handler
 from pipeline.tune import SearchSpace
-from reccore.artifacts import FileEntry, list_versions, npy_bytes, read_latest_version, sha256
-from reccore.model import load_model
+from reccore.encoding import npy_bytes, sha256
+from reccore.layout import FileEntry
+from reccore.loading import load_model
 from reccore.storage import open_store
+from reccore.versions import list_versions, read_latest_version
 
 SMALL = ["--interactions", "20000", "--seed", "3", "--no-tune"]
 

@@ -18,7 +18,10 @@ from reccore.errors import DataSourceError
 from reccore.eventlog import StoreLog
 from reccore.events import event_strength
 from reccore.storage import LocalStore
-from reccore.userstate import DynamoStore, EmbeddedStore, Event, UserStateStore, create_table
+from reccore.userstate import Event, UserStateStore
+from reccore.userstate.dynamodb import DynamoStore
+from reccore.userstate.embedded import EmbeddedStore
+from reccore.userstate.table import create_table
 
 BATCH = [
     ("alice", Event("i1", "view", 100, event_id="e1")),

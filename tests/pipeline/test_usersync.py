@@ -15,11 +15,13 @@ from pipeline.data import InteractionLog
 from pipeline.job import RunResult, run
 from pipeline.sources.synthetic import generate
 from pipeline.usersync import user_states
-from reccore.artifacts import read_latest_version, read_manifest
 from reccore.eventlog import EVENTS_DIR, FirehoseLog, create_stream
 from reccore.settings import PipelineSettings
 from reccore.storage import open_store
-from reccore.userstate import MAX_SEEN, DynamoStore, Event, create_table
+from reccore.userstate import MAX_SEEN, Event
+from reccore.userstate.dynamodb import DynamoStore
+from reccore.userstate.table import create_table
+from reccore.versions import read_latest_version, read_manifest
 from tests.conftest import BUCKET
 from tests.pipeline.conftest import block_log
 

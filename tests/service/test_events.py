@@ -21,7 +21,7 @@ from reccore.eventlog import EVENTS_DIR, create_stream, parse_lines
 from reccore.model import Model
 from reccore.scoring import seen_items
 from reccore.storage import S3Store
-from reccore.userstate import create_table
+from reccore.userstate.table import create_table
 from tests.conftest import BUCKET, PublishedModel
 
 

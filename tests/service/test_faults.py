@@ -15,9 +15,11 @@ from reliability_stack import Moto
 
 from app.main import app
 from app.registry import ModelRegistry, registry
-from reccore.artifacts import LATEST_KEY, Files, new_version, npy_bytes, npy_load, publish
+from reccore.encoding import npy_bytes, npy_load
+from reccore.layout import LATEST_KEY, Files
 from reccore.settings import ServiceSettings
 from reccore.storage import ArtifactStore, LocalStore, open_store
+from reccore.versions import new_version, publish
 
 BUCKET = "fault-bucket"
 # Tight bounds so the tests are quick; the defaults are 1 s / 2 s / 2 attempts / 5 s.

@@ -103,8 +103,10 @@ def test_health_reports_an_approximate_index_with_its_tuning_and_recall(
     from fastapi.testclient import TestClient
 
     from app.main import app
-    from reccore.artifacts import IndexInfo, encode, publish
+    from reccore.encoding import encode
+    from reccore.layout import IndexInfo
     from reccore.storage import open_store
+    from reccore.versions import publish
     from tests.core.conftest import catalogue_contents, catalogue_manifest
 
     info = IndexInfo(type="ivf", dims=16, params={"nlist": 64, "nprobe": 8}, recall_at_10=0.97,

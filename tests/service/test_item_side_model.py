@@ -7,9 +7,10 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from app.main import app
-from reccore.artifacts import Files, new_version, publish
-from reccore.model import load_model
+from reccore.layout import Files
+from reccore.loading import load_model
 from reccore.storage import open_store
+from reccore.versions import new_version, publish
 from tests.conftest import PublishedModel
 
 
@@ -50,7 +51,9 @@ def test_a_training_users_history_in_the_store_reproduces_their_trained_answer(
 
     import boto3
 
-    from reccore.userstate import DynamoStore, Event, UserState, create_table
+    from reccore.userstate import Event, UserState
+    from reccore.userstate.dynamodb import DynamoStore
+    from reccore.userstate.table import create_table
 
     full = load_model(open_store(published_model.uri))
     manifest = published_model.manifest.model_copy(

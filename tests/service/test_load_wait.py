@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from app.registry import ModelRegistry
-from reccore.artifacts import new_version, publish
 from reccore.errors import ModelNotReadyError, ModelStoreStalledError
-from reccore.model import remove_abandoned
+from reccore.loading import remove_abandoned
 from reccore.settings import ServiceSettings
 from reccore.storage import LocalStore
+from reccore.versions import new_version, publish
 
 
 class SlowStore(LocalStore):

@@ -18,7 +18,7 @@ import app.registry as registry_module
 from app.deps import ModelDep
 from app.main import app, create_app
 from app.registry import registry
-from reccore.artifacts import LATEST_KEY, Files
+from reccore.layout import LATEST_KEY, Files
 from reccore.storage import open_store
 
 SERVICE_ROOT = Path(__file__).resolve().parents[2] / "functions" / "recommend"

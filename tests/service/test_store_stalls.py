@@ -13,7 +13,7 @@ import pytest
 from reliability_stack import Moto
 
 from app.registry import registry
-from reccore.userstate import create_table
+from reccore.userstate.table import create_table
 from tests.conftest import PublishedModel
 
 DEADLINE = 1.0  # REC_REQUEST_DEADLINE_SECONDS for these tests (default 2)

@@ -36,7 +36,6 @@ from typing import Literal
 
 from app.logging import logger
 from app.views import views
-from reccore.artifacts import read_latest_version
 from reccore.deadline import bounded
 from reccore.errors import (
     ModelLoadError,
@@ -46,10 +45,12 @@ from reccore.errors import (
     RecError,
 )
 from reccore.experiment import Experiment, read_experiment
-from reccore.model import Model, load_model
+from reccore.loading import load_model
+from reccore.model import Model
 from reccore.settings import ServiceSettings, get_service_settings
 from reccore.storage import ArtifactStore, S3Timeouts, open_store
 from reccore.validation import validate_model
+from reccore.versions import read_latest_version
 
 # With no model loaded, every request would otherwise hit S3; one attempt per second is plenty.
 MIN_RETRY_SECONDS = 1.0

@@ -27,7 +27,9 @@ from reccore.model import Model
 from reccore.recommend import Interactions
 from reccore.settings import get_service_settings
 from reccore.storage import S3Timeouts, open_store
-from reccore.userstate import DynamoStore, EmbeddedStore, Event, UserState, UserStateStore
+from reccore.userstate import Event, UserState, UserStateStore
+from reccore.userstate.dynamodb import DynamoStore
+from reccore.userstate.embedded import EmbeddedStore
 
 T = TypeVar("T")
 

@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from reccore.artifacts import MODELS_DIR
 from reccore.errors import ArtifactIntegrityError
+from reccore.layout import MODELS_DIR
 from reccore.storage import ArtifactStore
 
 EXPERIMENT_KEY = f"{MODELS_DIR}/EXPERIMENT"

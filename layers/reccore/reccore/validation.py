@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from reccore.artifacts import Files
 from reccore.columns import IdLookup, StringColumn, id_hashes
 from reccore.errors import ModelValidationError
+from reccore.layout import Files
 from reccore.model import Model
 from reccore.recommend import Interactions, recommend
 from reccore.scoring import Filters, similar_items

@@ -18,10 +18,10 @@ from pipeline.job import SingleProcessEngine, run
 from pipeline.package import package
 from pipeline.spark.engine import SparkEngine
 from pipeline.tune import settings_config
-from reccore.artifacts import publish, read_latest_version, read_manifest
 from reccore.errors import DataSourceError
 from reccore.settings import PipelineSettings
 from reccore.storage import open_store
+from reccore.versions import publish, read_latest_version, read_manifest
 
 USERS_COMPARED = 300
 

@@ -1,27 +1,5 @@
-"""Per-user state out of the model artifact: each user's newest interactions and every item they have seen.
+"""The DynamoDB user-state backend (the deployed default); the table's layout is :mod:`reccore.userstate.table`.
 
-One interface, :class:`UserStateStore`, two backends:
-
-- :class:`EmbeddedStore` (no table configured, e.g. serving a model from a directory): the model artifact
-  keeps the training histories; this holds the events posted since, in process memory.
-- :class:`DynamoStore` (the deployed default): a DynamoDB table, read with one ``Query`` per user.
-
-Table layout (partition key ``user_id`` S, sort key ``kind`` S; every attribute but the keys is JSON or a number,
-so no ``Decimal`` round trips)::
-
-    kind "base"   written by the pipeline after each publish (BatchWriteItem): the user's newest N training
-                  interactions ("events"), "through" (the newest training timestamp), "seen" (every item id of
-                  theirs, newest last, up to MAX_SEEN) and "version" (the model version synced)
-    kind "live"   written by POST /events (optimistic read-modify-write on "rev"): the newest N events posted,
-                  "seen", "event_ids" (the newest MAX_EVENT_IDS ids, for idempotent retries) and "rev"
-    "ttl"         on both: epoch seconds after which DynamoDB may delete the item
-
-Two items rather than one per user so that the pipeline's batched writes never race the events route.
-
-No user can outgrow an item: DynamoDB caps one at 400 KB, and ids may be 256 characters, so besides their
-counts each list is cut to a byte budget, newest kept (``EVENTS_BYTES``, ``SEEN_BYTES``, ``EVENT_IDS_BYTES``):
-the seen-set reaches back 5,000 items or 200 KB of ids, whichever is less (about 3,000 ids of 64 characters).
-Event ids are unique per user: the same id from two users is two events (the pipeline's log reader agrees).
 Writes to one user are serialised in-process (striped locks) and retried with jittered back-off across
 processes; a conflict that outlasts the request's deadline is :class:`UserStateBusyError`, never an outage.
 """
@@ -35,29 +13,28 @@ import random
 import threading
 import time
 import zlib
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from reccore.deadline import bounded, remaining
 from reccore.errors import UserStateBusyError, UserStateError
+from reccore.userstate import (
+    DEFAULT_MAX_EVENTS,
+    MAX_EVENT_IDS,
+    MAX_SEEN,
+    AppendResult,
+    BaseWrite,
+    Event,
+    UserState,
+    merge_seen,
+    newest_events,
+)
+from reccore.userstate.table import EVENT_IDS_BYTES, EVENTS_BYTES, SEEN_BYTES, within_budget
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_EVENTS = 200
-MAX_SEEN = 5_000  # seen-item exclusion reaches this far back, past the N newest events
-MAX_EVENT_IDS = 2_000
-# The table's keys and TTL attribute: template.yaml declares the same (a test checks), create_table makes a local one.
-KEY_SCHEMA = [{"AttributeName": "user_id", "KeyType": "HASH"}, {"AttributeName": "kind", "KeyType": "RANGE"}]
-KEY_ATTRIBUTES = [{"AttributeName": "user_id", "AttributeType": "S"}, {"AttributeName": "kind", "AttributeType": "S"}]
-TTL_ATTRIBUTE = "ttl"
-# Byte budgets of one stored item's lists (JSON as stored): 360 KB in all, under DynamoDB's 400 KB item limit.
-EVENTS_BYTES = 120_000
-SEEN_BYTES = 200_000
-EVENT_IDS_BYTES = 40_000
-DEFAULT_MAX_USERS = 100_000  # the embedded store's LRU cap (REC_EMBEDDED_MAX_USERS)
 _BATCH_WRITE = 25  # DynamoDB's BatchWriteItem limit
 _PUT_ATTEMPTS = 12  # conditional-write attempts per user; the request's deadline usually ends them first
 _BATCH_GET = 100  # DynamoDB's BatchGetItem limit
@@ -79,155 +56,6 @@ def error_code(exc: BaseException) -> str:
     if not isinstance(response, dict):
         return ""
     return str((response.get("Error") or {}).get("Code", ""))
-
-
-def within_budget(rows: list[Any], budget: int) -> list[Any]:
-    """The newest rows (the list's tail) whose JSON encoding, as stored, fits in ``budget`` bytes."""
-    size, kept = 2, 0  # the brackets
-    for row in reversed(rows):
-        size += len(json.dumps(row)) + 2  # the row and its ", " separator (json.dumps escapes to ASCII)
-        if size > budget:
-            break
-        kept += 1
-    return rows[len(rows) - kept :]
-
-
-@dataclass(frozen=True)
-class Event:
-    """One interaction: an item id, the event type, an optional value (rating / weight), unix seconds."""
-
-    item_id: str
-    event: str
-    timestamp: int
-    value: float | None = None
-    event_id: str | None = None
-    recommendation_id: str | None = None  # the answer it followed (logged for attribution, not stored)
-
-    def encode(self) -> list[Any]:
-        return [self.item_id, self.event, self.timestamp, self.value]
-
-    @classmethod
-    def decode(cls, row: list[Any]) -> Event:
-        item_id, event, timestamp, value = row
-        return cls(str(item_id), str(event), int(timestamp), None if value is None else float(value))
-
-
-@dataclass
-class UserState:
-    """What the store knows of one user. ``base`` comes from training, ``live`` from events posted since."""
-
-    user_id: str
-    base: list[Event] = field(default_factory=list)  # oldest first
-    base_through: int | None = None
-    live: list[Event] = field(default_factory=list)  # oldest first
-    seen: list[str] = field(default_factory=list)  # distinct item ids, oldest first
-
-    def fresh(self, cutoff: int | None) -> list[Event]:
-        """Live events newer than ``cutoff`` (a model's newest training timestamp) and the synced base."""
-        floor = max(cutoff if cutoff is not None else -1, self.base_through if self.base_through is not None else -1)
-        return [e for e in self.live if e.timestamp > floor]
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    accepted: int  # events stored
-    duplicates: int  # events whose event_id the store already had (for the same user)
-
-
-@dataclass(frozen=True)
-class BaseWrite:
-    written: int  # users whose base item was written
-    skipped: list[str]  # users that could not be written (each logged with its reason); the others still were
-
-
-class UserStateStore(Protocol):
-    """Where per-user state lives; see the module docstring."""
-
-    def get(self, user_id: str) -> UserState | None:
-        """The user's state, or ``None`` if the store has nothing for them. Raises :class:`UserStateError`."""
-
-    def append(self, events: Sequence[tuple[str, Event]]) -> AppendResult:
-        """Add ``(user_id, event)`` pairs; an ``event_id`` seen before is not added again."""
-
-    def put_base(self, states: Iterable[UserState], version: str) -> BaseWrite:
-        """Replace the training-side state (``base``, ``base_through``, ``seen``) of each user.
-
-        A user that cannot be written is skipped and reported; only a store that is down raises.
-        """
-
-
-def _merge_seen(seen: list[str], items: Iterable[str]) -> list[str]:
-    merged = dict.fromkeys(seen)
-    for item in items:
-        merged.pop(item, None)
-        merged[item] = None  # re-seen items move to the newest end
-    return list(merged)[-MAX_SEEN:]
-
-
-def _newest(events: list[Event], limit: int) -> list[Event]:
-    return sorted(events, key=lambda e: e.timestamp)[-limit:]
-
-
-class EmbeddedStore:
-    """In-process state: the events posted since the model was trained (histories stay in the artifact).
-
-    At most ``max_users`` users are held, least recently used dropped first, so memory stays flat however many
-    new users arrive; a dropped user's events are still in the training log, and the artifact keeps known users'.
-    """
-
-    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS, max_users: int = DEFAULT_MAX_USERS) -> None:
-        self.max_events = max_events
-        self.max_users = max_users
-        self._lock = threading.Lock()
-        self._states: OrderedDict[str, tuple[UserState, list[str]]] = OrderedDict()  # state, its event ids
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    def get(self, user_id: str) -> UserState | None:
-        with self._lock:
-            entry = self._states.get(user_id)
-            if entry is None:
-                return None
-            self._states.move_to_end(user_id)
-            state = entry[0]
-            return UserState(user_id, list(state.base), state.base_through, list(state.live), list(state.seen))
-
-    def _entry(self, user_id: str) -> tuple[UserState, list[str]]:
-        entry = self._states.get(user_id)
-        if entry is None:
-            entry = self._states[user_id] = (UserState(user_id), [])
-            while len(self._states) > self.max_users:
-                self._states.popitem(last=False)
-        else:
-            self._states.move_to_end(user_id)
-        return entry
-
-    def append(self, events: Sequence[tuple[str, Event]]) -> AppendResult:
-        accepted = duplicates = 0
-        with self._lock:
-            for user_id, event in events:
-                state, known = self._entry(user_id)
-                if event.event_id is not None and event.event_id in known:
-                    duplicates += 1
-                    continue
-                if event.event_id is not None:
-                    known.append(event.event_id)
-                    del known[:-MAX_EVENT_IDS]
-                state.live = _newest([*state.live, event], self.max_events)
-                state.seen = _merge_seen(state.seen, [event.item_id])
-                accepted += 1
-        return AppendResult(accepted, duplicates)
-
-    def put_base(self, states: Iterable[UserState], version: str) -> BaseWrite:
-        written = 0
-        with self._lock:
-            for new in states:
-                state, _ = self._entry(new.user_id)
-                state.base, state.base_through = new.base[-self.max_events :], new.base_through
-                state.seen = _merge_seen(new.seen, state.seen)
-                written += 1
-        return BaseWrite(written, [])
 
 
 _STRIPES = [threading.Lock() for _ in range(_LOCK_STRIPES)]  # one user's writes in this process: one at a time
@@ -301,7 +129,7 @@ class DynamoStore:
         if "live" in items:
             live = items["live"]
             state.live = [Event.decode(row) for row in json.loads(live["events"]["S"])]
-            seen = _merge_seen(seen, json.loads(live["seen"]["S"]))
+            seen = merge_seen(seen, json.loads(live["seen"]["S"]))
         state.seen = seen
         return state
 
@@ -355,8 +183,8 @@ class DynamoStore:
             return None, 0
         item = {
             **self._key(user_id, "live"),
-            "events": {"S": self._events_json(_newest([*live, *new], self.max_events))},
-            "seen": {"S": json.dumps(within_budget(_merge_seen(seen, (e.item_id for e in new)), SEEN_BYTES))},
+            "events": {"S": self._events_json(newest_events([*live, *new], self.max_events))},
+            "seen": {"S": json.dumps(within_budget(merge_seen(seen, (e.item_id for e in new)), SEEN_BYTES))},
             "event_ids": {"S": json.dumps(within_budget(ids[-MAX_EVENT_IDS:], EVENT_IDS_BYTES))},
             "rev": {"N": str(rev + 1)},
             "ttl": {"N": str(int(time.time()) + self.ttl_seconds)},
@@ -469,17 +297,3 @@ class DynamoStore:
     @staticmethod
     def _key(user_id: str, kind: str) -> dict[str, Any]:
         return {"user_id": {"S": user_id}, "kind": {"S": kind}}
-
-
-def create_table(client: Any, table: str) -> None:
-    """Create the user-state table if missing (local stacks: the demo and the tests; AWS uses template.yaml)."""
-    try:
-        client.create_table(
-            TableName=table, KeySchema=KEY_SCHEMA, AttributeDefinitions=KEY_ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
-        )
-    except client.exceptions.ResourceInUseException:
-        return
-    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2, "MaxAttempts": 50})
-    client.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
-    )
