@@ -35,7 +35,9 @@ def start(store: ArtifactStore, challenger: str, share: float) -> Experiment:
         logger.warning("the challenger is the champion: an A/A experiment")
     current = read_experiment(store)
     if current is not None and current.running:
-        raise ConfigError(f"experiment {current.id} is running: stop it first (python -m pipeline experiment stop)")
+        raise ConfigError(
+            f"experiment {current.id} is running: stop it first (.venv/bin/python -m pipeline experiment stop)"
+        )
     experiment = Experiment(challenger=challenger, champion=champion, share=share)
     write_experiment(store, experiment)
     return experiment

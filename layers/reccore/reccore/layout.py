@@ -112,5 +112,15 @@ class Manifest(BaseModel):
         return bool(self.data.get(USER_ARRAYS_KEY, True))
 
 
+def version_prefix(version: str = "") -> str:
+    """The key prefix of one version's files, or with no version of every version's (``models/``)."""
+    return f"{MODELS_DIR}/{version}/" if version else f"{MODELS_DIR}/"
+
+
 def version_key(version: str, name: str) -> str:
-    return f"{MODELS_DIR}/{version}/{name}"
+    return version_prefix(version) + name
+
+
+def version_of(key: str) -> str:
+    """The version a key under :func:`version_prefix` belongs to (``models/<version>/<name>``)."""
+    return key[len(version_prefix()) :].split("/", 1)[0]

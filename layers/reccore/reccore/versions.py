@@ -19,11 +19,12 @@ from reccore.layout import (
     FORMAT_VERSION,
     LATEST_KEY,
     MANIFEST_NAME,
-    MODELS_DIR,
     FileEntry,
     Files,
     Manifest,
     version_key,
+    version_of,
+    version_prefix,
 )
 from reccore.storage import ArtifactStore
 
@@ -115,9 +116,8 @@ def fetch_verified(store: ArtifactStore, manifest: Manifest, name: str, director
 
 def list_versions(store: ArtifactStore) -> list[str]:
     """Version ids that have a manifest, oldest first."""
-    suffix = "/" + MANIFEST_NAME
-    keys = store.list_keys(MODELS_DIR + "/")
-    return sorted(k[len(MODELS_DIR) + 1 : -len(suffix)] for k in keys if k.endswith(suffix))
+    keys = store.list_keys(version_prefix())
+    return sorted(version_of(k) for k in keys if k == version_key(version_of(k), MANIFEST_NAME))
 
 
 # --- writing -----------------------------------------------------------------
@@ -174,6 +174,6 @@ def prune(store: ArtifactStore, retention: int, keep: str) -> list[str]:
 
 def _delete_version(store: ArtifactStore, version: str) -> None:
     try:
-        store.delete(store.list_keys(f"{MODELS_DIR}/{version}/"))
+        store.delete(store.list_keys(version_prefix(version)))
     except Exception as exc:  # noqa: BLE001 - cleanup must not mask the failure being handled
         logger.warning("could not delete version %s at %s: %s", version, store.uri, exc)
