@@ -36,7 +36,7 @@ from pipeline.package import package
 from pipeline.reporting import StageEvent, StageHook
 from pipeline.sources import load_source
 from pipeline.train import ModelConfig, TrainedModel, train_config
-from pipeline.tune import TuningResult, settings_config, tune_for_run, tuning_enabled
+from pipeline.tuning.search import TuningResult, settings_config, tune_for_run, tuning_enabled
 from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
 from reccore.encoding import decode_dir
 from reccore.errors import ArtifactIntegrityError, ConfigError, ModelNotFoundError, QualityGateError, UserStateError

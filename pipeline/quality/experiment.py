@@ -29,7 +29,7 @@ from pipeline.quality.coldstart import (
 )
 from pipeline.quality.nested import ALL, NestedResult, evaluate_nested
 from pipeline.quality.protocols import PROTOCOLS, Protocol, cold_item_split, make_split
-from pipeline.tune import SearchSpace
+from pipeline.tuning.search import SearchSpace
 from reccore.weighting import SCHEMES, Scheme
 
 GRID_FACTORS = (10, 20, 50, 100)

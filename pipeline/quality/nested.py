@@ -1,6 +1,6 @@
 """Nested, honest evaluation: every choice made on validation folds carved from the training data.
 
-For each protocol the pipeline's own tuner (:func:`pipeline.tune.tune`) searches its space on
+For each protocol the pipeline's own tuner (:func:`pipeline.tuning.search.tune`) searches its space on
 validation folds (the protocol's per-user split applied once more to the training data); EASE's
 λ is chosen on the same folds and users; only then is the test split touched, once for the
 untuned default, once for the tuner's choice and once for EASE.
@@ -19,7 +19,8 @@ from pipeline.metrics import ndcg_at_k
 from pipeline.quality.baselines import EASE_L2, binary_matrix, ease, rank_with
 from pipeline.quality.protocols import Split
 from pipeline.train import ModelConfig
-from pipeline.tune import SearchSpace, TuningResult, rating_space, tune, validation_folds
+from pipeline.tuning.folds import validation_folds
+from pipeline.tuning.search import SearchSpace, TuningResult, rating_space, tune
 
 Metrics = dict[str, float]
 Scorer = Callable[[dict[int, list[int]]], Metrics]

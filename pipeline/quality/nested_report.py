@@ -77,7 +77,7 @@ def render_nested(result: EvaluationResult) -> list[str]:
         "Honest numbers. Within each protocol's training data the same per-user split is applied once more, "
         "three times, to make validation folds (time: each user's newest 20% of the training data, then the "
         "20% before that, and so on; random: fresh seeded 80/20 draws). The pipeline's own tuner "
-        "(`pipeline.tune`, what the default `python -m pipeline run` does) searches its space there and keeps "
+        "(`pipeline.tuning`, what the default `python -m pipeline run` does) searches its space there and keeps "
         "the untuned default unless a setting beats it by more than one standard error; EASE's λ is chosen on "
         "the same folds; each choice is then retrained on the whole training split and tested once, through "
         "the served path. The test split is never read while choosing.",

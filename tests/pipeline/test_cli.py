@@ -13,7 +13,7 @@ import pipeline.index
 import pipeline.job
 from pipeline.cli import baseline_line, main
 from pipeline.handler import handler
-from pipeline.tune import SearchSpace
+from pipeline.tuning.search import SearchSpace
 from reccore.encoding import npy_bytes, sha256
 from reccore.layout import FileEntry
 from reccore.loading import load_model
@@ -39,7 +39,7 @@ def test_a_tuned_run_records_its_search_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     space = SearchSpace(factors=(8, 16), weightings=("log",), scalings=(0.0, 0.5), shrinkages=(0.0,), pop_alphas=(0.0,))
-    monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: space)
+    monkeypatch.setattr("pipeline.tuning.search.SearchSpace", lambda: space)
     args = ["run", "--output", str(tmp_path), "--interactions", "20000", "--seed", "3"]
     assert main([*args, "--tune", "--split", "random"]) == 0
     out = capsys.readouterr().out

@@ -22,7 +22,7 @@ from pipeline.quality.nested import ALL, UNTUNED
 from pipeline.quality.protocols import cold_item_split, cold_user_split, make_split
 from pipeline.quality.report import SECTIONS, write_report
 from pipeline.sources.synthetic import generate
-from pipeline.tune import SearchSpace
+from pipeline.tuning.search import SearchSpace
 from reccore.scoring import fold_in, seen_items
 from tests.pipeline.conftest import block_log
 

@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 from pipeline.job import SingleProcessEngine, run
 from pipeline.package import package
 from pipeline.spark.engine import SparkEngine
-from pipeline.tune import settings_config
+from pipeline.tuning.search import settings_config
 from reccore.errors import DataSourceError
 from reccore.settings import PipelineSettings
 from reccore.storage import open_store

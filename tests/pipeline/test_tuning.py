@@ -12,22 +12,15 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-import pipeline.tune
+import pipeline.tuning.folds
 from pipeline.data import InteractionLog
 from pipeline.evaluate import Objective, holdout_split, rank_users, served_model, time_split
 from pipeline.job import run
 from pipeline.sources.synthetic import generate
 from pipeline.train import ModelConfig, interaction_matrix, train_config
-from pipeline.tune import (
-    KEEP,
-    SearchSpace,
-    decide,
-    offline_rankings,
-    rating_space,
-    tune,
-    tune_for_run,
-    tuning_enabled,
-)
+from pipeline.tuning.decision import decide
+from pipeline.tuning.folds import offline_rankings
+from pipeline.tuning.search import KEEP, SearchSpace, rating_space, tune, tune_for_run, tuning_enabled
 from reccore.settings import PipelineSettings
 from tests.pipeline.conftest import block_log
 
@@ -66,7 +59,7 @@ def settings(**overrides: object) -> PipelineSettings:
 def test_the_tuner_never_reads_the_test_split(
     log: InteractionLog, monkeypatch: pytest.MonkeyPatch, objective: Objective
 ) -> None:
-    monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: SMALL_SPACE)
+    monkeypatch.setattr("pipeline.tuning.search.SearchSpace", lambda: SMALL_SPACE)
     test = holdout_split(log, objective, 7)
     before = tune_for_run(log, test, settings(), objective)
     scrambled = log.subset(np.ones(log.n_interactions, dtype=bool))
@@ -84,14 +77,14 @@ def test_the_search_is_the_same_on_a_slow_machine(log: InteractionLog, monkeypat
     train_log = log.subset(~time_split(log))
     fast = tune(train_log, SMALL_SPACE, DEFAULT, seed=3)
     clock = iter(range(0, 10**9, 3600))  # every reading of the clock an hour later than the last
-    monkeypatch.setattr("pipeline.tune.time.perf_counter", lambda: float(next(clock)))
-    rank = pipeline.tune.rank_vectors
+    monkeypatch.setattr("pipeline.tuning.search.time.perf_counter", lambda: float(next(clock)))
+    rank = pipeline.tuning.folds.rank_vectors
 
     def slow_rank(*args: object, **kwargs: object) -> list[list[int]]:
         time.sleep(0.002)
         return rank(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("pipeline.tune.rank_vectors", slow_rank)
+    monkeypatch.setattr("pipeline.tuning.folds.rank_vectors", slow_rank)
     slow = tune(train_log, SMALL_SPACE, DEFAULT, seed=3)
     assert slow.seconds >= 3600  # the clock really was slow ...
     assert slow.rungs == fast.rungs and slow.decision == fast.decision  # ... and nothing else changed
@@ -196,7 +189,7 @@ def test_offline_scorer_falls_back_to_popularity_for_a_zero_vector() -> None:
 def test_a_tuned_run_publishes_byte_identical_files_however_slow_the_machine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pipeline.tune.SearchSpace", lambda: SMALL_SPACE)
+    monkeypatch.setattr("pipeline.tuning.search.SearchSpace", lambda: SMALL_SPACE)
 
     def published(folder: str) -> dict[str, bytes]:
         result = run(PipelineSettings(output=str(tmp_path / folder), interactions=20_000, seed=3, tune=True))
@@ -206,7 +199,7 @@ def test_a_tuned_run_publishes_byte_identical_files_however_slow_the_machine(
     with threadpool_limits(1):
         fast = published("fast")
     clock = iter(range(0, 10**9, 3600))
-    monkeypatch.setattr("pipeline.tune.time.perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr("pipeline.tuning.search.time.perf_counter", lambda: float(next(clock)))
     with threadpool_limits(2):  # another core count: a 2-thread BLAS SVD differs in the last bits, unless run() pins it
         slow = published("slow")
     assert fast.keys() == slow.keys() and "item_factors.npy" in fast
