@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from pipeline.data import InteractionLog
-from pipeline.sources import load_source
+from pipeline.sources import load_source, synthetic_catalogue
 from pipeline.sources import synthetic as synthetic_module
 from pipeline.sources.synthetic import COLD_USER_WINDOW, generate, write_parquet
 from reccore.errors import ConfigError, DataSourceError
@@ -174,7 +174,7 @@ def _cover(strict: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
     catalogue = {"category": np.zeros(10, dtype=np.int64), "cold": np.zeros(10, dtype=bool),
                  "popularity": 1.0 / np.arange(1, 11)}  # fmt: skip
     inter_cat = np.zeros(len(items), dtype=np.int16)
-    synthetic_module._cover_warm_items(
+    synthetic_catalogue.cover_warm_items(
         np.random.default_rng(seed), items, inter_cat, catalogue, np.zeros(10, np.int64), strict
     )
     return items, np.bincount(items, minlength=10)
@@ -191,14 +191,14 @@ def test_covering_never_drains_a_donor_and_covers_the_most_popular_first(seed: i
 
 def test_generate_and_write_parquet_give_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     refills: list[bool] = []
-    within = synthetic_module._within_spare
+    within = synthetic_catalogue._within_spare
 
     def spy(rng: np.random.Generator, rows: np.ndarray, *args: np.ndarray) -> np.ndarray:
         kept = within(rng, rows, *args)
         refills.append(not np.array_equal(kept, rows))
         return kept
 
-    monkeypatch.setattr(synthetic_module, "_within_spare", spy)
+    monkeypatch.setattr(synthetic_catalogue, "_within_spare", spy)
     for n_items in (None, 3_000):
         log = generate(5_000, seed=3, chunk_rows=1_500, n_items=n_items)
         directory = tmp_path / str(n_items)
