@@ -1,54 +1,42 @@
 """The pipeline job: load → split → tune → evaluate on the split → retrain on everything → index → publish.
 
 ``run`` is what both the CLI and the Lambda handler call. The stages that depend on the data's
-scale (load, split, the weighted matrix and its SVD) sit behind an :class:`Engine`: this process
-(``single-process``) or Spark (``pipeline.spark``); evaluation, packaging and publishing are shared.
+scale (load, split, the weighted matrix and its SVD) sit behind an :class:`pipeline.engine.Engine`: this
+process (``single-process``) or Spark (``pipeline.spark``); evaluation, packaging and publishing are shared.
+A run whose input and settings match the live model reuses it (:mod:`pipeline.reuse`); after publishing,
+users go into the state table (:mod:`pipeline.usersync`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from pipeline.data import InteractionLog
-from pipeline.evaluate import (
-    MAX_EVAL_USERS,
-    Objective,
-    default_objective,
-    evaluate,
-    holdout_split,
-    load_as_served,
-    relevant_items,
-    sample_users,
-)
+from pipeline.engine import Engine, make_engine
+from pipeline.evaluate import MAX_EVAL_USERS, default_objective, evaluate, load_as_served, relevant_items, sample_users
 from pipeline.package import package
 from pipeline.reporting import StageEvent, StageHook
-from pipeline.sources import load_source
-from pipeline.train import ModelConfig, TrainedModel, train_config
+from pipeline.reuse import live_match, run_fingerprint
+from pipeline.train import ModelConfig
 from pipeline.tuning.search import TuningResult, settings_config, tune_for_run, tuning_enabled
-from pipeline.usersync import SYNC_KEY, previous_cutoff, sync_users
+from pipeline.usersync import sync_and_record
 from reccore.encoding import decode_dir
-from reccore.errors import ArtifactIntegrityError, ConfigError, ModelNotFoundError, QualityGateError, UserStateError
+from reccore.errors import ConfigError, QualityGateError
 from reccore.layout import LATEST_KEY, MANIFEST_NAME, Manifest, version_key
 from reccore.model import assemble
 from reccore.settings import PipelineSettings
-from reccore.storage import ArtifactStore, S3Store, open_store
-from reccore.userstate.dynamodb import DynamoStore
+from reccore.storage import S3Store, open_store
 from reccore.validation import validate_model
-from reccore.versions import publish, read_latest_version, read_manifest, record_in_manifest
-
-logger = logging.getLogger(__name__)
+from reccore.versions import publish
 
 GATE_METRIC = "ndcg@10"
 
@@ -71,51 +59,6 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Engine(Protocol):
-    """The scale-dependent stages. ``train`` returns arrays aligned with the log's user and item codes."""
-
-    name: str
-
-    def load(self) -> InteractionLog: ...
-
-    def split(self, log: InteractionLog, objective: Objective) -> np.ndarray:
-        """The test mask of ``objective``'s per-user split (``pipeline.evaluate.holdout_split``)."""
-        ...
-
-    def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
-        """Train ``config`` on the log's rows outside ``test`` (all rows when ``None``)."""
-        ...
-
-
-class SingleProcessEngine:
-    """Everything in this process: numpy/scipy arrays and scikit-learn's randomized SVD."""
-
-    name = "single-process"
-
-    def __init__(self, settings: PipelineSettings) -> None:
-        self.settings = settings
-
-    def load(self) -> InteractionLog:
-        s = self.settings
-        return load_source(
-            s.source, s.items, interactions=s.interactions, seed=s.seed, events=s.events, n_items=s.n_items
-        )
-
-    def split(self, log: InteractionLog, objective: Objective) -> np.ndarray:
-        return holdout_split(log, objective, self.settings.seed)
-
-    def train(self, log: InteractionLog, test: np.ndarray | None, config: ModelConfig) -> TrainedModel:
-        return train_config(log if test is None else log.subset(~test), config, self.settings.seed)
-
-
-def make_engine(settings: PipelineSettings) -> Engine:
-    if settings.engine == "spark":
-        from pipeline.spark.engine import SparkEngine  # deferred: pyspark is the optional `spark` extra
-
-        return SparkEngine(settings)
-    return SingleProcessEngine(settings)
 
 
 class _Stages:
@@ -233,7 +176,7 @@ def _run(settings: PipelineSettings, progress: bool, on_stage: StageHook | None,
     sync = None
     if settings.user_table:
         with stage("sync users"):
-            sync = _sync_users(log, settings, store, published.version)
+            sync = sync_and_record(log, settings, store, published.version)
     return RunResult(
         version=published.version,
         uri=f"{store.uri}/{version_key(published.version, MANIFEST_NAME)}",
@@ -248,38 +191,16 @@ def _run(settings: PipelineSettings, progress: bool, on_stage: StageHook | None,
     )
 
 
-# The settings that do not change the model: where it goes, how it is run, and what happens after publishing.
-_NOT_MODEL = {"output", "retention", "force", "progress", "reuse", "master", "driver_memory",
-              "spark_threshold_bytes", "emr_application_id", "emr_job_role_arn", "emr_code_uri", "user_table",
-              "user_events", "user_arrays", "min_recall"}  # fmt: skip
-
-
-def run_fingerprint(settings: PipelineSettings, log: InteractionLog) -> str:
-    """sha256 of what determines the published model: the log's contents and every model setting (engine included)."""
-    digest = hashlib.sha256()
-    model_settings = {k: v for k, v in settings.model_dump().items() if k not in _NOT_MODEL}
-    digest.update(json.dumps(model_settings, sort_keys=True, default=str).encode())
-    for array in (log.users, log.items, log.weights, log.timestamps, log.events, log.user_ids, log.item_ids,
-                  log.prices):  # fmt: skip
-        digest.update(np.ascontiguousarray(array).tobytes())
-    digest.update(json.dumps([log.event_types, log.titles, log.categories]).encode())
-    return digest.hexdigest()
-
-
 def _reuse(settings: PipelineSettings, log: InteractionLog, fingerprint: str, stage: _Stages) -> RunResult | None:
     """The live model at ``settings.output`` if it was trained on the same log with the same settings, else None."""
     store = open_store(settings.output)
-    try:
-        manifest = read_manifest(store, read_latest_version(store))
-    except (ModelNotFoundError, ArtifactIntegrityError) as exc:
-        logger.info("nothing to reuse at %s: %s", store.uri, exc)
-        return None
-    if manifest.params.get("fingerprint") != fingerprint:
+    manifest = live_match(store, fingerprint)
+    if manifest is None:
         return None
     sync = None
     if settings.user_table:
         with stage("sync users"):  # every user: the table may be new even though the model is not
-            sync = _sync_users(log, settings, store, manifest.version, full=True)
+            sync = sync_and_record(log, settings, store, manifest.version, full=True)
     return RunResult(
         version=manifest.version,
         uri=f"{store.uri}/{version_key(manifest.version, MANIFEST_NAME)}",
@@ -292,26 +213,6 @@ def _reuse(settings: PipelineSettings, log: InteractionLog, fingerprint: str, st
         user_sync=sync,
         reused=True,
     )
-
-
-def _sync_users(
-    log: InteractionLog, settings: PipelineSettings, store: ArtifactStore, version: str, full: bool = False
-) -> dict[str, Any]:
-    """Sync the users into the table and record it in the version's manifest; a failure is reported, not raised.
-
-    The version is live already: a failed sync leaves the table as it was (the next run retries those users,
-    since this version records no successful sync) and never un-publishes.
-    """
-    table = settings.user_table
-    since = None if full else previous_cutoff(store, table, settings.user_events, exclude=version)
-    target = DynamoStore(table, max_events=settings.user_events)
-    try:
-        record = sync_users(log, target, version, table=table, max_events=settings.user_events, changed_since=since)
-    except UserStateError as exc:
-        logger.error("user sync to %s failed after publishing %s: %s", table, version, exc)
-        record = {"status": "failed", "table": table, "error": str(exc), "changed_since": since}
-    record_in_manifest(store, version, SYNC_KEY, record)
-    return record
 
 
 def _validate_thoroughly(manifest: Manifest, files: dict[str, bytes]) -> None:

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.data import InteractionLog, order_by_user
-from reccore.errors import ArtifactIntegrityError
+from reccore.errors import ArtifactIntegrityError, UserStateError
 from reccore.events import event_strength
+from reccore.settings import PipelineSettings
 from reccore.storage import ArtifactStore
 from reccore.userstate import MAX_SEEN, Event, UserState, UserStateStore
-from reccore.versions import list_versions, read_manifest
+from reccore.userstate.dynamodb import DynamoStore
+from reccore.versions import list_versions, read_manifest, record_in_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +119,23 @@ def sync_users(
         "failed_examples": [user[:80] for user in result.skipped[:10]],
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def sync_and_record(
+    log: InteractionLog, settings: PipelineSettings, store: ArtifactStore, version: str, full: bool = False
+) -> dict[str, Any]:
+    """Sync the users into the table and record it in the version's manifest; a failure is reported, not raised.
+
+    The version is live already: a failed sync leaves the table as it was (the next run retries those users,
+    since this version records no successful sync) and never un-publishes.
+    """
+    table = settings.user_table
+    since = None if full else previous_cutoff(store, table, settings.user_events, exclude=version)
+    target = DynamoStore(table, max_events=settings.user_events)
+    try:
+        record = sync_users(log, target, version, table=table, max_events=settings.user_events, changed_since=since)
+    except UserStateError as exc:
+        logger.error("user sync to %s failed after publishing %s: %s", table, version, exc)
+        record = {"status": "failed", "table": table, "error": str(exc), "changed_since": since}
+    record_in_manifest(store, version, SYNC_KEY, record)
+    return record

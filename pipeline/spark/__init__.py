@@ -2,5 +2,5 @@
 
 ``session`` builds the SparkSession, ``read`` reads and indexes the interaction tables, ``split`` holds out
 the per-user time split, ``matrix`` aggregates and weights the user×item matrix into row blocks, ``svd`` runs
-the randomized truncated SVD over those blocks, and ``engine`` ties them into ``pipeline.job.Engine``.
+the randomized truncated SVD over those blocks, and ``engine`` ties them into ``pipeline.engine.Engine``.
 """

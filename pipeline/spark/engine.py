@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 class SparkEngine:
-    """The :class:`pipeline.job.Engine` on Spark; ``spark`` defaults to a session on ``settings.master``."""
+    """The :class:`pipeline.engine.Engine` on Spark; ``spark`` defaults to a session on ``settings.master``."""
 
     name = "spark"
 

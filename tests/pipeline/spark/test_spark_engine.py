@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pyspark.sql import SparkSession
 
-from pipeline.job import SingleProcessEngine, run
+from pipeline.engine import SingleProcessEngine
+from pipeline.job import run
 from pipeline.package import package
 from pipeline.spark.engine import SparkEngine
 from pipeline.tuning.search import settings_config
