@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pipeline.cli import RUN_OPTIONS, RUN_SWITCHES
+from pipeline.cli_run import RUN_OPTIONS, RUN_SWITCHES
 from reccore.errors import ConfigError
 from reccore.settings import PipelineSettings
 

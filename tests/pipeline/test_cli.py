@@ -11,7 +11,8 @@ import pytest
 
 import pipeline.index
 import pipeline.job
-from pipeline.cli import baseline_line, main
+from pipeline.cli import main
+from pipeline.cli_run import baseline_line
 from pipeline.handler import handler
 from pipeline.tuning.search import SearchSpace
 from reccore.encoding import npy_bytes, sha256

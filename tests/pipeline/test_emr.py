@@ -105,7 +105,8 @@ def test_unconfigured_emr_is_one_message(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_job_arguments_reproduce_every_run_setting() -> None:
-    from pipeline.cli import RUN_OPTIONS, RUN_SWITCHES, build_parser
+    from pipeline.cli import build_parser
+    from pipeline.cli_run import RUN_OPTIONS, RUN_SWITCHES
 
     settings = PipelineSettings(
         source="s3://b/data/", items="s3://b/items.parquet", events="s3://b/app/events/", output="s3://b/app",
