@@ -3,23 +3,26 @@
 Everything runs on 127.0.0.1 with the environment the Lambda function gets in AWS, the deployed
 path included (S3 artifacts, the DynamoDB user-state table, the Firehose event log), except that
 ``AWS_ENDPOINT_URL`` points boto3 at one local moto server. Ctrl-C stops every process this script
-started; nothing is left running.
+started; nothing is left running. So do SIGTERM and SIGHUP, at any stage (exit status 128 + the signal's
+number; 0 after Ctrl-C, the usual way to stop), and if this script is killed outright, Linux kills its
+children too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from local_stack import (
     MODEL_CACHE,
     PY,
     ROOT,
+    Interrupted,
     ProcessGroup,
     port_is_free,
     provision_realtime,
@@ -36,17 +39,35 @@ REALTIME = "recsys-users"  # the user-state table and the events stream share th
 SIMULATED_USERS = 400
 
 
-def simulate_visitors(api_url: str, interactions: int, env: dict[str, str], log: Path) -> None:
-    """Simulated users against the API, then one run of the experiment's decision job (output to ``log``)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    uri = f"s3://{BUCKET}/{PREFIX}"
-    with log.open("w") as out:
-        for command in (
+class Visitors:
+    """Simulated users against the API, then one run of the experiment's decision job, output to ``log``.
+
+    They run one after the other in ``group``, moved on by :meth:`step` from the main loop rather than from a
+    thread, so that every child starts while this script has one thread (see ``ProcessGroup.start``).
+    """
+
+    def __init__(self, group: ProcessGroup, api_url: str, interactions: int, log: Path) -> None:
+        self.group, self.log = group, log
+        self.pending = [
             ["simulate", "--api", api_url, "--users", str(SIMULATED_USERS), "--interactions", str(interactions)],
-            ["experiment", "evaluate", "--model", uri],
-        ):
-            if subprocess.run([PY, "-m", "pipeline", *command], cwd=ROOT, env=env, stdout=out, stderr=out).returncode:
-                return
+            ["experiment", "evaluate", "--model", f"s3://{BUCKET}/{PREFIX}"],
+        ]
+        self.current: subprocess.Popen[bytes] | None = None
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(b"")
+
+    def step(self) -> None:
+        """Start the next command once the current one has succeeded; after a failure, start nothing more."""
+        if self.current is not None and (self.current.poll() is None or self.current.returncode):
+            return
+        if self.pending:
+            self.current = self.group.start(PY, "-m", "pipeline", *self.pending.pop(0), log=self.log, job=True)
+
+
+def say(text: str) -> None:
+    """Print, unless the terminal has gone (after SIGHUP): stopping the children matters more than saying so."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 def main() -> int:
@@ -87,31 +108,30 @@ def main() -> int:
         "REC_USER_ARRAYS": "true",
     }
     group = ProcessGroup(env)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    # Ctrl-C stops it even when started with SIGINT ignored (Python then leaves it ignored: a background job's).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A stop signal is only recorded, and acted on at the next wait: raised at once, it could be lost in Popen.
+    # Every child runs in a session of its own (a signal to this process group reaches none of them): this script
+    # stops each one, at whatever stage the signal comes.
+    group.stop_on_signals()
     try:
         # The servers' own output (moto's warnings and access log, uvicorn's, Streamlit's) goes to files.
         logs = args.model_cache.parent / "demo-logs"
         s3 = group.start(PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.s3_port), log=logs / "moto.log")
-        wait_for(s3_url, "local S3", s3, timeout=60, log=logs / "moto.log")
+        wait_for(s3_url, "local S3", s3, timeout=60, log=logs / "moto.log", group=group)
         provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
-        publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, cache=args.model_cache)
-        start_demo_experiment(s3_url, BUCKET, PREFIX, args.interactions, env)
+        publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, cache=args.model_cache, group=group)
+        start_demo_experiment(s3_url, BUCKET, PREFIX, args.interactions, group)
         api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend",
                           "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log",
                           "--timeout-graceful-shutdown", "5", log=logs / "api.log")  # fmt: skip
-        wait_for(f"{api_url}/health", "API", api, timeout=60, log=logs / "api.log")
+        wait_for(f"{api_url}/health", "API", api, timeout=60, log=logs / "api.log", group=group)
         simulation_log = args.model_cache.parent / "demo-experiment.log"
-        threading.Thread(target=simulate_visitors, args=(api_url, args.interactions, env, simulation_log),
-                         daemon=True).start()  # fmt: skip
+        visitors = Visitors(group, api_url, args.interactions, simulation_log)
         # From frontend/, so Streamlit picks up frontend/.streamlit/config.toml.
         ui = group.start(PY, "-m", "streamlit", "run", "Home.py", "--server.address", "127.0.0.1",
                          "--server.port", str(args.ui_port), cwd=ROOT / "frontend",
                          log=logs / "frontend.log")  # fmt: skip
-        wait_for(
-            f"http://127.0.0.1:{args.ui_port}/_stcore/health", "frontend", ui, timeout=60, log=logs / "frontend.log"
-        )
+        wait_for(f"http://127.0.0.1:{args.ui_port}/_stcore/health", "frontend", ui, timeout=60,
+                 log=logs / "frontend.log", group=group)  # fmt: skip
         print(
             "\n== the demo is up\n"
             f"   frontend   http://127.0.0.1:{args.ui_port}\n"
@@ -122,12 +142,12 @@ def main() -> int:
             "   Ctrl-C stops everything.\n",
             flush=True,
         )
-        group.wait_while_running()
+        group.wait_while_running(tick=visitors.step)
         print("demo: a process exited; stopping the others", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ndemo: stopping")
-        return 0
+    except Interrupted as stop:
+        say(f"\ndemo: stopping ({stop})")
+        return 0 if stop.signum == signal.SIGINT else 128 + stop.signum
     except subprocess.CalledProcessError as exc:
         print(f"demo: the pipeline failed (exit {exc.returncode})", file=sys.stderr)
         return 1
