@@ -2,14 +2,28 @@
 
 What the pipeline's tools that drive a running service use (the simulated users, the cold-start study): the
 pipeline reaches the service only through its front door, never by importing it. No retries hide a failure.
+:func:`service_command` is how every local tool starts the service.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from http.client import HTTPConnection, HTTPSConnection
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+SERVICE_DIR = Path(__file__).resolve().parents[1] / "functions" / "recommend"  # the service's package, ``app``
+SERVICE_APP = "app.main:app"
+
+
+def service_command(port: int, *options: str, host: str = "127.0.0.1") -> list[str]:
+    """The command that serves the API with uvicorn on ``host:port``, from any working directory: the one way
+    every local tool (the demo, the benchmarks, the cold-start study, the tests) starts it. ``options`` are
+    uvicorn's (``--no-access-log``, ``--log-level warning``, ...); settings come from the ``REC_*`` environment."""
+    return [sys.executable, "-m", "uvicorn", SERVICE_APP, "--app-dir", str(SERVICE_DIR), "--host", host,
+            "--port", str(port), *options]  # fmt: skip
 
 
 class Api:

@@ -24,6 +24,8 @@ from bench_record import LoadWatch, record
 from bench_service import BUCKET, PREFIX, describe, free_port, percentiles
 from local_stack import local_aws, provision_realtime
 
+from pipeline.client import service_command
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_TEMPLATE = ROOT / "events" / "recommend_known_user.json"
 N = 500
@@ -97,8 +99,7 @@ def over_http(env: dict[str, str], label: str) -> list[Row]:
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        service_command(port, "--no-access-log", "--log-level", "warning"),
         cwd=ROOT, env={**os.environ, **env},
     )  # fmt: skip
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

@@ -28,6 +28,8 @@ from typing import Any
 from bench_record import LoadWatch, import_seconds, record
 from local_stack import local_aws
 
+from pipeline.client import service_command
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 N = 3000
@@ -96,8 +98,7 @@ def over_http(env: dict[str, str]) -> dict[str, Any]:
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
+        service_command(port, "--workers", "1", "--no-access-log", "--log-level", "warning"),
         cwd=ROOT, env={**os.environ, **env},
     )  # fmt: skip
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)

@@ -31,8 +31,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-from local_stack import PY, ROOT, ProcessGroup, port_is_free, wait_for
+from processes import PY, ROOT, ProcessGroup, port_is_free, wait_for
 
+from pipeline.client import service_command
 from pipeline.data import InteractionLog
 from pipeline.metrics import ndcg_at_k
 from pipeline.quality.baselines import EASE_L2, binary_matrix, ease, most_popular, rank_with
@@ -171,9 +172,8 @@ def serve_and_score(model: Path, log: InteractionLog, relevant: dict[int, set[in
     rankings: dict[int, list[int]] = {}
     strategies: dict[str, int] = {}
     try:
-        api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend", "--host",
-                          "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
-                          "--timeout-graceful-shutdown", "5")  # fmt: skip
+        api = group.start(*service_command(port, "--no-access-log", "--log-level", "warning",
+                                           "--timeout-graceful-shutdown", "5"))  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_for(f"{url}/health", "API", api, timeout=120)
         start = time.perf_counter()

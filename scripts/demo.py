@@ -18,18 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local_stack import (
-    MODEL_CACHE,
-    PY,
-    ROOT,
-    Interrupted,
-    ProcessGroup,
-    port_is_free,
-    provision_realtime,
-    publish_local_model,
-    start_demo_experiment,
-    wait_for,
-)
+from local_stack import MODEL_CACHE, provision_realtime, publish_local_model, start_demo_experiment
+from processes import PY, ROOT, Interrupted, ProcessGroup, port_is_free, wait_for
+
+from pipeline.client import service_command
 
 BUCKET = "recsys-artifacts"
 PREFIX = "recsys"
@@ -120,9 +112,8 @@ def main() -> int:
         provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
         publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, cache=args.model_cache, group=group)
         start_demo_experiment(s3_url, BUCKET, PREFIX, args.interactions, group)
-        api = group.start(PY, "-m", "uvicorn", "app.main:app", "--app-dir", "functions/recommend",
-                          "--host", "127.0.0.1", "--port", str(args.api_port), "--no-access-log",
-                          "--timeout-graceful-shutdown", "5", log=logs / "api.log")  # fmt: skip
+        api = group.start(*service_command(args.api_port, "--no-access-log", "--timeout-graceful-shutdown", "5"),
+                          log=logs / "api.log")  # fmt: skip
         wait_for(f"{api_url}/health", "API", api, timeout=60, log=logs / "api.log", group=group)
         simulation_log = args.model_cache.parent / "demo-experiment.log"
         visitors = Visitors(group, api_url, args.interactions, simulation_log)

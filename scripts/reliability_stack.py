@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.client import service_command
 from reccore.encoding import npy_bytes, npy_load
 from reccore.layout import Files, Manifest, version_key
 from reccore.storage import ArtifactStore, S3Store
@@ -106,9 +107,8 @@ class Api:
         }
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", "1", "--no-access-log", "--log-level", "warning"],
-                cwd=ROOT / "functions" / "recommend", env=env, stdout=out, stderr=subprocess.STDOUT,
+                service_command(self.port, "--workers", "1", "--no-access-log", "--log-level", "warning"),
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         wait_port(self.port)
 

@@ -28,16 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from local_stack import (
-    PY,
-    ROOT,
-    ProcessGroup,
-    port_is_free,
-    provision_realtime,
-    publish_local_model,
-    sam_local_env_vars,
-    wait_for,
-)
+from local_stack import provision_realtime, publish_local_model, sam_local_env_vars
+from processes import PY, ROOT, Interrupted, ProcessGroup, port_is_free, wait_for
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 BUCKET, PREFIX = "recsys-local", "recsys"  # samconfig.toml's local parameter_overrides name this location
@@ -93,15 +85,14 @@ def main() -> int:
     dockerd_pid: int | None = None
     env_vars: Path | None = None
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    # Ctrl-C stops it even when started with SIGINT ignored (Python then leaves it ignored: a background job's).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A stop signal is recorded and acted on at the next wait (raised at once, it could be lost inside Popen).
+    group.stop_on_signals()
     try:
         if not docker_answers():
             data_root = Path(os.environ.get("DOCKERD_DATA_ROOT", ROOT / ".cache" / "dockerd"))
             subprocess.run([ROOT / "scripts" / "start_dockerd.sh", data_root], cwd=ROOT, check=True, timeout=120)
             dockerd_pid = int((data_root / "dockerd.pid").read_text())
-        subprocess.run([ROOT / "scripts" / "standin_base_image.sh"], cwd=ROOT, check=True, timeout=1200)
+        group.run(ROOT / "scripts" / "standin_base_image.sh", timeout=1200)
 
         host = bridge_address()
         if not port_is_free(host, args.s3_port):
@@ -110,11 +101,11 @@ def main() -> int:
             return 1
         s3_url = f"http://{host}:{args.s3_port}"
         s3 = group.start(PY, "-m", "moto.server", "-H", host, "-p", str(args.s3_port))
-        wait_for(s3_url, "local S3", s3, timeout=60)
-        publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env)
+        wait_for(s3_url, "local S3", s3, timeout=60, group=group)
+        publish_local_model(s3_url, BUCKET, PREFIX, args.interactions, env, group=group)
 
         say("sam build")
-        subprocess.run([SAM, "build"], cwd=ROOT, env=env, check=True, timeout=1800)
+        group.run(SAM, "build", timeout=1800)
 
         env_vars = Path(tempfile.mkdtemp(prefix="sam-local-")) / "env.json"
         provision_realtime(s3_url, BUCKET, PREFIX, REALTIME, env["AWS_DEFAULT_REGION"])
@@ -125,7 +116,7 @@ def main() -> int:
         api = group.start(SAM, "local", "start-api", "--host", "127.0.0.1", "--port", str(args.port),
                           "--env-vars", env_vars)  # fmt: skip
         # The first request builds sam's emulator layer and starts the container; wait for it here.
-        wait_for(f"{api_url}/health", "sam local start-api", api, timeout=300)
+        wait_for(f"{api_url}/health", "sam local start-api", api, timeout=300, group=group)
         print(
             "\n== sam local is up (the recommend function's container image, local S3)\n"
             f"   API        {api_url}   (docs: {api_url}/docs)\n"
@@ -138,9 +129,9 @@ def main() -> int:
         group.wait_while_running()
         print("sam-local: a process exited; stopping the others", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\nsam-local: stopping")
-        return 0
+    except Interrupted as stop:
+        print(f"\nsam-local: stopping ({stop})")
+        return 0 if stop.signum == signal.SIGINT else 128 + stop.signum
     except subprocess.CalledProcessError as exc:
         print(f"sam-local: {' '.join(map(str, exc.cmd))} failed (exit {exc.returncode})", file=sys.stderr)
         return 1

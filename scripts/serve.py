@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
-from local_stack import port_is_free
+from processes import port_is_free
 
+from pipeline.client import SERVICE_APP, SERVICE_DIR
 from reccore.errors import RecError
 from reccore.settings import DEFAULT_MODEL_URI, ServiceSettings, env_name
 from reccore.storage import open_store
 from reccore.versions import read_latest_version
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_DIR = ROOT / "functions" / "recommend"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn  # after the environment is set: the app reads its settings on import
 
     # No access log: the app writes one JSON line per request itself.
-    uvicorn.run("app.main:app", app_dir=str(APP_DIR), host=args.host, port=args.port, access_log=False)
+    uvicorn.run(SERVICE_APP, app_dir=str(SERVICE_DIR), host=args.host, port=args.port, access_log=False)
     return 0
 
 

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.client import Api
+from pipeline.client import Api, service_command
 from pipeline.data import InteractionLog
 from reccore.events import EVENT_TYPES, event_strength
 from reccore.layout import Manifest
@@ -35,7 +34,6 @@ from reccore.settings import env_name
 from reccore.storage import open_store
 from reccore.versions import publish
 
-APP_DIR = Path(__file__).resolve().parents[2] / "functions" / "recommend"
 # Bounds, not expectations: the service starts and loads a MovieLens model in ~3 s here.
 START_SECONDS = 120.0
 STOP_SECONDS = 10.0
@@ -81,7 +79,6 @@ def serving(manifest: Manifest, files: dict[str, bytes]) -> Iterator[Service]:
         model = load_model(store, version, cache_dir=str(root / "cache"))
         env = {name: value for name, value in os.environ.items() if not name.startswith("REC_")}
         env.update({
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(APP_DIR), os.environ.get("PYTHONPATH")])),
             env_name("model_uri"): store.uri,
             env_name("user_table"): "",  # user state in process memory, on top of the model's histories
             env_name("cache_dir"): str(root / "cache"),
@@ -89,10 +86,9 @@ def serving(manifest: Manifest, files: dict[str, bytes]) -> Iterator[Service]:
         })  # fmt: skip
         port = _free_port()
         log = root / "service.log"
-        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-                   "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "60"]  # fmt: skip
+        command = service_command(port, "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "60")
         with log.open("wb") as out:  # the child keeps its own descriptor
-            process = subprocess.Popen(command, cwd=APP_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+            process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True)  # fmt: skip
         service = None
         try:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_stack import port_is_free
+from processes import port_is_free
 
 from tests.integration.stack import KNOWN_USER, REPO, base_env, free_port, http, start, stop, tail, wait_until
 

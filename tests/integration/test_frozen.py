@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from pipeline.client import service_command
 from reccore.storage import open_store
 from tests.integration.stack import REPO, aws_env, base_env, free_port, http, start, stop, tail, wait_until
 
@@ -57,8 +57,7 @@ def frozen(
         REC_LOG_LEVEL="WARNING",
         AWS_LAMBDA_RUNTIME_API="127.0.0.1:9001",  # what Lambda sets: the registry behaves as on Lambda
     )
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    process = start(command, cwd=REPO / "functions" / "recommend", env=env, log=log)
+    process = start(service_command(port), cwd=REPO, env=env, log=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _root_answers(url), 60, "uvicorn listening", process)

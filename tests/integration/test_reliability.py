@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.client import service_command
 from tests.integration.stack import REPO, aws_env, base_env, free_port, http, start, stop, tail, wait_until
 
 pytestmark = pytest.mark.slow
@@ -39,8 +40,7 @@ def live_api(published_model: Any, s3_server: str, tmp_path_factory: pytest.Temp
         REC_CACHE_DIR=str(log.parent / "cache"),
         REC_LOG_LEVEL="WARNING",
     )
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    process = start(command, cwd=REPO / "functions" / "recommend", env=env, log=log)
+    process = start(service_command(port), cwd=REPO, env=env, log=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _status(url + "/health") == 200, 60, "uvicorn answering /health", process)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import pipeline.client
 import pipeline.quality.api
 from app.schemas import RecommendRequest
 from pipeline.data import InteractionLog
@@ -108,7 +109,7 @@ def test_a_service_that_cannot_start_fails_at_once_and_leaves_no_process(
         started.append(popen(*args, **kwargs))
         return started[-1]
 
-    monkeypatch.setattr(pipeline.quality.api, "APP_DIR", tmp_path)  # no app package: uvicorn cannot import it
+    monkeypatch.setattr(pipeline.client, "SERVICE_DIR", tmp_path)  # no app package: uvicorn cannot import it
     monkeypatch.setattr(pipeline.quality.api.subprocess, "Popen", recording)
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="exited with code"), serving(*served_files(synthetic, SvdConfig(4, "log"))):

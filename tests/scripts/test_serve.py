@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_stack import port_is_free
+from processes import port_is_free
 
 from pipeline.job import run
 from reccore.settings import PipelineSettings, env_name

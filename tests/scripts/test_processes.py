@@ -1,4 +1,4 @@
-"""scripts/local_stack.py's ProcessGroup: a stop signal is never lost, and its children die with their parent.
+"""scripts/processes.py's ProcessGroup: a stop signal is never lost, and its children die with their parent.
 
 Each case runs in a fresh, single-threaded Python process (as demo.py is), which starts one sleeping child.
 """
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 # A stop signal that arrives while Popen runs its at-fork hooks (logging's among them), sent from such a hook.
 SIGNAL_IN_POPEN = """
 import os, signal, sys
-from local_stack import Interrupted, ProcessGroup
+from processes import Interrupted, ProcessGroup
 
 armed = [True]
 
@@ -47,7 +47,7 @@ finally:
 
 PARENT = """
 import sys, time
-from local_stack import ProcessGroup
+from processes import ProcessGroup
 
 child = ProcessGroup({}).start(sys.executable, "-c", "import time; time.sleep(60)")
 print(child.pid, flush=True)
