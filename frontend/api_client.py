@@ -1,7 +1,7 @@
 """The dashboard's only link to the recommend API, and the only module that knows its routes.
 
 Every call has a timeout and either returns the parsed JSON body (shapes defined by
-``functions/recommend/app/schemas.py``) or raises one ``ApiError`` whose message can be
+``functions/recommend/app/schemas/``) or raises one ``ApiError`` whose message can be
 shown to a user as it is: connection refused, timeout, the API's own ``message`` for a
 4xx, and a plain statement for a 5xx.
 """

@@ -21,7 +21,7 @@ import pytest
 
 import pipeline.client
 import pipeline.quality.api
-from app.schemas import RecommendRequest
+from app.schemas.recommend import RecommendRequest
 from pipeline.data import InteractionLog
 from pipeline.quality.api import history_body, serving
 from pipeline.quality.coldstart import SvdConfig, cold_user_splits, served_files

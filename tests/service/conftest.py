@@ -28,7 +28,7 @@ def served_model(client: Any) -> Model:
 
 def recommend_ok(client: Any, body: Any) -> dict[str, Any]:
     """``POST /recommend`` that must succeed, its body held to the response schema."""
-    from app.schemas import RecommendResponse
+    from app.schemas.recommend import RecommendResponse
 
     response = client.post("/recommend", json=body)
     assert response.status_code == 200, response.text

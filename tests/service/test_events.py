@@ -16,7 +16,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from app.registry import registry
-from app.schemas import EventsResponse, RecommendResponse
+from app.schemas.events import EventsResponse
+from app.schemas.recommend import RecommendResponse
 from reccore.eventlog import EVENTS_DIR, create_stream, parse_lines
 from reccore.model import Model
 from reccore.scoring import seen_items

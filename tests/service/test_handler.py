@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from app.registry import registry
-from app.schemas import EventsResponse, Health, RecommendResponse, SimilarResponse
+from app.schemas.catalogue import Health, SimilarResponse
+from app.schemas.events import EventsResponse
+from app.schemas.recommend import RecommendResponse
 from reccore.settings import get_service_settings
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"

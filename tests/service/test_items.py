@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from app.registry import registry
-from app.schemas import MAX_MAP_SAMPLE, CategoryList, ItemDetail, ItemMap, ItemPage, SimilarResponse
+from app.schemas.catalogue import CategoryList, ItemDetail, ItemMap, ItemPage, SimilarResponse
+from app.schemas.common import MAX_MAP_SAMPLE
 from reccore.model import Model
 
 

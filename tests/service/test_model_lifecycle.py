@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import app.loader as loader_module
 import app.registry as registry_module
 from app.deps import ModelDep
 from app.main import app, create_app
@@ -28,13 +29,13 @@ SERVICE_ROOT = Path(__file__).resolve().parents[2] / "functions" / "recommend"
 def load_calls(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """Every ``load_model`` call the registry makes (the version asked for)."""
     calls: list[str | None] = []
-    real = registry_module.load_model
+    real = loader_module.load_model
 
     def counting(store: Any, version: str | None = None, **options: Any) -> Any:
         calls.append(version)
         return real(store, version=version, **options)
 
-    monkeypatch.setattr(registry_module, "load_model", counting)
+    monkeypatch.setattr(loader_module, "load_model", counting)
     return calls
 
 

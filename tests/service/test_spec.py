@@ -11,13 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 
-from app.schemas import (
-    MAX_K,
-    MAX_TIMESTAMP,
-    TIMESTAMPS_ALL_OR_NONE,
-    EventsRequest,
-    RecommendRequest,
-)
+from app.schemas.common import MAX_K, MAX_TIMESTAMP
+from app.schemas.events import EventsRequest
+from app.schemas.recommend import TIMESTAMPS_ALL_OR_NONE, RecommendRequest
 
 # Every numeric field of a request body, with the bounds its spec must publish.
 REQUEST_NUMBERS = [

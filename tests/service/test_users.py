@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from app.registry import registry
-from app.schemas import UserHistory, UserPage
+from app.schemas.catalogue import UserHistory, UserPage
 from reccore.model import Model
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.logging import logger
-from app.schemas import MAX_TIMESTAMP
+from app.schemas.common import MAX_TIMESTAMP
 from reccore.errors import (
     ArtifactIntegrityError,
     ConfigError,

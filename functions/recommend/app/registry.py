@@ -34,18 +34,16 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Literal
 
+from app.loader import load_checked, prepare
 from app.logging import logger
-from app.views import views
 from reccore.deadline import bounded
 from reccore.errors import (
-    ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
     ModelStoreStalledError,
     RecError,
 )
 from reccore.experiment import Experiment, read_experiment
-from reccore.loading import load_model
 from reccore.model import Model
 from reccore.settings import ServiceSettings, get_service_settings
 from reccore.storage import ArtifactStore, S3Timeouts, open_store
@@ -338,35 +336,8 @@ class ModelRegistry:
             return self._store
 
     def _load(self, version: str | None, prepare: bool = True) -> Model:
-        settings = self._settings()
-        try:
-            store = self._get_store()
-            model = load_model(store, version=version, cache_dir=settings.cache_dir, progress=self._progress)
-            if prepare:  # a swap: the whole version is fetched and checked before it goes live
-                failures = model.parts.prefetch()
-                if failures:
-                    raise ModelLoadError(f"model {model.version} is refused: " + "; ".join(failures.values()))
-            self._validate(model)
-            self._progress("validate")
-            if prepare and self._prepare is not None:  # a swap: built before it, so no request pays for them
-                self._prepare(model)
-            return model
-        except RecError:
-            raise
-        except Exception as exc:
-            # S3 outages, access denied, disk full: a 503 (the cause logged) and the old model kept, not a 500.
-            raise ModelLoadError(
-                f"cannot load the model from {settings.model_uri}: {type(exc).__name__}: {exc}"
-            ) from exc
-
-
-def prepare(model: Model) -> None:
-    """What a model needs beyond its first answer: the routes' tables, then its deferred parts (item vectors,
-    similar-items index, map; see :class:`reccore.model.Parts`), so that no later request waits for them."""
-    views(model)
-    failures = model.parts.prefetch()
-    if failures:  # each is fetched again by the first request that needs it
-        logger.warning("model parts not fetched", extra={"reason": "; ".join(failures.values())})
+        return load_checked(self._get_store, self._settings(), version, self._progress, self._validate,
+                            self._prepare if prepare else None, whole=prepare)  # fmt: skip
 
 
 registry = ModelRegistry(prepare=prepare)

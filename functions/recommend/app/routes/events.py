@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 
 from app.deps import ModelDep
-from app.schemas import COMMON_ERRORS, EventsRequest, EventsResponse
+from app.schemas.common import COMMON_ERRORS
+from app.schemas.events import EventsRequest, EventsResponse
 from app.state import EventLogDep, UserStoreDep, within_deadline
 from reccore.settings import get_service_settings
 from reccore.userstate import Event

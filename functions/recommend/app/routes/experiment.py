@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.registry import registry
-from app.schemas import COMMON_ERRORS, ExperimentResponse
+from app.schemas.catalogue import ExperimentResponse
+from app.schemas.common import COMMON_ERRORS
 from app.state import within_deadline
 from reccore.errors import ModelStoreStalledError, RecError
 from reccore.experiment import read_experiment

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 
 from app.deps import ModelDep
 from app.registry import registry
-from app.schemas import COMMON_ERRORS, Health
+from app.schemas.catalogue import Health
+from app.schemas.common import COMMON_ERRORS
 
 router = APIRouter(tags=["health"], responses=COMMON_ERRORS)
 # The hyperparameters /health shows (the manifest's params also hold the seed, source, ...).

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Query
 
 from app.deps import ModelDep
 from app.routes.recommend import scored_items
-from app.schemas import (
+from app.schemas.catalogue import Category, CategoryList, Item, ItemDetail, ItemMap, ItemPage, MapPoint, SimilarResponse
+from app.schemas.common import (
     COMMON_ERRORS,
     MAX_IDS,
     MAX_K,
@@ -17,14 +18,6 @@ from app.schemas import (
     MAX_OFFSET,
     MAX_PAGE,
     MAX_TEXT,
-    Category,
-    CategoryList,
-    Item,
-    ItemDetail,
-    ItemMap,
-    ItemPage,
-    MapPoint,
-    SimilarResponse,
     error_responses,
 )
 from app.views import item_search, views

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Response
 from app.deps import ModelDep
 from app.registry import registry
 from app.responses import json_response
-from app.schemas import COMMON_ERRORS, RecommendRequest, RecommendResponse
+from app.schemas.common import COMMON_ERRORS
+from app.schemas.recommend import RecommendRequest, RecommendResponse
 from app.state import StateInput, UserStoreDep, get_impression_log, read_state, state_input, with_request
 from reccore.experiment import CHALLENGER, CHAMPION, Variant
 from reccore.explain import explain, history

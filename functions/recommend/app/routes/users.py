@@ -8,17 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.deps import ModelDep
-from app.schemas import (
-    COMMON_ERRORS,
-    MAX_OFFSET,
-    MAX_PAGE,
-    MAX_TEXT,
-    HistoryEntry,
-    UserHistory,
-    UserPage,
-    UserSummary,
-    error_responses,
-)
+from app.schemas.catalogue import HistoryEntry, UserHistory, UserPage, UserSummary
+from app.schemas.common import COMMON_ERRORS, MAX_OFFSET, MAX_PAGE, MAX_TEXT, error_responses
 from app.state import UserStoreDep, read_state
 from app.views import user_search, views
 from reccore.errors import UnknownUserError
