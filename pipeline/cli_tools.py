@@ -136,7 +136,7 @@ def generate_command(args: argparse.Namespace) -> str:
     return (
         f"wrote {args.interactions:,} interactions to {interactions} and {catalogue} to {items} "
         f"in {time.perf_counter() - start:.0f} s\n"
-        f"train on it: python -m pipeline run --engine spark --source {interactions} --items {items}"
+        f"train on it: .venv/bin/python -m pipeline run --engine spark --source {interactions} --items {items}"
     )
 
 

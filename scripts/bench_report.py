@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     current = readme_block(text)
     if args.check:
         if current != expected:
-            print(f"{args.readme} disagrees with {args.bench}: run `python scripts/bench_report.py --write`")
+            print(f"{args.readme} disagrees with {args.bench}: run `.venv/bin/python scripts/bench_report.py --write`")
             return 1
         print(f"{args.readme} matches {args.bench}")
         return 0

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write:
         PAGE.write_text(text.replace(block(text), table))
     elif args.check and block(text) != table:
-        print(f"{PAGE} is out of date: run python scripts/config_doc.py --write", file=sys.stderr)
+        print(f"{PAGE} is out of date: run .venv/bin/python scripts/config_doc.py --write", file=sys.stderr)
         return 1
     elif not args.check:
         print(table)

@@ -119,7 +119,7 @@ def stop(store: ArtifactStore) -> Experiment:
 def _current(store: ArtifactStore) -> Experiment:
     experiment = read_experiment(store)
     if experiment is None:
-        raise ConfigError(f"no experiment at {store.uri} (start one: python -m pipeline experiment start)")
+        raise ConfigError(f"no experiment at {store.uri} (start one: .venv/bin/python -m pipeline experiment start)")
     return experiment
 
 

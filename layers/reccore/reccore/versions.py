@@ -64,7 +64,7 @@ def read_manifest(store: ArtifactStore, version: str) -> Manifest:
     if manifest.format_version != FORMAT_VERSION:
         raise ArtifactIntegrityError(
             f"{store.uri}/{key}: format_version {manifest.format_version}, this reader needs {FORMAT_VERSION}: "
-            "publish the model again with this version of the pipeline (python -m pipeline run)"
+            "publish the model again with this version of the pipeline (.venv/bin/python -m pipeline run)"
         )
     missing = [name for name in Files.required(manifest.user_arrays) if name not in manifest.files]
     if missing:
