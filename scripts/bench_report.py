@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_record import BENCH_FILE, ROOT
+from doc_block import block
 
 README = ROOT / "docs" / "performance.md"  # where the generated block lives
 BEGIN = "<!-- bench:begin: generated from docs/bench.json by scripts/bench_report.py (make bench); do not edit -->"
@@ -176,10 +177,7 @@ def render(bench: dict[str, Any]) -> str:
 
 def readme_block(text: str) -> str:
     """The generated block of the performance page, markers included; ValueError if the markers are missing."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"the performance page has no block between {BEGIN!r} and {END!r}")
-    return text[start : end + len(END)]
+    return block(text, BEGIN, END)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
+from doc_block import block
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
@@ -83,12 +84,9 @@ def render() -> str:
     return "\n".join([*lines, END])
 
 
-def block(text: str) -> str:
+def page_block(text: str) -> str:
     """The generated block of the page, markers included; ValueError if the markers are missing."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"{PAGE.name} has no block between {BEGIN!r} and {END!r}")
-    return text[start : end + len(END)]
+    return block(text, BEGIN, END)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     text, table = PAGE.read_text(), render()
     if args.write:
-        PAGE.write_text(text.replace(block(text), table))
-    elif args.check and block(text) != table:
+        PAGE.write_text(text.replace(page_block(text), table))
+    elif args.check and page_block(text) != table:
         print(f"{PAGE} is out of date: run .venv/bin/python scripts/config_doc.py --write", file=sys.stderr)
         return 1
     elif not args.check:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from config_doc import PAGE, READERS, block, main, render, rows
+from config_doc import PAGE, READERS, main, page_block, render, rows
 
 from reccore.settings import env_name
 
 
 def test_the_page_is_in_step_with_the_settings() -> None:
-    assert block(PAGE.read_text()) == render(), "run: python scripts/config_doc.py --write"
+    assert page_block(PAGE.read_text()) == render(), "run: python scripts/config_doc.py --write"
     assert main(["--check"]) == 0
 
 
@@ -34,4 +34,4 @@ def test_a_stale_page_fails_the_check(monkeypatch: pytest.MonkeyPatch, tmp_path:
     stale.write_text(PAGE.read_text().replace("`REC_FACTORS` | `50`", "`REC_FACTORS` | `40`"))
     monkeypatch.setattr("config_doc.PAGE", stale)
     assert main(["--check"]) == 1
-    assert main(["--write"]) == 0 and block(stale.read_text()) == render()
+    assert main(["--write"]) == 0 and page_block(stale.read_text()) == render()
