@@ -14,12 +14,13 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help install demo serve test test-fast lint typecheck bench bench-users bench-scale bench-spark eval reliability sam-validate checkov sam-local standin-image deploy train-emr clean
+.PHONY: help install demo screenshot serve test test-fast lint typecheck bench bench-users bench-scale bench-spark eval reliability sam-validate checkov sam-local standin-image deploy train-emr clean
 
 help:
 	@echo "make install     the virtualenv .venv with every dependency (the other targets do it when needed)"
 	@echo "make demo        local S3 + pipeline + API (:8000) + frontend (:8501); Ctrl-C stops all"
 	@echo "                 ports: make demo API_PORT=8010 UI_PORT=8511 S3_PORT=5010"
+	@echo "make screenshot  with the demo running: its Recommendations page, whole -> docs/img/dashboard.png"
 	@echo "make serve MODEL=DIR|s3://bucket/prefix   serve a published model with uvicorn (:8000)"
 	@echo "make test        install test dependencies, lint, type-check, and run the whole suite (slow tests included)"
 	@echo "make test-fast   the suite without the slow integration tests"
@@ -63,6 +64,10 @@ UI_PORT ?= 8501
 S3_PORT ?= 5000
 demo: $(STAMP)
 	$(PY) scripts/demo.py --api-port $(API_PORT) --ui-port $(UI_PORT) --s3-port $(S3_PORT)
+
+# The README's image: u0000001's Recommendations page in the running demo, whole, in headless Chromium.
+screenshot: $(STAMP)
+	$(PY) scripts/screenshot.py --ui-url http://127.0.0.1:$(UI_PORT) --api-url http://127.0.0.1:$(API_PORT)
 
 MODEL ?=
 serve: $(STAMP)
