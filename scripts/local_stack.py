@@ -133,7 +133,7 @@ def local_aws() -> Iterator[dict[str, str]]:
     try:
         yield {
             "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ENDPOINT_URL_S3": endpoint,
+            **{f"AWS_ENDPOINT_URL_{service}": endpoint for service in ("S3", "DYNAMODB", "FIREHOSE")},
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1",

@@ -1,6 +1,7 @@
-"""Structured JSON logs shared by the service and the pipeline: one JSON object per line on stdout.
+"""Structured JSON logs shared by the service and the pipeline: one JSON object per line on stderr.
 
-Lambda ships each stdout line to CloudWatch as one event, so one record is one line.
+Lambda ships each line of stdout and stderr to CloudWatch as one event, so one record is one line. stderr
+keeps a command's own output on stdout clean: ``python -m pipeline run --json`` prints only its JSON there.
 Powertools' Logger writes the same kind of line, but its formatter costs ~50-80 µs per record
 here, a sixth of the 0.5 ms p50 budget of ``/recommend``; this stdlib formatter costs ~15 µs.
 """
@@ -40,13 +41,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def json_logger(service: str) -> logging.Logger:
-    """The logger named ``service``, writing JSON lines to stdout (its handler is added once, even across reloads).
+    """The logger named ``service``, writing JSON lines to stderr (its handler is added once, even across reloads).
 
     Tests find the handler by its ``_rec_json`` attribute and point it at a buffer with ``setStream``.
     """
     log = logging.getLogger(service)
     if not any(getattr(h, "_rec_json", False) for h in log.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter(service))
         handler._rec_json = True  # type: ignore[attr-defined]  # marks ours across module reloads
         log.addHandler(handler)
