@@ -111,7 +111,7 @@ def scored_table(items: list[JSON], score_label: str = "score", sources: dict[st
         }
         for item in items
     ]
-    st.dataframe(rows, hide_index=True)
+    st.dataframe(rows, hide_index=True, column_config={"because": st.column_config.TextColumn(width="large")})
 
 
 def because(reasons: list[JSON] | str) -> str:

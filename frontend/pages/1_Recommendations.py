@@ -25,14 +25,10 @@ ui.realtime_banner(recs)
 if not recs["items"]:
     st.warning("Nothing matches these filters.")
 else:
-    table_column, chart_column = st.columns([3, 2])
-    with table_column:
-        widgets.scored_table(
-            recs["items"], sources=ui.source_labels(recs["strategy"], "view or buy one to personalise")
-        )
-        st.caption("because: the history items this item's score comes from, with their share of it (exact).")
-    with chart_column:
-        widgets.score_chart(recs["items"])
+    # The table takes the page's width: the reasons ("because") need it.
+    widgets.scored_table(recs["items"], sources=ui.source_labels(recs["strategy"], "view or buy one to personalise"))
+    st.caption("because: the history items this item's score comes from, with their share of it (exact).")
+    widgets.score_chart(recs["items"])
     widgets.act_as_user(user_id, recs["items"])
 
 try:
