@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import reliability_state
+import reliability_state_report
 from loadgen import Request, Sample, percentile, run_load
 from reliability_stack import BUCKET, PREFIX, ROOT, Api, Moto, republish
 
@@ -266,8 +267,8 @@ def main() -> None:
             print(report(figures, args.report))
             state = reliability_state.run(moto, model, log, KNOWN)  # part 4: user state and the events path
             with args.report.open("a") as out:
-                out.write(reliability_state.report(state))
-            print(reliability_state.report(state))
+                out.write(reliability_state_report.report(state))
+            print(reliability_state_report.report(state))
             if "Traceback" in log.read_text(errors="replace"):
                 print(log.read_text(errors="replace")[-3000:])
                 raise SystemExit("a server logged a traceback")
