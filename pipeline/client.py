@@ -8,6 +8,7 @@ pipeline reaches the service only through its front door, never by importing it.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from http.client import HTTPConnection, HTTPSConnection
 from pathlib import Path
@@ -16,6 +17,13 @@ from urllib.parse import urlparse
 
 SERVICE_DIR = Path(__file__).resolve().parents[1] / "functions" / "recommend"  # the service's package, ``app``
 SERVICE_APP = "app.main:app"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on a moment ago (the caller binds it soon after; a clash shows as a bind error)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def service_command(port: int, *options: str, host: str = "127.0.0.1") -> list[str]:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from bench_record import LoadWatch, record
-from bench_service import BUCKET, PREFIX, describe, free_port, percentiles
+from bench_service import BUCKET, PREFIX, describe, percentiles
 from local_stack import local_aws, provision_realtime
 
-from pipeline.client import service_command
+from pipeline.client import free_port, service_command
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_TEMPLATE = ROOT / "events" / "recommend_known_user.json"

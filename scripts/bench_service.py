@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 from bench_record import LoadWatch, import_seconds, record
 from local_stack import local_aws
 
-from pipeline.client import service_command
+from pipeline.client import free_port, service_command
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -52,12 +51,6 @@ def percentiles(samples: list[float]) -> dict[str, Any]:
 def describe(figures: dict[str, Any]) -> str:
     return (f"p50 {figures['p50_ms']:6.3f} ms  p90 {figures['p90_ms']:6.3f} ms  p99 {figures['p99_ms']:6.3f} ms  "
             f"(n={figures['n']})")  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def in_process(env: dict[str, str]) -> None:

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-from processes import PY, ROOT, ProcessGroup, port_is_free, wait_for
+from processes import PY, ROOT, ProcessGroup, wait_for
 
-from pipeline.client import service_command
+from pipeline.client import free_port, service_command
 from pipeline.data import InteractionLog
 from pipeline.metrics import ndcg_at_k
 from pipeline.quality.baselines import EASE_L2, binary_matrix, ease, most_popular, rank_with
@@ -153,15 +152,6 @@ def run_pipeline(inputs: tuple[Path, Path], output: Path, flags: list[str], env:
             "load_after": round(os.getloadavg()[0], 2), "split": result["params"].get("split"),
             "params": result["params"], "tuning": result["tuning"], "pipeline_metrics": result["metrics"],
             "version": result["version"], "reused": result.get("reused"), "timings": result.get("timings")}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    if not port_is_free("127.0.0.1", port):
-        raise SystemExit(f"bench_tuning: port {port} was taken before uvicorn could bind it")
-    return port
 
 
 def serve_and_score(model: Path, log: InteractionLog, relevant: dict[int, set[int]], env: dict[str, str]

@@ -30,14 +30,13 @@ from typing import Any
 import reliability_state
 import reliability_state_report
 from loadgen import Request, Sample, percentile, run_load
-from reliability_stack import BUCKET, PREFIX, ROOT, Api, Moto, republish
+from reliability_stack import BUCKET, PREFIX, RECOVERY_TIMEOUT, ROOT, Api, Moto, republish
 
 from reccore.layout import LATEST_KEY, Files
 from reccore.versions import read_manifest, read_verified
 
 REFRESH = 2.0  # REC_REFRESH_SECONDS of the APIs under test
 FAULT_LOAD_SECONDS = 3 * REFRESH  # requests against the loaded API while a fault lasts
-RECOVERY_TIMEOUT = 30.0
 KNOWN = [f"u{n:07d}" for n in range(1, 40)]
 
 

@@ -19,20 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.client import service_command
+from pipeline.client import free_port, service_command
 from reccore.encoding import npy_bytes, npy_load
 from reccore.layout import Files, Manifest, version_key
 from reccore.storage import ArtifactStore, S3Store
 from reccore.versions import new_version, publish
 
 ROOT = Path(__file__).resolve().parent.parent
+RECOVERY_TIMEOUT = 30.0  # seconds a scenario waits for the system to recover after its fault ends
 BUCKET, PREFIX = "reliability-artifacts", "recsys"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 60.0) -> None:

@@ -10,14 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reliability_stack import Api
+from reliability_stack import RECOVERY_TIMEOUT, Api
 from reliability_state_proxy import DynamoProxy
 from reliability_state_stack import Outcome, Stack, outcome, summary
 
 FAULT_REQUESTS = 20  # scenarios 1 and 2: requests while the fault lasts (half /recommend, half /events)
 THROTTLE_REQUESTS = 40
 THROTTLE_SHARE = 0.5
-RECOVERY_TIMEOUT = 30.0
 
 
 def mixed(api: Api, count: int, users: list[str], items: list[str], tag: str) -> list[Outcome]:

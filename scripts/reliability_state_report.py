@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from reliability_state_faults import RECOVERY_TIMEOUT, THROTTLE_SHARE
+from reliability_stack import RECOVERY_TIMEOUT
+from reliability_state_faults import THROTTLE_SHARE
 from reliability_state_load import (
     BATCH,
     BULK_POSTS,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.client import Api, service_command
+from pipeline.client import Api, free_port, service_command
 from pipeline.data import InteractionLog
 from reccore.events import EVENT_TYPES, event_strength
 from reccore.layout import Manifest
@@ -84,7 +83,7 @@ def serving(manifest: Manifest, files: dict[str, bytes]) -> Iterator[Service]:
             env_name("cache_dir"): str(root / "cache"),
             env_name("log_level"): "WARNING",  # not a line per request
         })  # fmt: skip
-        port = _free_port()
+        port = free_port()
         log = root / "service.log"
         command = service_command(port, "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "60")
         with log.open("wb") as out:  # the child keeps its own descriptor
@@ -100,12 +99,6 @@ def serving(manifest: Manifest, files: dict[str, bytes]) -> Iterator[Service]:
             if service is not None:
                 service.close()
             _stop(process)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(url: str, version: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipeline.client import free_port
 from tests.conftest import PublishedModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,13 +27,6 @@ for path in (ROOT, ROOT / "functions" / "recommend", FRONTEND):
         sys.path.insert(0, str(path))
 
 STARTUP_SECONDS = 30.0
-
-
-def free_port() -> int:
-    """A port that nothing listens on (it was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

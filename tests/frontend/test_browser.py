@@ -16,7 +16,7 @@ import httpx
 import pytest
 from browser import Browser, find_chromium, open_browser, wait_rendered, wait_until
 
-from tests.frontend.conftest import free_port
+from pipeline.client import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output" / "frontend"

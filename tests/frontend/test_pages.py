@@ -14,6 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from pipeline.client import free_port
 from pipeline.experiment import control
 from reccore.eventlog import EVENTS_DIR, ndjson
 from reccore.experiment import EXPERIMENT_KEY, Experiment, read_experiment
@@ -21,7 +22,6 @@ from reccore.impressions import IMPRESSIONS_DIR, impression
 from reccore.layout import LATEST_KEY
 from reccore.storage import ArtifactStore, open_store
 from tests.conftest import PublishedModel
-from tests.frontend.conftest import free_port
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 PAGES = [

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from processes import port_is_free
 
-from tests.integration.stack import KNOWN_USER, REPO, base_env, free_port, http, start, stop, tail, wait_until
+from pipeline.client import free_port
+from tests.integration.stack import KNOWN_USER, REPO, base_env, http, start, stop, tail, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.client import service_command
-from tests.integration.stack import REPO, aws_env, base_env, free_port, http, start, stop, tail, wait_until
+from pipeline.client import free_port, service_command
+from tests.integration.stack import REPO, aws_env, base_env, http, start, stop, tail, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from processes import port_is_free
 
+from pipeline.client import free_port
 from pipeline.job import run
 from reccore.settings import PipelineSettings, env_name
 
@@ -29,12 +30,6 @@ def directory_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str
     output = tmp_path_factory.mktemp("models")
     result = run(PipelineSettings(output=str(output), interactions=5000, seed=5, force=True))
     return output, result.version
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def request(url: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
