@@ -1,16 +1,29 @@
-"""A hand-built model, made without the pipeline: two categories along two orthogonal factors."""
+"""The core's shared models and stores.
+
+A hand-built model, made without the pipeline: two categories along two orthogonal factors. A synthetic catalogue
+served from each index kind. And a model packaged by the pipeline, with the stores (moto's S3 and a directory) that
+the artifact tests publish it to.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 import pytest
 
+from pipeline.package import package
+from pipeline.train import train
 from reccore.encoding import ItemTable, ModelContents, encode
 from reccore.layout import Files, IndexInfo, Manifest
 from reccore.model import Model, build_model
+from reccore.storage import ArtifactStore, LocalStore, S3Store
+from reccore.versions import new_version
+from tests.pipeline.conftest import block_log
 
 # Items 0-2 are "a" (factor 0), 3-5 are "b" (factor 1); within a category a higher number scores higher.
 ITEM_FACTORS = np.array([[1, 0], [2, 0], [3, 0], [0, 1], [0, 2], [0, 3]], dtype=np.float32)
@@ -124,3 +137,48 @@ def catalogue_manifest(kind: str = "flat") -> Manifest:
 def catalogue(request: pytest.FixtureRequest) -> Model:
     """The synthetic catalogue served from each index kind."""
     return build_model(catalogue_manifest(request.param), encode(catalogue_contents(request.param)))
+
+
+# --- a model packaged by the pipeline, and the stores the artifact tests publish it to -----------------
+
+
+BUCKET = "artifact-tests"
+
+
+@pytest.fixture(scope="module")
+def packaged() -> tuple[Manifest, dict[str, bytes]]:
+    log = block_log(cold_items=2)
+    return package(log, train(log, factors=3))
+
+
+@pytest.fixture
+def s3_store(mock_s3: Any) -> S3Store:
+    mock_s3.create_bucket(Bucket=BUCKET)
+    return S3Store(BUCKET, "team/recs")
+
+
+@pytest.fixture(params=["s3", "local"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ArtifactStore]:
+    if request.param == "local":
+        yield LocalStore(tmp_path / "models")
+    else:
+        yield request.getfixturevalue("s3_store")
+
+
+def fresh(manifest: Manifest) -> Manifest:
+    return manifest.model_copy(update={"version": new_version()})
+
+
+def _npy(data: bytes):  # type: ignore[no-untyped-def]
+    import io
+
+    return io.BytesIO(data)
+
+
+# --- item-side-only versions (the users live in the user-state table) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def packaged_item_side() -> tuple[Manifest, dict[str, bytes]]:
+    log = block_log(cold_items=2)
+    return package(log, train(log, factors=3), user_arrays=False)

@@ -1,5 +1,7 @@
 """A live local stack for the dashboard tests: the shared moto S3 and published model (tests/conftest.py),
 and uvicorn serving the real app on a free port. Nothing between the dashboard and the API is mocked.
+
+Below it, the helpers the page tests share: a page opened with AppTest against an API, and what it shows.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from pipeline.client import free_port
 from tests.conftest import PublishedModel
@@ -126,3 +130,52 @@ def silent_api_url() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# --- driving a page with AppTest, and reading what it shows (the test_page_* modules, test_home_and_sidebar) ---
+
+
+def page_path(name: str) -> str:
+    """The file of a dashboard page: ``Home.py`` or ``pages/N_Title.py``."""
+    return str(FRONTEND / name)
+
+
+def open_page(name: str, url: str) -> AppTest:
+    at = AppTest.from_file(page_path(name), default_timeout=60)
+    at.secrets["api_url"] = url
+    return at.run()
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def ranked_table(at: AppTest) -> list[dict[str, Any]]:
+    """The rows of the page's ranked-items table (the one with a ``rank`` column)."""
+    tables = [frame.value for frame in at.dataframe if "rank" in frame.value.columns]
+    assert len(tables) == 1, f"expected one ranked table, found {len(tables)}"
+    return list(tables[0].to_dict("records"))
+
+
+def charts(at: AppTest) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each plotly chart on the page as (figure, config)."""
+    return [(json.loads(chart.proto.spec), json.loads(chart.proto.config)) for chart in at.get("plotly_chart")]
+
+
+def assert_legend_clear_of_the_toolbar(figure: dict[str, Any], config: dict[str, Any]) -> None:
+    """The legend lies flat at the foot of the figure, where plotly's toolbar (top right) cannot cover it."""
+    legend = figure["layout"]["legend"]
+    assert (legend["orientation"], legend["yref"], legend["y"], legend["yanchor"]) == ("h", "container", 0, "bottom")
+    assert config["displayModeBar"] in (False, "hover") and config["displaylogo"] is False
+
+
+def pick_user(at: AppTest, user_id: str) -> AppTest:
+    at.text_input(key="user_query").set_value(user_id).run()
+    at.selectbox[0].set_value(user_id).run()
+    return at
+
+
+def active_user(api: httpx.Client) -> str:
+    """A user with plenty of history, so that personalisation is certain."""
+    users = api.get("/users", params={"limit": 100}).json()["users"]
+    return str(max(users, key=lambda user: user["n_interactions"])["user_id"])
