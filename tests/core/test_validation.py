@@ -8,21 +8,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from pipeline.package import package
-from pipeline.train import train
 from reccore.columns import IdLookup, StringColumn
 from reccore.encoding import npy_bytes, npy_load
 from reccore.errors import ModelLoadError, ModelValidationError
 from reccore.layout import Files, Manifest
 from reccore.model import Model, build_model
 from reccore.validation import probe_queries, structural_problems, validate_model
-from tests.pipeline.conftest import block_log
-
-
-@pytest.fixture(scope="module")
-def packaged() -> tuple[Manifest, dict[str, bytes]]:
-    log = block_log(cold_items=2)
-    return package(log, train(log, factors=3))
 
 
 def _model(packaged: tuple[Manifest, dict[str, bytes]], **replace: bytes) -> Model:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.client import free_port
 from reccore.errors import ModelNotFoundError
 from reccore.storage import open_store
 from reccore.versions import read_latest_version, read_manifest
@@ -26,7 +27,6 @@ from tests.integration.stack import (
     aws_env,
     base_env,
     check_event_answer,
-    free_port,
     http,
     lambda_answer,
     port_is_open,

@@ -26,6 +26,7 @@ import pytest
 from local_stack import provision_realtime, sam_local_env_vars
 from moto.server import ThreadedMotoServer
 
+from pipeline.client import free_port
 from reccore.storage import S3Store
 from reccore.versions import new_version, publish, read_latest_version
 from tests.integration.stack import (
@@ -38,7 +39,6 @@ from tests.integration.stack import (
     base_env,
     check_event_answer,
     docker_bridge_address,
-    free_port,
     http,
     port_is_open,
     start,
