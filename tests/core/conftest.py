@@ -99,9 +99,9 @@ def catalogue_contents(kind: str = "flat", n_items: int = 3000, n_users: int = 2
     flat = np.concatenate(histories).astype(np.int32)
     index_ip = build_index(items, kind)  # type: ignore[arg-type]
     if kind == "ivf":
-        index_ip.nprobe = 8
+        index_ip.nprobe = 8  # type: ignore[attr-defined]
     elif kind == "hnsw":
-        index_ip.hnsw.efSearch = 64
+        index_ip.hnsw.efSearch = 64  # type: ignore[attr-defined]
     return ModelContents(
         arrays={
             Files.USER_FACTORS: users,
@@ -169,7 +169,7 @@ def fresh(manifest: Manifest) -> Manifest:
     return manifest.model_copy(update={"version": new_version()})
 
 
-def _npy(data: bytes):  # type: ignore[no-untyped-def]
+def _npy(data: bytes):
     import io
 
     return io.BytesIO(data)

@@ -34,6 +34,7 @@ def test_encode_then_decode_gives_back_every_file_without_the_pipeline() -> None
     assert list(decoded.items.category) == list(original.items.category)
     assert decoded.item_index is not None and decoded.item_index["i4"] == 4 and "i9" not in decoded.item_index
     np.testing.assert_allclose(decoded.items.price, original.items.price)
+    assert decoded.index_ip is not None and decoded.index_cos is not None
     assert decoded.index_ip.ntotal == decoded.index_cos.ntotal == 6
 
 

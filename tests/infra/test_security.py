@@ -21,7 +21,7 @@ from tests.infra.conftest import (
     translated_template,
 )
 
-IAM = [{"AWS_IAM": []}]
+IAM: list[dict[str, list[str]]] = [{"AWS_IAM": []}]
 # Histories and writes: never switchable. POST /events is a plain HttpApi event, so it also shows that a new
 # route inherits the default authorizer without saying so.
 # Histories, writes and the experiment's figures: IAM-signed whatever ReadRoutesAuth says.

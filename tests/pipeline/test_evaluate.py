@@ -15,11 +15,11 @@ from reccore.model import build_model
 
 
 @pytest.fixture(scope="module")
-def log():  # type: ignore[no-untyped-def]
+def log():
     return generate(20_000, seed=5)
 
 
-def test_time_split_holds_out_each_users_newest_interactions(log) -> None:  # type: ignore[no-untyped-def]
+def test_time_split_holds_out_each_users_newest_interactions(log) -> None:
     test = time_split(log, holdout=0.2, min_interactions=5)
     counts = np.bincount(log.users, minlength=log.n_users)
     held = np.bincount(log.users[test], minlength=log.n_users)
@@ -32,7 +32,7 @@ def test_time_split_holds_out_each_users_newest_interactions(log) -> None:  # ty
 
 
 @pytest.mark.parametrize("split", ["time", "random"])
-def test_no_held_out_interaction_is_in_training(log, split: str) -> None:  # type: ignore[no-untyped-def]
+def test_no_held_out_interaction_is_in_training(log, split: str) -> None:
     test = time_split(log) if split == "time" else random_split(log, seed=3)
     train_rows = set(np.flatnonzero(~test).tolist())
     test_rows = set(np.flatnonzero(test).tolist())
@@ -43,12 +43,12 @@ def test_no_held_out_interaction_is_in_training(log, split: str) -> None:  # typ
     assert all((user, item) not in train_pairs for user, items in relevant.items() for item in items)
 
 
-def test_random_split_is_seeded(log) -> None:  # type: ignore[no-untyped-def]
+def test_random_split_is_seeded(log) -> None:
     np.testing.assert_array_equal(random_split(log, seed=1), random_split(log, seed=1))
     assert (random_split(log, seed=1) != random_split(log, seed=2)).any()
 
 
-def test_svd_beats_popularity_on_synthetic_data(log) -> None:  # type: ignore[no-untyped-def]
+def test_svd_beats_popularity_on_synthetic_data(log) -> None:
     test = time_split(log)
     train_log = log.subset(~test)
     model = build_model(*package(train_log, train(train_log, factors=20)))
@@ -78,7 +78,7 @@ def test_order_by_user_matches_lexsort() -> None:
         ("user_id,item_id\nu1,a\nu1,b\nu2,a\n", "time"),  # bare interactions
     ],
 )
-def test_the_default_objective_of_a_table(tmp_path, table: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_default_objective_of_a_table(tmp_path, table: str, expected: str) -> None:
     path = tmp_path / "interactions.csv"
     path.write_text(table)
     assert default_objective(load_source(str(path))) == expected
@@ -89,7 +89,7 @@ def test_the_default_objective_of_the_named_sources() -> None:
     assert default_objective(load_source("movielens-100k")) == "random"  # a rating benchmark
 
 
-def test_holdout_split_is_the_objectives_split(log) -> None:  # type: ignore[no-untyped-def]
+def test_holdout_split_is_the_objectives_split(log) -> None:
     np.testing.assert_array_equal(holdout_split(log, "time"), time_split(log))
     np.testing.assert_array_equal(holdout_split(log, "random", 3), random_split(log, seed=3))
     with pytest.raises(ValueError, match="objective"):

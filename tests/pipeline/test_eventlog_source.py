@@ -169,4 +169,4 @@ def test_an_empty_log_alone_is_an_error_but_an_empty_addition_is_not(tmp_path: P
     with pytest.raises(DataSourceError, match="the event log is empty"):
         load_source(str(tmp_path / "events"))
     log = load_source("synthetic", interactions=2_000, events=str(tmp_path / "events"))
-    assert log.n_interactions == 2_000 and log.extra["events"]["records"] == 0
+    assert log.n_interactions == 2_000 and log.extra["events"]["records"] == 0  # type: ignore[index]

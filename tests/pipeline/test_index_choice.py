@@ -45,9 +45,9 @@ def test_tuning_finds_the_smallest_passing_nprobe() -> None:
     sets = query_sets(items, users, categories, seed=1)
     params, recalls = tune(index, sets, 0.95)
     nprobe = params["nprobe"]
-    assert min(recalls.values()) >= 0.95 and index.nprobe == nprobe
+    assert min(recalls.values()) >= 0.95 and index.nprobe == nprobe  # type: ignore[attr-defined]
     if nprobe > 1:
-        index.nprobe = nprobe - 1
+        index.nprobe = nprobe - 1  # type: ignore[attr-defined]
         assert min(recall(index, s) for s in sets) < 0.95
 
 

@@ -19,7 +19,7 @@ from reccore.weighting import SCHEMES
 from tests.pipeline.conftest import block_log
 
 
-def test_matrix_is_sparse_and_sums_repeats(block) -> None:  # type: ignore[no-untyped-def]
+def test_matrix_is_sparse_and_sums_repeats(block) -> None:
     block.users = np.concatenate([block.users, block.users[:1]])
     block.items = np.concatenate([block.items, block.items[:1]])
     block.weights = np.concatenate([block.weights, np.array([4.0], dtype=np.float32)])
@@ -28,7 +28,7 @@ def test_matrix_is_sparse_and_sums_repeats(block) -> None:  # type: ignore[no-un
     assert matrix[block.users[0], block.items[0]] == pytest.approx(5.0)
 
 
-def test_block_structure_is_recovered(block) -> None:  # type: ignore[no-untyped-def]
+def test_block_structure_is_recovered(block) -> None:
     # Two factors: one per block. More would add within-block factors that can push unseen
     # in-block items below the (exactly zero) out-of-block scores.
     manifest, files = package(block, train(block, factors=2, scheme="log"))
@@ -52,7 +52,7 @@ def test_fold_in_of_a_training_row_reproduces_the_trained_vector(scheme: str) ->
         np.testing.assert_allclose(folded, model.user_factors[user], rtol=1e-4, atol=1e-5)
 
 
-def test_scores_are_the_best_rank_k_reconstruction(block) -> None:  # type: ignore[no-untyped-def]
+def test_scores_are_the_best_rank_k_reconstruction(block) -> None:
     block.weights = np.random.default_rng(7).uniform(1, 5, size=block.n_interactions).astype(np.float32)
     trained = train(block, factors=5, scheme="none")
     dense = weighted_matrix(interaction_matrix(block), "none")[0].toarray()
@@ -88,7 +88,7 @@ def test_popularity_prefers_recent_interactions() -> None:
     assert popularity[1] > popularity[0] > 0
 
 
-def test_map_has_two_coordinates_per_item(block) -> None:  # type: ignore[no-untyped-def]
+def test_map_has_two_coordinates_per_item(block) -> None:
     trained = train(block, factors=4)
     assert trained.item_map.shape == (block.n_items, 2)
     assert np.isfinite(trained.item_map).all()
@@ -133,7 +133,7 @@ def test_fold_in_reproduces_the_trained_vector_for_every_variant(scheme: str, op
         np.testing.assert_allclose(folded, model.user_factors[user], rtol=1e-4, atol=1e-5)
 
 
-def test_shrinkage_is_the_filter_sigma2_over_sigma2_plus_lambda(block) -> None:  # type: ignore[no-untyped-def]
+def test_shrinkage_is_the_filter_sigma2_over_sigma2_plus_lambda(block) -> None:
     block.weights = np.random.default_rng(7).uniform(1, 5, size=block.n_interactions).astype(np.float32)
     trained = train(block, factors=4, scheme="none", shrinkage=0.5)
     dense = weighted_matrix(interaction_matrix(block), "none")[0].toarray()

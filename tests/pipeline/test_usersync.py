@@ -45,7 +45,7 @@ def stack(s3_server: str) -> tuple[str, str, str]:
 
 def retrain(uri: str, table: str = "", **overrides: object) -> RunResult:
     settings = {"source": f"{uri}/{EVENTS_DIR}/", "output": uri, "factors": 8, "force": True, "user_table": table}
-    return run(PipelineSettings(**{**settings, **overrides}))
+    return run(PipelineSettings(**{**settings, **overrides}))  # type: ignore[arg-type]
 
 
 def test_the_pipeline_retrains_from_the_events_prefix_and_publishes(stack: tuple[str, str, str]) -> None:

@@ -105,7 +105,7 @@ def invoke(client: Any) -> Callable[[Event], tuple[int, Any, dict[str, Any]]]:
     from app.handler import handler
 
     def call(event: Event) -> tuple[int, Any, dict[str, Any]]:
-        response = handler(event, FakeLambdaContext())
+        response = handler(event, FakeLambdaContext())  # type: ignore[arg-type]
         content_type = response.get("headers", {}).get("content-type", "")
         body = response_json(response) if "json" in content_type else response.get("body")
         return response["statusCode"], body, response

@@ -114,7 +114,7 @@ def test_accepted_events_land_in_the_table_and_the_training_log(aws_client: tupl
     client, table, prefix = aws_client
     model = _model(client)
     user = f"log-{uuid.uuid4().hex[:6]}"
-    events = [
+    events: list[dict[str, Any]] = [
         {"user_id": user, "item_id": model.item_ids[1], "event": "view", "event_id": f"{user}-1"},
         {"user_id": user, "item_id": "not-in-the-model", "event": "rating", "value": 4.5, "event_id": f"{user}-2"},
     ]

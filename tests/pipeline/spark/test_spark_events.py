@@ -159,7 +159,7 @@ def test_s3_inputs_are_copied_for_a_local_session_and_read_alike(
     from_s3 = _spark_load(spark, f"s3://{bucket}/raw/interactions/", items, f"s3://{bucket}/raw/events/")
     local = _spark_load(spark, interactions, items, str(log_root))
     assert _rows(from_s3) == _rows(local) and from_s3.n_interactions == 5_000 + 3
-    assert from_s3.extra["events"]["records"] == 3
+    assert from_s3.extra["events"]["records"] == 3  # type: ignore[index]
     np.testing.assert_array_equal(from_s3.prices, local.prices)
 
     with pytest.raises(DataSourceError, match=r"^s3://data/raw/nothing: file not found$"):

@@ -85,6 +85,6 @@ def test_partitioned_directory_reads_every_row_with_the_catalogue(
     got = indexed.frame.toPandas()
     assert len(got) == len(expected) > 0
     assert len(indexed.item_ids) == len(pd.read_parquet(items))  # cold items included
-    pairs = sorted(zip(indexed.user_ids[got["u"]], indexed.item_ids[got["i"]], strict=True))
+    pairs = sorted(zip(indexed.user_ids[got["u"]], indexed.item_ids[got["i"]], strict=True))  # type: ignore[index]
     assert pairs == sorted(zip(expected["user_id"], expected["item_id"], strict=True))
-    np.testing.assert_allclose(np.sort(got["w"].to_numpy()), np.sort(expected["weight"].to_numpy()))
+    np.testing.assert_allclose(np.sort(got["w"].to_numpy()), np.sort(expected["weight"].to_numpy()))  # type: ignore[index]

@@ -16,7 +16,7 @@ def test_split_matches_the_single_process_split(spark: SparkSession) -> None:
     times = log.timestamps // 86_400
     rows = zip(log.users.tolist(), times.tolist(), range(log.n_interactions), strict=True)
     frame = spark.createDataFrame(list(rows), "u int, t long, rid long")
-    got = with_time_split(frame).orderBy("rid").select("test").toPandas()["test"].to_numpy()
+    got = with_time_split(frame).orderBy("rid").select("test").toPandas()["test"].to_numpy()  # type: ignore[index]
     log.timestamps = times
     expected = time_split(log)
     assert expected.sum() > 0 and not expected.all()
@@ -30,7 +30,7 @@ def test_random_split_holds_out_as_many_rows_per_user_as_the_single_process_spli
 
     def spark_mask(seed: int) -> np.ndarray:
         split = with_split(frame, "random", seed).orderBy("rid").select("test")
-        return split.toPandas()["test"].to_numpy()
+        return split.toPandas()["test"].to_numpy()  # type: ignore[index]
 
     got, expected = spark_mask(3), random_split(log, seed=3)
     counts = lambda mask: np.bincount(log.users[mask], minlength=log.n_users)  # noqa: E731
