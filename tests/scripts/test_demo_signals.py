@@ -97,6 +97,10 @@ def kill_all(token: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _hangup_default() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.fixture()
 def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, int], Path]]:
     """demo.py on free loopback ports with a small synthetic log, in its own session; everything it started is
@@ -107,8 +111,10 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[st
                "--model-cache", str(tmp_path / "models")]  # fmt: skip
     env = {**os.environ, TAG: token, "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as out:
+        # SIGHUP at its default, as from a terminal: under nohup (a CI runner may be) the demo rightly keeps it
+        # ignored, and the SIGHUP case would test nothing.
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+                                   start_new_session=True, preexec_fn=_hangup_default)  # fmt: skip
     try:
         yield process, token, ports, log
     finally:
