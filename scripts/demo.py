@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local_stack import MODEL_CACHE, provision_realtime, publish_local_model, start_demo_experiment
+from local_stack import MODEL_CACHE, local_environ, provision_realtime, publish_local_model, start_demo_experiment
 from processes import PY, ROOT, Interrupted, ProcessGroup, port_is_free, wait_for
 
 from pipeline.client import service_command
@@ -62,9 +62,6 @@ def say(text: str) -> None:
         print(text, flush=True)
 
 
-AWS_OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--api-port", type=int, default=8000)
@@ -88,11 +85,8 @@ def main() -> int:
 
     s3_url = f"http://127.0.0.1:{args.s3_port}"
     api_url = f"http://127.0.0.1:{args.api_port}"
-    # The local AWS replaces whatever the shell points at: a service's own endpoint variable
-    # (AWS_ENDPOINT_URL_DYNAMODB, ...) would win over AWS_ENDPOINT_URL, and a profile over the keys below.
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(AWS_OVERRIDES)}
     env = {
-        **inherited,
+        **local_environ(os.environ),  # the local AWS replaces whatever the shell points at
         "AWS_ENDPOINT_URL": s3_url,  # every service: S3, DynamoDB, Firehose
         "AWS_ENDPOINT_URL_S3": s3_url,
         "AWS_ACCESS_KEY_ID": "local",

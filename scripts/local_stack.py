@@ -13,6 +13,16 @@ from pathlib import Path
 
 from processes import PY, ROOT, ProcessGroup
 
+# What would point a child at real AWS instead of the local one: a service's own endpoint variable
+# (AWS_ENDPOINT_URL_DYNAMODB, ...) wins over AWS_ENDPOINT_URL, and a profile or session over dummy keys.
+AWS_OVERRIDES = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN")
+
+
+def local_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the AWS variables that would override a local AWS (see ``AWS_OVERRIDES``)."""
+    return {name: value for name, value in environ.items() if not name.startswith(AWS_OVERRIDES)}
+
+
 MODEL_CACHE = ROOT / ".cache" / "demo-models"  # the local S3 lives only as long as the demo: keep its models here
 
 

@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from local_stack import provision_realtime, publish_local_model, sam_local_env_vars
+from local_stack import local_environ, provision_realtime, publish_local_model, sam_local_env_vars
 from processes import PY, ROOT, Interrupted, ProcessGroup, port_is_free, wait_for
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
@@ -77,10 +77,10 @@ def main() -> int:
               file=sys.stderr)  # fmt: skip
         return 1
 
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "SAM_CLI_TELEMETRY": "0",
-           "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}  # fmt: skip
-    env.pop("AWS_PROFILE", None)  # sam passes these credentials into the containers: never real ones
-    env.pop("AWS_SESSION_TOKEN", None)
+    # sam passes these credentials into the containers: never real ones, and no endpoint but the local S3.
+    region = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    env = {**local_environ(os.environ), "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+           "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": region}  # fmt: skip
     group = ProcessGroup(env)
     dockerd_pid: int | None = None
     env_vars: Path | None = None

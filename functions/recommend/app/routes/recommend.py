@@ -45,12 +45,6 @@ def scored_items(model: Model, ranking: Ranking) -> list[dict[str, Any]]:
     ]
 
 
-def _positions(model: Model, ids: list[str] | None) -> tuple[list[int], list[str]]:
-    """Known positions (in order, repeats kept) and unknown ids (deduplicated) of ``ids``."""
-    known, unknown, _kept = _lookup(model, ids or [])
-    return known, unknown
-
-
 def _lookup(model: Model, ids: list[str]) -> tuple[list[int], list[str], list[int]]:
     """Known positions (in order, repeats kept), unknown ids (deduplicated) and the indices of the known ones."""
     known: list[int] = []
@@ -68,16 +62,16 @@ def _lookup(model: Model, ids: list[str]) -> tuple[list[int], list[str], list[in
 def _interactions(model: Model, body: RecommendRequest, stored: StateInput) -> tuple[Interactions, list[str]]:
     """The stored and the known ``recent_items`` interactions for the core, and the unknown ids."""
     ids, strengths, timestamps = body.history()
-    known, ignored, kept = _lookup(model, ids)
+    known, unknown, kept = _lookup(model, ids)
     times = None if timestamps is None else [timestamps[n] for n in kept]
-    return with_request(stored, known, [strengths[n] for n in kept], times), ignored
+    return with_request(stored, known, [strengths[n] for n in kept], times), unknown
 
 
 @router.post("/recommend", response_model=RecommendResponse)
 async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep) -> Response:
     """Top-k items for a user (their stored state and events included), an anonymous session, or nobody."""
     experiment, variant, model = _variant(model, body.user_id or body.session_id)
-    excluded, _unknown = _positions(model, body.exclude_items)  # unknown ids cannot be recommended anyway
+    excluded, _, _ = _lookup(model, body.exclude_items or [])  # unknown ids cannot be recommended anyway
     filters = Filters(
         exclude_items=frozenset(excluded),
         # An empty include list means "no restriction" (a multiselect with nothing picked), not "nothing".
@@ -87,7 +81,7 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
     user = model.user_index.get(body.user_id) if body.user_id is not None else None
     state, degraded = await read_state(store, body.user_id) if body.user_id is not None else (None, False)
     stored = state_input(model, state, known=user is not None)
-    interactions, ignored = _interactions(model, body, stored)
+    interactions, unknown = _interactions(model, body, stored)
     ranking = core_recommend(
         model,
         body.k,
@@ -122,7 +116,7 @@ async def recommend(body: RecommendRequest, model: ModelDep, store: UserStoreDep
             "model_version": model.version,
             "strategy": ranking.strategy,
             "items": items,
-            "unknown_items": ignored,
+            "unknown_items": unknown,
             "unknown_categories": _unknown_categories(model, body),
             "truncated_items": ranking.truncated,
             "realtime_events": stored.realtime_events,
